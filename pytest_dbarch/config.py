@@ -1,0 +1,183 @@
+"""Every setting declared once: CLI flag, ini key, env var, default and help.
+
+Resolved once per session into a frozen ``Settings``; each value remembers where it
+came from so the report header can say so. Precedence: CLI > env > ini > default.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pytest
+
+ISOLATION_MODES = ("transaction", "clone")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: where it can be given and what it means."""
+
+    name: str
+    help: str
+    default: Any = None
+    flag: str | None = None
+    env: str | None = None
+    kind: Literal["string", "linelist", "int"] = "string"
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def ini(self) -> str:
+        return f"dbarch_{self.name}"
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "dsn",
+        "use an existing PostgreSQL server (libpq DSN or postgresql:// URL) instead of "
+        "starting one; only databases the plugin creates are ever dropped",
+        flag="--dbarch-dsn",
+        env="DBARCH_DSN",
+    ),
+    Option(
+        "isolation",
+        "default per-test isolation: 'transaction' (rolled back, fast) or 'clone' "
+        "(a fresh database from the template)",
+        default="transaction",
+        flag="--dbarch-isolation",
+        env="DBARCH_ISOLATION",
+        choices=ISOLATION_MODES,
+    ),
+    Option(
+        "pg_bin",
+        "directory holding the PostgreSQL server binaries (initdb, postgres)",
+        flag="--dbarch-pg-bin",
+        env="DBARCH_PG_BIN",
+    ),
+    Option(
+        "port",
+        "TCP port for the disposable server (default: a free one)",
+        flag="--dbarch-port",
+        env="DBARCH_PORT",
+        kind="int",
+    ),
+    Option(
+        "run_as",
+        "unprivileged user that runs the server when pytest runs as root "
+        "(default: 'postgres' if it exists, else a 'dbarch' user created on demand)",
+        flag="--dbarch-run-as",
+        env="DBARCH_RUN_AS",
+    ),
+    Option(
+        "alembic_ini",
+        "schema source: an alembic.ini whose history is upgraded to head in the template",
+        flag="--dbarch-alembic-ini",
+    ),
+    Option(
+        "metadata",
+        "schema source: SQLAlchemy MetaData as 'module:attribute' (create_all in the template)",
+        flag="--dbarch-metadata",
+    ),
+    Option(
+        "sql_files",
+        "schema source: SQL files run in order in the template",
+        kind="linelist",
+        default=(),
+    ),
+    Option(
+        "extensions",
+        "extensions to create in the template before the schema (e.g. pg_trgm)",
+        kind="linelist",
+        default=(),
+    ),
+    Option(
+        "server_options",
+        "extra server settings for the disposable server, one 'name=value' per line",
+        kind="linelist",
+        default=(),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved settings of one session, with the source of each value."""
+
+    dsn: str | None = None
+    isolation: str = "transaction"
+    pg_bin: str | None = None
+    port: int | None = None
+    run_as: str | None = None
+    alembic_ini: str | None = None
+    metadata: str | None = None
+    sql_files: tuple[str, ...] = ()
+    extensions: tuple[str, ...] = ()
+    server_options: tuple[str, ...] = ()
+    rootdir: str = "."
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register the CLI flags (in the ``dbarch`` group) and their ini twins."""
+    group = parser.getgroup("dbarch", "database architecture checks")
+    for opt in OPTIONS:
+        if opt.flag:
+            env = f" [env: {opt.env}]" if opt.env else ""
+            group.addoption(
+                opt.flag,
+                dest=f"dbarch_{opt.name}",
+                default=None,
+                choices=opt.choices,
+                help=f"{opt.help}{env}",
+            )
+        ini_type = "linelist" if opt.kind == "linelist" else "string"
+        parser.addini(opt.ini, opt.help, type=ini_type, default=opt.default)
+
+
+def _convert(opt: Option, raw: Any, source: str) -> Any:
+    if opt.kind == "linelist":
+        if isinstance(raw, str):
+            raw = raw.split()
+        return tuple(str(v) for v in raw)
+    value = str(raw).strip()
+    if opt.choices and value not in opt.choices:
+        raise pytest.UsageError(
+            f"dbarch: {opt.ini} from {source} is {value!r}; "
+            f"choose one of {', '.join(opt.choices)}"
+        )
+    if opt.kind == "int":
+        try:
+            return int(value)
+        except ValueError:
+            raise pytest.UsageError(
+                f"dbarch: {opt.ini} from {source} is {value!r}; it must be a number"
+            ) from None
+    return value
+
+
+def resolve(config: pytest.Config) -> Settings:
+    """Read every option once, CLI > env > ini > default."""
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for opt in OPTIONS:
+        cli = config.getoption(f"dbarch_{opt.name}", None) if opt.flag else None
+        env = os.environ.get(opt.env) if opt.env else None
+        ini = config.getini(opt.ini)
+        if cli not in (None, ""):
+            raw, source = cli, opt.flag or ""
+        elif env not in (None, ""):
+            raw, source = env, f"env {opt.env}"
+        elif ini not in (None, "", [], ()) and ini != opt.default:
+            raw, source = ini, f"ini {opt.ini}"
+        else:
+            raw, source = opt.default, "default"
+        values[opt.name] = None if raw is None else _convert(opt, raw, source)
+        sources[opt.name] = source
+    given = [n for n in ("alembic_ini", "metadata", "sql_files") if values[n]]
+    if len(given) > 1:
+        raise pytest.UsageError(
+            "dbarch: more than one schema source is configured "
+            f"({', '.join('dbarch_' + n for n in given)}); keep exactly one"
+        )
+    return Settings(rootdir=str(config.rootpath), sources=sources, **values)

@@ -1,0 +1,197 @@
+"""Every public fixture of pytest-dbarch.
+
+Heavy imports (psycopg, SQLAlchemy) happen inside the fixtures, so a session whose
+tests never ask for a database never loads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import pytest
+
+from pytest_dbarch.errors import DbarchError
+from pytest_dbarch.findings import USER_PROPERTY, Finding
+from pytest_dbarch.markers import read_dbarch
+from pytest_dbarch.stash import SETTINGS, worker_id
+
+if TYPE_CHECKING:
+    import psycopg
+    from sqlalchemy import Connection, Engine
+    from sqlalchemy.orm import Session
+
+    from pytest_dbarch.postgres.databases import Databases
+    from pytest_dbarch.postgres.info import ServerInfo
+    from pytest_dbarch.postgres.isolation import TestDatabase
+    from pytest_dbarch.postgres.template import SchemaSource
+
+
+def fail_on_dbarch_error(exc: DbarchError) -> NoReturn:
+    """Turn a user-fixable problem into a short test error, not a traceback."""
+    raise pytest.fail.Exception(f"pytest-dbarch: {exc}", pytrace=False) from None
+
+
+@pytest.fixture(scope="session")
+def _dbarch_databases(request: pytest.FixtureRequest) -> Iterator[Databases]:
+    from pytest_dbarch.postgres.databases import Databases
+
+    databases = Databases(request.config.stash[SETTINGS], worker_id(request.config))
+    try:
+        yield databases
+    finally:
+        databases.close()
+
+
+@pytest.fixture(scope="session")
+def dbarch_server(_dbarch_databases: Databases) -> ServerInfo:
+    """The PostgreSQL server of this session: started by the plugin, or given by DSN.
+
+    Attributes: ``mode`` ('local' or 'external'), ``version``, ``source`` (where the
+    binaries or the DSN came from); ``dsn(dbname)``, ``url(dbname)`` and
+    ``safe_dsn(dbname)`` (password masked) build connection strings.
+    """
+    try:
+        return _dbarch_databases.start()
+    except DbarchError as exc:
+        fail_on_dbarch_error(exc)
+
+
+@pytest.fixture(scope="session")
+def dbarch_schema_source(request: pytest.FixtureRequest) -> SchemaSource:
+    """Where the schema comes from (ini ``dbarch_alembic_ini``, ``dbarch_metadata`` or
+    ``dbarch_sql_files``, plus ``dbarch_extensions``). Override it in a conftest.py to
+    build the template another way."""
+    from pytest_dbarch.postgres.template import SchemaSource
+
+    settings = request.config.stash[SETTINGS]
+    return SchemaSource(
+        alembic_ini=settings.alembic_ini,
+        metadata=settings.metadata,
+        sql_files=settings.sql_files,
+        extensions=settings.extensions,
+        rootdir=settings.rootdir,
+    )
+
+
+@pytest.fixture(scope="session")
+def dbarch_template(
+    _dbarch_databases: Databases, dbarch_server: ServerInfo, dbarch_schema_source: SchemaSource
+) -> str:
+    """Name of the template database holding the built schema (built once per session)."""
+    try:
+        return _dbarch_databases.template_for(dbarch_schema_source)
+    except DbarchError as exc:
+        fail_on_dbarch_error(exc)
+
+
+@pytest.fixture(scope="session")
+def dbarch_engine_options() -> dict[str, Any]:
+    """Extra keyword arguments for ``create_engine`` of ``dbarch_engine``; override to
+    set e.g. ``echo=True``."""
+    return {}
+
+
+@pytest.fixture
+def _dbarch_database(
+    request: pytest.FixtureRequest, _dbarch_databases: Databases, dbarch_template: str
+) -> Iterator[TestDatabase]:
+    try:
+        isolation = read_dbarch(request.node)["isolation"]
+    except ValueError as exc:
+        pytest.fail(f"pytest-dbarch: {request.node.nodeid}: bad @pytest.mark.dbarch: {exc}", pytrace=False)
+    isolation = isolation or request.config.stash[SETTINGS].isolation
+    try:
+        database = _dbarch_databases.for_test(dbarch_template, isolation)
+    except DbarchError as exc:
+        fail_on_dbarch_error(exc)
+    yield database
+    try:
+        _dbarch_databases.finish_test(database, request.node.nodeid)
+    except DbarchError as exc:
+        fail_on_dbarch_error(exc)
+
+
+@pytest.fixture
+def dbarch_url(_dbarch_database: TestDatabase) -> str:
+    """This test's database as a SQLAlchemy URL string (``postgresql+psycopg://``).
+
+    In ``transaction`` isolation, connections you open yourself from this URL are not
+    rolled back: use ``dbarch_engine`` and friends for that.
+    """
+    return _dbarch_database.url
+
+
+@pytest.fixture
+def dbarch_engine(_dbarch_database: TestDatabase, dbarch_engine_options: dict[str, Any]) -> Iterator[Engine]:
+    """A SQLAlchemy Engine on this test's database, inside its isolation.
+
+    In ``transaction`` isolation every connection it hands out is the test's one
+    connection: ``commit()`` works and everything is rolled back after the test.
+    """
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import StaticPool
+
+    if _dbarch_database.isolation == "transaction":
+        engine = create_engine(
+            _dbarch_database.url,
+            creator=_dbarch_database.shared_connection,
+            poolclass=StaticPool,
+            pool_reset_on_return=None,
+            **dbarch_engine_options,
+        )
+    else:
+        engine = create_engine(_dbarch_database.url, **dbarch_engine_options)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def dbarch_connection(dbarch_engine: Engine) -> Iterator[Connection]:
+    """A SQLAlchemy Connection on this test's database, inside its isolation."""
+    with dbarch_engine.connect() as connection:
+        yield connection
+
+
+@pytest.fixture
+def dbarch_session(dbarch_engine: Engine) -> Iterator[Session]:
+    """A SQLAlchemy ORM Session on this test's database; code under test may call
+    ``commit()``, and in ``transaction`` isolation all of it is rolled back afterwards."""
+    from sqlalchemy.orm import Session
+
+    with Session(bind=dbarch_engine) as session:
+        yield session
+
+
+@pytest.fixture
+def dbarch_psycopg(_dbarch_database: TestDatabase) -> Iterator[psycopg.Connection[Any]]:
+    """A raw psycopg 3 connection on this test's database, inside its isolation.
+
+    In ``transaction`` isolation it is the same connection the SQLAlchemy fixtures
+    use, so both see each other's writes; ``commit()`` releases a savepoint.
+    """
+    if _dbarch_database.isolation == "transaction":
+        yield _dbarch_database.shared_connection()
+        return
+    import psycopg
+
+    with psycopg.connect(_dbarch_database.dsn) as connection:
+        yield connection
+
+
+class FindingRecorder:
+    """Attach Findings to the running test; they reach the summary and reports."""
+
+    def __init__(self, node: pytest.Item) -> None:
+        self._node = node
+
+    def add(self, finding: Finding) -> Finding:
+        finding = finding.for_test(self._node.nodeid)
+        self._node.user_properties.append((USER_PROPERTY, finding.to_json()))
+        return finding
+
+
+@pytest.fixture
+def dbarch_findings(request: pytest.FixtureRequest) -> FindingRecorder:
+    """Record your own ``pytest_dbarch.Finding``s for this test: ``dbarch_findings.add(f)``."""
+    return FindingRecorder(request.node)

@@ -1,0 +1,151 @@
+"""Per-test isolation: a rolled-back transaction, or a clone of the template.
+
+``transaction``: all of a test's sync fixtures share one psycopg connection that sits
+in an outer transaction with a savepoint. Its ``commit()`` releases and re-opens the
+savepoint and its ``rollback()`` rolls back to it, so code under test may commit (the
+SQLAlchemy dialect commits through these methods) while everything still vanishes when
+the test ends. A test that ends the outer transaction itself (a literal ``COMMIT``) is
+caught: the work database is rebuilt and the test gets an error.
+
+``clone``: a database of its own, ``CREATE DATABASE ... TEMPLATE``, dropped afterwards
+off the critical path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import pq
+
+from pytest_dbarch.errors import IsolationBroken
+
+SAVEPOINT = "dbarch_test"
+_RELEASE = f"RELEASE SAVEPOINT {SAVEPOINT}; SAVEPOINT {SAVEPOINT}".encode()
+_ROLLBACK = f"ROLLBACK TO SAVEPOINT {SAVEPOINT}".encode()
+_OPEN = f"SAVEPOINT {SAVEPOINT}".encode()
+_XID = b"SELECT txid_current()"
+_ACTIVE = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
+
+
+def _refuse_aborted(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
+    # A real COMMIT here would end the outer transaction; PostgreSQL would roll it back.
+    if conn.info.transaction_status == pq.TransactionStatus.INERROR:
+        raise psycopg.errors.InFailedSqlTransaction(
+            "current transaction is aborted; call rollback() before committing"
+        )
+
+
+class SavepointConnection(psycopg.Connection[Any]):
+    """A psycopg connection whose commit and rollback stay inside the test's transaction."""
+
+    _dbarch_xid: int | None = None
+
+    def dbarch_begin(self) -> None:
+        self.execute(_OPEN)
+        self._dbarch_xid = self.execute(_XID).fetchone()[0]  # type: ignore[index]
+
+    def commit(self) -> None:
+        _refuse_aborted(self)
+        if self.info.transaction_status in _ACTIVE:
+            self.execute(_RELEASE)
+
+    def rollback(self) -> None:
+        if self.info.transaction_status in _ACTIVE:
+            self.execute(_ROLLBACK)
+
+    def close(self) -> None:
+        """Kept open for the rest of the test; ``dbarch_end`` really closes it."""
+
+    def dbarch_end(self) -> bool:
+        """Roll everything back and close; False when the test ended the transaction."""
+        intact = False
+        try:
+            if self.info.transaction_status in _ACTIVE:
+                if self.info.transaction_status == pq.TransactionStatus.INERROR:
+                    self.execute(_ROLLBACK)
+                intact = self.execute(_XID).fetchone()[0] == self._dbarch_xid  # type: ignore[index]
+        except psycopg.Error:
+            intact = False
+        finally:
+            if not self.closed:
+                psycopg.Connection.rollback(self)
+                psycopg.Connection.close(self)
+        return intact
+
+
+class SavepointAsyncConnection(psycopg.AsyncConnection[Any]):
+    """The async twin of ``SavepointConnection``."""
+
+    _dbarch_xid: int | None = None
+
+    async def dbarch_begin(self) -> None:
+        await self.execute(_OPEN)
+        row = await (await self.execute(_XID)).fetchone()
+        self._dbarch_xid = row[0]  # type: ignore[index]
+
+    async def commit(self) -> None:
+        _refuse_aborted(self)
+        if self.info.transaction_status in _ACTIVE:
+            await self.execute(_RELEASE)
+
+    async def rollback(self) -> None:
+        if self.info.transaction_status in _ACTIVE:
+            await self.execute(_ROLLBACK)
+
+    async def close(self) -> None:
+        """Kept open for the rest of the test; ``dbarch_end`` really closes it."""
+
+    async def dbarch_end(self) -> bool:
+        intact = False
+        try:
+            if self.info.transaction_status in _ACTIVE:
+                if self.info.transaction_status == pq.TransactionStatus.INERROR:
+                    await self.execute(_ROLLBACK)
+                row = await (await self.execute(_XID)).fetchone()
+                intact = row[0] == self._dbarch_xid  # type: ignore[index]
+        except psycopg.Error:
+            intact = False
+        finally:
+            if not self.closed:
+                await psycopg.AsyncConnection.rollback(self)
+                await psycopg.AsyncConnection.close(self)
+        return intact
+
+
+def broken_isolation(nodeid: str) -> IsolationBroken:
+    return IsolationBroken(
+        f"{nodeid} ended the transaction that isolates it (a literal COMMIT, ROLLBACK or "
+        "END, or autocommit); its writes reached the shared database, which was rebuilt",
+        "call commit() on the connection or session instead of running COMMIT, or mark "
+        "the test @pytest.mark.dbarch(isolation='clone')",
+    )
+
+
+@dataclass
+class TestDatabase:
+    """The database one test works in, and how it is isolated."""
+
+    __test__ = False  # not a test class, despite the name
+
+    name: str
+    isolation: str
+    dsn: str
+    url: str
+    async_intact: bool = True
+    _sync: SavepointConnection | None = field(default=None, repr=False)
+
+    def shared_connection(self) -> SavepointConnection:
+        """The one sync connection every fixture of a transaction-mode test uses."""
+        if self._sync is None:
+            self._sync = SavepointConnection.connect(self.dsn)
+            self._sync.dbarch_begin()
+        return self._sync
+
+    def end(self) -> bool:
+        """Roll back the shared connection; False when the test broke isolation."""
+        if self._sync is None:
+            return self.async_intact
+        sync, self._sync = self._sync, None
+        return sync.dbarch_end() and self.async_intact

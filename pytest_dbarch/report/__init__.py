@@ -1,0 +1,1 @@
+"""Outputs: each renders Findings and nothing else."""

@@ -1,0 +1,41 @@
+"""The ``dbarch`` section of pytest's terminal summary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pytest_dbarch.findings import Finding, Ledger, Status
+
+_MARK = {Status.PASSED: "ok", Status.WARNING: "WARN", Status.FAILED: "FAIL", Status.ERROR: "ERROR"}
+
+
+def summary_line(ledger: Ledger) -> str:
+    counts = {status: 0 for status in Status}
+    for finding in ledger:
+        counts[finding.status] += 1
+    parts = [f"{n} {status.value}" for status, n in counts.items() if n]
+    return f"{len(ledger)} findings: " + ", ".join(parts)
+
+
+def render(ledger: Ledger, verbose: bool) -> Iterable[str]:
+    """One line per problem, grouped by area; passed checks and detail only with -v."""
+    for area, findings in ledger.by_area().items():
+        shown = [f for f in findings if verbose or f.is_problem]
+        if not shown:
+            continue
+        yield f"{area.value}:"
+        for finding in shown:
+            yield from _render_one(finding, verbose)
+    yield summary_line(ledger) + ("" if verbose else " (use -v for evidence and passed checks)")
+
+
+def _render_one(finding: Finding, verbose: bool) -> Iterable[str]:
+    where = f" at {finding.where}" if finding.where else ""
+    yield f"  {_MARK[finding.status]} [{finding.rule}] {finding.title}{where}"
+    if finding.fix:
+        yield f"      fix: {finding.fix}"
+    if verbose:
+        if finding.nodeid:
+            yield f"      test: {finding.nodeid}"
+        for line in finding.evidence.splitlines():
+            yield f"      | {line}"
