@@ -132,7 +132,7 @@ def add_options(parser: pytest.Parser) -> None:
                 help=f"{opt.help}{env}",
             )
         ini_type = "linelist" if opt.kind == "linelist" else "string"
-        parser.addini(opt.ini, opt.help, type=ini_type, default=opt.default)
+        parser.addini(opt.ini, opt.help, type=ini_type, default=[] if opt.kind == "linelist" else None)
 
 
 def _convert(opt: Option, raw: Any, source: str) -> Any:
@@ -168,7 +168,7 @@ def resolve(config: pytest.Config) -> Settings:
             raw, source = cli, opt.flag or ""
         elif env not in (None, ""):
             raw, source = env, f"env {opt.env}"
-        elif ini not in (None, "", [], ()) and ini != opt.default:
+        elif ini not in (None, "", [], ()):
             raw, source = ini, f"ini {opt.ini}"
         else:
             raw, source = opt.default, "default"
