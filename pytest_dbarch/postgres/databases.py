@@ -78,6 +78,7 @@ class Databases:
             self._templates[source] = name
             try:
                 template.build(source, server.dsn(name), server.url(name))
+                janitor.disconnect(name)
             except BaseException:
                 del self._templates[source]
                 janitor.drop(name)

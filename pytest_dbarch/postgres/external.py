@@ -53,7 +53,7 @@ def connect_external(dsn: str, source: str) -> ServerInfo:
             ).fetchone()
             user = conn.info.user
     except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        reason = " ".join(str(exc).split()) or type(exc).__name__
         raise ExternalServerError(
             f"cannot connect to the server from {source} ({_masked(params)}): {reason}",
             "check that the server runs and the DSN's host, port, user and password are "

@@ -58,6 +58,17 @@ class Janitor:
             self._owned.add(name)
         return name
 
+    def disconnect(self, name: str) -> None:
+        """End other sessions on ``name`` (e.g. an env.py that never closed its engine),
+        so it can serve as a template."""
+        self._check_owned(name)
+        with self._lock:
+            self._admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+
     def owns(self, name: str) -> bool:
         return name in self._owned
 

@@ -1,0 +1,205 @@
+"""The plugin's face: options, fixtures, markers, findings summary, xdist, import cost."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_dbarch.findings import Area, Finding, Ledger, Status
+
+
+def test_help_lists_options_in_their_group(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(
+        [
+            "database architecture checks:",
+            "*--dbarch-dsn=DBARCH_DSN*",
+            "*--dbarch-isolation=*",
+            "*--dbarch-pg-bin=*",
+            "*--dbarch-port=*",
+            "*--dbarch-run-as=*",
+            "*--dbarch-alembic-ini=*",
+            "*--dbarch-metadata=*",
+        ]
+    )
+    result.stdout.fnmatch_lines(["*dbarch_isolation (string)*", "*dbarch_sql_files (linelist)*", "*dbarch_extensions (linelist)*"])
+
+
+def test_fixtures_have_docstrings(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--fixtures")
+    for name in (
+        "dbarch_server",
+        "dbarch_url",
+        "dbarch_engine",
+        "dbarch_connection",
+        "dbarch_session",
+        "dbarch_psycopg",
+        "dbarch_async_engine",
+        "dbarch_async_session",
+        "dbarch_findings",
+        "dbarch_schema_source",
+    ):
+        result.stdout.fnmatch_lines([f"{name}*", "    ?*"])
+    assert "no docstring available" not in result.stdout.str().split("fixtures defined from pytest_dbarch")[1]
+
+
+def test_markers_registered_and_strict_markers_work(pytester: pytest.Pytester) -> None:
+    pytester.runpytest("--markers").stdout.fnmatch_lines(["@pytest.mark.dbarch(isolation=*"])
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.dbarch(isolation="clone")
+        def test_marked():
+            pass
+        """
+    )
+    pytester.runpytest("--strict-markers").assert_outcomes(passed=1)
+
+
+def test_bad_option_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\ndbarch_isolation = snapshot\n")
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*dbarch_isolation from ini dbarch_isolation is 'snapshot'; choose one of transaction, clone*"])
+
+
+def test_disabled_with_p_no_dbarch(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import sys
+
+        def test_not_loaded(request):
+            assert "pytest_dbarch.plugin" not in sys.modules
+            with __import__("pytest").raises(Exception):
+                request.getfixturevalue("dbarch_server")
+        """
+    )
+    result = pytester.runpytest("-p", "no:dbarch")
+    result.assert_outcomes(passed=1)
+    assert "dbarch:" not in result.stdout.str()
+
+
+def test_importing_the_plugin_loads_nothing_heavy() -> None:
+    code = (
+        "import sys, pytest_dbarch.plugin\n"
+        "heavy = [m for m in ('sqlalchemy', 'psycopg', 'alembic', 'sqlglot', 'hypothesis') if m in sys.modules]\n"
+        "print(heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_test_without_database_starts_no_server(pytester: pytest.Pytester, runtime_dir: Path) -> None:
+    pytester.makepyfile(
+        """
+        import sys
+
+        def test_plain():
+            assert "psycopg" not in sys.modules and "sqlalchemy" not in sys.modules
+        """
+    )
+    # pytest-postgresql's own plugin imports psycopg at load time; ours must not.
+    pytester.runpytest("-p", "no:postgresql").assert_outcomes(passed=1)
+    assert not list(runtime_dir.glob("pytest-dbarch-*/run-*"))
+
+
+RECORDS_FINDINGS = """
+import pytest
+from pytest_dbarch import Area, Finding, Status
+
+@pytest.mark.parametrize("n", range(4))
+def test_records(dbarch_findings, n):
+    dbarch_findings.add(Finding(
+        rule="queries.example", area=Area.QUERIES, status=Status.WARNING if n else Status.PASSED,
+        title=f"example finding {n}", evidence="SELECT 1", where=f"app/feed.py:{20 + n}",
+        fix="use selectinload(Account.contacts)",
+    ))
+"""
+
+
+def test_findings_appear_in_the_terminal_summary(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(RECORDS_FINDINGS)
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(
+        [
+            "*= dbarch =*",
+            "queries:",
+            "  WARN [queries.example] example finding 1 at app/feed.py:21",
+            "      fix: use selectinload(Account.contacts)",
+            "4 findings: 1 passed, 3 warning (use -v for evidence and passed checks)",
+        ]
+    )
+    assert "example finding 0" not in result.stdout.str()
+
+
+def test_findings_detail_with_verbose(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(RECORDS_FINDINGS)
+    result = pytester.runpytest("-v")
+    result.stdout.fnmatch_lines(
+        [
+            "  ok [queries.example] example finding 0 at app/feed.py:20",
+            "      test: test_findings_detail_with_verbose.py::test_records[0]",
+            "      | SELECT 1",
+        ]
+    )
+
+
+def test_findings_reach_the_controller_under_xdist(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(RECORDS_FINDINGS)
+    result = pytester.runpytest("-n", "2")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["4 findings: 1 passed, 3 warning*"])
+
+
+def test_no_findings_no_section(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(): pass")
+    assert "= dbarch =" not in pytester.runpytest().stdout.str()
+
+
+WHO_AM_I = """
+import json, os, pytest
+
+@pytest.mark.parametrize("n", range(6))
+def test_where(dbarch_psycopg, n, tmp_path_factory):
+    row = dbarch_psycopg.execute("SELECT current_database(), current_setting('port')").fetchone()
+    dbarch_psycopg.execute("CREATE TABLE mine (n int)")   # would clash if workers shared a database
+    out = os.environ["WHO_DIR"]
+    with open(os.path.join(out, f"{n}.json"), "w") as fh:
+        json.dump({"worker": os.environ.get("PYTEST_XDIST_WORKER"), "db": row[0], "port": row[1]}, fh)
+"""
+
+
+@pytest.mark.parametrize("mode", ["local", "external"])
+def test_xdist_workers_never_share_a_database(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, runtime_dir: Path, inner_dsn: str, mode: str
+) -> None:
+    import json
+
+    if mode == "external":
+        monkeypatch.setenv("DBARCH_DSN", inner_dsn)
+    monkeypatch.setenv("WHO_DIR", str(tmp_path))
+    pytester.makepyfile(WHO_AM_I)
+    pytester.runpytest("-n", "2").assert_outcomes(passed=6)
+    seen = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
+    by_worker: dict[str, set[tuple[str, str]]] = {}
+    for entry in seen:
+        by_worker.setdefault(entry["worker"], set()).add((entry["db"], entry["port"]))
+    assert len(by_worker) == 2, by_worker
+    first, second = by_worker.values()
+    assert not first & second
+    assert not list(runtime_dir.glob("pytest-dbarch-*/run-*"))
+
+
+def test_finding_round_trips_through_json() -> None:
+    finding = Finding("databases.x", Area.DATABASES, Status.FAILED, "t", "e", "f.py:1", "fix", "n::id")
+    assert Finding.from_json(finding.to_json()) == finding
+    ledger = Ledger()
+    ledger.extend([finding, finding, finding.for_test("other")])
+    assert len(ledger) == 1 and ledger.problems() == [finding]
+    assert ledger.by_area() == {Area.DATABASES: [finding]}
