@@ -246,3 +246,27 @@ def test_clone_databases_are_dropped_and_others_untouched(
         assert database_names(admin) == before
     finally:
         admin.execute("DROP DATABASE keep_me")
+
+
+def test_session_state_does_not_cross_tests(external_pytester: pytest.Pytester) -> None:
+    """The transaction-mode connection is reused; settings, locks and row factories are reset."""
+    _project(external_pytester)
+    external_pytester.makepyfile(
+        """
+        from psycopg.rows import dict_row
+
+        def test_1_dirty(dbarch_psycopg):
+            dbarch_psycopg.row_factory = dict_row
+            dbarch_psycopg.execute("SELECT pg_advisory_lock(42)")
+            dbarch_psycopg.execute("SET statement_timeout = '1s'")
+            dbarch_psycopg.commit()
+
+        def test_2_clean(dbarch_psycopg):
+            row = dbarch_psycopg.execute("SHOW statement_timeout").fetchone()
+            assert row == ("0",)                                   # a tuple: row factory reset
+            assert dbarch_psycopg.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+            ).fetchone()[0] == 0
+        """
+    )
+    external_pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=2)

@@ -14,7 +14,7 @@ from pytest_dbarch.errors import DbarchError
 from pytest_dbarch.postgres import template
 from pytest_dbarch.postgres.binaries import find_binaries
 from pytest_dbarch.postgres.info import ServerInfo
-from pytest_dbarch.postgres.isolation import TestDatabase, broken_isolation
+from pytest_dbarch.postgres.isolation import SavepointConnection, TestDatabase, broken_isolation
 from pytest_dbarch.postgres.janitor import Janitor
 from pytest_dbarch.postgres.server import SUPERUSER, LocalServer
 
@@ -38,6 +38,7 @@ class Databases:
     janitor: Janitor | None = None
     _templates: dict[template.SchemaSource, str] = field(default_factory=dict)
     _work: dict[str, str] = field(default_factory=dict)
+    _idle: dict[str, SavepointConnection] = field(default_factory=dict)
 
     def start(self) -> ServerInfo:
         """Start (or connect to) the server once; any failure leaves nothing behind."""
@@ -101,18 +102,26 @@ class Databases:
         server = self.start()
         if isolation == "clone":
             name = self._janitor().create(self._janitor().new_name("t"), tpl)
-        else:
-            name = self._work_db(tpl)
-        return TestDatabase(name, isolation, server.dsn(name), server.url(name))
+            return TestDatabase(name, isolation, server.dsn(name), server.url(name))
+        name = self._work_db(tpl)
+        return TestDatabase(
+            name, isolation, server.dsn(name), server.url(name), reusable=self._idle.pop(name, None)
+        )
 
     def finish_test(self, db: TestDatabase, nodeid: str) -> None:
         """Undo the test's changes; rebuild the work database if the test leaked."""
-        intact = db.end()
+        intact, reusable = db.end()
         janitor = self._janitor()
         if db.isolation == "clone":
+            if reusable is not None:
+                reusable.dbarch_close()
             janitor.drop_later(db.name)
             return
+        if reusable is not None:
+            self._idle[db.name] = reusable
         if not intact:
+            if db.name in self._idle:
+                self._idle.pop(db.name).dbarch_close()
             tpl = next(t for t, w in self._work.items() if w == db.name)
             del self._work[tpl]
             janitor.drop(db.name)
@@ -121,6 +130,9 @@ class Databases:
     def close(self) -> None:
         """Drop every database we created, stop the server we started. Idempotent."""
         try:
+            for conn in self._idle.values():
+                conn.dbarch_close()
+            self._idle.clear()
             if self.janitor is not None:
                 self.janitor.close()
         finally:

@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 from psycopg import pq
+from psycopg.rows import tuple_row
 
 from pytest_dbarch.errors import IsolationBroken
 
@@ -38,13 +39,22 @@ def _refuse_aborted(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]
 
 
 class SavepointConnection(psycopg.Connection[Any]):
-    """A psycopg connection whose commit and rollback stay inside the test's transaction."""
+    """A psycopg connection whose commit and rollback stay inside the test's transaction.
+
+    It outlives the test: ``dbarch_end`` rolls back and resets the session, and the
+    next transaction-mode test on the same database begins on it again, which saves
+    a backend start per test.
+    """
 
     _dbarch_xid: int | None = None
+    _dbarch_defaults: tuple[Any, Any] | None = None
 
     def dbarch_begin(self) -> None:
-        self.execute(_OPEN)
-        self._dbarch_xid = self.execute(_XID).fetchone()[0]  # type: ignore[index]
+        if self._dbarch_defaults is None:
+            self._dbarch_defaults = (self.row_factory, self.prepare_threshold)
+        cur = self.cursor(row_factory=tuple_row).execute(_OPEN + b"; " + _XID)
+        cur.nextset()
+        self._dbarch_xid = cur.fetchone()[0]  # type: ignore[index]
 
     def commit(self) -> None:
         _refuse_aborted(self)
@@ -56,23 +66,31 @@ class SavepointConnection(psycopg.Connection[Any]):
             self.execute(_ROLLBACK)
 
     def close(self) -> None:
-        """Kept open for the rest of the test; ``dbarch_end`` really closes it."""
+        """Kept open for the rest of the test; ``dbarch_close`` really closes it."""
 
     def dbarch_end(self) -> bool:
-        """Roll everything back and close; False when the test ended the transaction."""
+        """Roll everything back and reset the session; False when the test ended the
+        transaction itself (or broke the connection)."""
         intact = False
         try:
             if self.info.transaction_status in _ACTIVE:
                 if self.info.transaction_status == pq.TransactionStatus.INERROR:
                     self.execute(_ROLLBACK)
-                intact = self.execute(_XID).fetchone()[0] == self._dbarch_xid  # type: ignore[index]
+                row = self.cursor(row_factory=tuple_row).execute(_XID).fetchone()
+                intact = row is not None and row[0] == self._dbarch_xid
+            psycopg.Connection.rollback(self)
+            # Session state a test may leave behind: advisory locks, GUCs, temp tables.
+            self.autocommit = True
+            self.execute(b"DISCARD ALL")
+            self.autocommit = False
+            self.row_factory, self.prepare_threshold = self._dbarch_defaults  # type: ignore[misc]
         except psycopg.Error:
             intact = False
-        finally:
-            if not self.closed:
-                psycopg.Connection.rollback(self)
-                psycopg.Connection.close(self)
         return intact
+
+    def dbarch_close(self) -> None:
+        if not self.closed:
+            psycopg.Connection.close(self)
 
 
 class SavepointAsyncConnection(psycopg.AsyncConnection[Any]):
@@ -82,7 +100,7 @@ class SavepointAsyncConnection(psycopg.AsyncConnection[Any]):
 
     async def dbarch_begin(self) -> None:
         await self.execute(_OPEN)
-        row = await (await self.execute(_XID)).fetchone()
+        row = await (await self.cursor(row_factory=tuple_row).execute(_XID)).fetchone()
         self._dbarch_xid = row[0]  # type: ignore[index]
 
     async def commit(self) -> None:
@@ -103,7 +121,7 @@ class SavepointAsyncConnection(psycopg.AsyncConnection[Any]):
             if self.info.transaction_status in _ACTIVE:
                 if self.info.transaction_status == pq.TransactionStatus.INERROR:
                     await self.execute(_ROLLBACK)
-                row = await (await self.execute(_XID)).fetchone()
+                row = await (await self.cursor(row_factory=tuple_row).execute(_XID)).fetchone()
                 intact = row[0] == self._dbarch_xid  # type: ignore[index]
         except psycopg.Error:
             intact = False
@@ -134,18 +152,26 @@ class TestDatabase:
     dsn: str
     url: str
     async_intact: bool = True
+    reusable: SavepointConnection | None = field(default=None, repr=False)
     _sync: SavepointConnection | None = field(default=None, repr=False)
 
     def shared_connection(self) -> SavepointConnection:
         """The one sync connection every fixture of a transaction-mode test uses."""
         if self._sync is None:
-            self._sync = SavepointConnection.connect(self.dsn)
-            self._sync.dbarch_begin()
+            conn, self.reusable = self.reusable, None
+            if conn is None or conn.closed:
+                conn = SavepointConnection.connect(self.dsn)
+            conn.dbarch_begin()
+            self._sync = conn
         return self._sync
 
-    def end(self) -> bool:
-        """Roll back the shared connection; False when the test broke isolation."""
+    def end(self) -> tuple[bool, SavepointConnection | None]:
+        """Roll back; returns whether isolation held, and the connection to reuse."""
         if self._sync is None:
-            return self.async_intact
+            return self.async_intact, self.reusable
         sync, self._sync = self._sync, None
-        return sync.dbarch_end() and self.async_intact
+        intact = sync.dbarch_end()
+        if not intact or sync.closed:
+            sync.dbarch_close()
+            return intact and self.async_intact, None
+        return self.async_intact, sync
