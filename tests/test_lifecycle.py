@@ -124,6 +124,18 @@ def assert_nothing_left(runtime_dir: Path, timeout: float = SETTLE_TIMEOUT) -> N
     assert leftover_runs(runtime_dir) == [], left
 
 
+@pytest.fixture
+def lean(monkeypatch: pytest.MonkeyPatch) -> tuple[str, ...]:
+    """Arguments for an inner session that loads pytest-dbarch and no other plugin.
+
+    Importing every installed plugin (hypothesis, faker...) costs over a second per
+    inner session and per xdist worker, and has nothing to do with the life cycle;
+    ``test_normal_end_leaves_nothing`` runs with all of them.
+    """
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    return ("-p", "no:cacheprovider", "-p", "pytest_dbarch.plugin")
+
+
 def guardian_pids(runtime_dir: Path) -> list[int]:
     return [
         int(line.split(":", 1)[0])
@@ -172,10 +184,13 @@ class InnerSession:
     def __init__(self, pytester: pytest.Pytester, *args: str) -> None:
         self.log_path = pytester.path / "inner.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115  (closed in wait())
+        # A session of its own, like a pytest started from a terminal: Ctrl-C can go to
+        # its whole process group, and signals aimed at it never reach this session.
         self.proc = pytester.popen(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
+            [sys.executable, "-m", "pytest", "-q", *args],
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     @property
@@ -210,15 +225,22 @@ from facts import publish, server_facts
 
 def test_sleeps_with_database(dbarch_psycopg):
     publish({marker!r}, server_facts(dbarch_psycopg))
-    time.sleep(60)
+    {sleep}
 '''
+SLEEPS = {
+    "sleep": "time.sleep(60)",
+    # Blocked in libpq waiting for the server, not in Python.
+    "query": "dbarch_psycopg.execute('SELECT pg_sleep(60)')",
+}
 
 
-def start_sleeper(pytester: pytest.Pytester, *args: str) -> tuple[InnerSession, dict[str, Any]]:
+def start_sleeper(
+    pytester: pytest.Pytester, *args: str, sleep: str = "sleep"
+) -> tuple[InnerSession, dict[str, Any]]:
     """An inner session whose only test holds the database for 60 s; returns once the
     server is up, with the facts about it."""
     marker = pytester.path / "marker.json"
-    write_inner_tests(pytester, SLEEPER.format(marker=str(marker)))
+    write_inner_tests(pytester, SLEEPER.format(marker=str(marker), sleep=SLEEPS[sleep]))
     inner = InnerSession(pytester, *args)
     inner.wait_for_file(marker)
     facts = read_facts(marker)
@@ -238,16 +260,19 @@ def test_uses_database(dbarch_psycopg):
 '''
 
 
-def run_passing_session(pytester: pytest.Pytester) -> tuple[pytest.RunResult, dict[str, Any]]:
+def run_passing_session(
+    pytester: pytest.Pytester, *args: str
+) -> tuple[pytest.RunResult, dict[str, Any]]:
     marker = pytester.path / "facts.json"
     write_inner_tests(pytester, PASSING.format(marker=str(marker)))
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
+    result = pytester.runpytest_subprocess(*args, timeout=60)
     result.assert_outcomes(passed=1)
     return result, read_facts(marker)
 
 
 def test_normal_end_leaves_nothing(pytester: pytest.Pytester, runtime_dir: Path) -> None:
-    result, facts = run_passing_session(pytester)
+    # Every installed plugin, the way users run it (pytest-postgresql included).
+    result, facts = run_passing_session(pytester, "-p", "no:cacheprovider")
 
     result.stdout.fnmatch_lines(["dbarch: PostgreSQL*"])
     assert Path(facts["datadir"]).is_relative_to(runtime_dir)
@@ -261,18 +286,20 @@ def test_normal_end_leaves_nothing(pytester: pytest.Pytester, runtime_dir: Path)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the root-specific path runs only as root")
-def test_as_root_server_runs_unprivileged(pytester: pytest.Pytester, runtime_dir: Path) -> None:
+def test_as_root_server_runs_unprivileged(
+    pytester: pytest.Pytester, runtime_dir: Path, lean: tuple[str, ...]
+) -> None:
     """pytest-postgresql dies as root (pg_ctl/initdb refuse uid 0); we demote the server."""
     import pwd
 
-    result, facts = run_passing_session(pytester)
+    result, facts = run_passing_session(pytester, *lean)
 
     assert facts["pytest_pid"] != facts["postmaster"]
     real, effective, saved, fs = facts["postmaster_uids"]
     assert real == effective == saved == fs != 0, facts
     assert facts["datadir_owner"] == effective, facts
     account = pwd.getpwuid(effective).pw_name
-    result.stdout.fnmatch_lines([f"dbarch: PostgreSQL*"])
+    result.stdout.fnmatch_lines(["dbarch: PostgreSQL*"])
     assert account in ("postgres", "dbarch"), account
     assert_nothing_left(runtime_dir)
 
@@ -313,12 +340,12 @@ def test_still_works_after_all_that(dbarch_psycopg):
 
 
 def test_failing_test_and_erroring_fixture_leave_nothing(
-    pytester: pytest.Pytester, runtime_dir: Path
+    pytester: pytest.Pytester, runtime_dir: Path, lean: tuple[str, ...]
 ) -> None:
     marker = pytester.path / "facts.json"
     write_inner_tests(pytester, FAILING.format(marker=str(marker)))
 
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
+    result = pytester.runpytest_subprocess(*lean, timeout=60)
 
     result.assert_outcomes(passed=2, failed=2, errors=2)
     for expected in ("plain failure", "no_such_table", "fixture setup boom", "fixture teardown boom"):
@@ -328,11 +355,13 @@ def test_failing_test_and_erroring_fixture_leave_nothing(
     assert not is_running(facts["postmaster"])
 
 
-def test_server_that_fails_to_start_leaves_nothing(pytester: pytest.Pytester, runtime_dir: Path) -> None:
+def test_server_that_fails_to_start_leaves_nothing(
+    pytester: pytest.Pytester, runtime_dir: Path, lean: tuple[str, ...]
+) -> None:
     pytester.makeini("[pytest]\ndbarch_server_options = no_such_setting_at_all=1\n")
     pytester.makepyfile(test_inner="def test_db(dbarch_server):\n    pass\n")
 
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
+    result = pytester.runpytest_subprocess(*lean, timeout=60)
 
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*pytest-dbarch: PostgreSQL did not start*"])
@@ -342,12 +371,27 @@ def test_server_that_fails_to_start_leaves_nothing(pytester: pytest.Pytester, ru
 # --------------------------------------------------------------------------- signals
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_interrupt_tears_down(pytester: pytest.Pytester, runtime_dir: Path, signum: int) -> None:
-    inner, facts = start_sleeper(pytester)
+@pytest.mark.parametrize(
+    ("signum", "sleep"),
+    [
+        (signal.SIGINT, "sleep"),
+        (signal.SIGTERM, "sleep"),
+        (signal.SIGINT, "query"),
+        (signal.SIGTERM, "query"),
+    ],
+    ids=["ctrl-c", "sigterm", "ctrl-c-in-query", "sigterm-in-query"],
+)
+def test_interrupt_tears_down(
+    pytester: pytest.Pytester, runtime_dir: Path, lean: tuple[str, ...], signum: int, sleep: str
+) -> None:
+    inner, facts = start_sleeper(pytester, *lean, sleep=sleep)
+    time.sleep(0.2)  # let the query reach the server
 
     started = time.monotonic()
-    inner.proc.send_signal(signum)
+    if signum == signal.SIGINT:
+        os.killpg(inner.proc.pid, signum)  # Ctrl-C: the terminal signals the whole group
+    else:
+        inner.proc.send_signal(signum)  # kill PID, a CI runner's timeout, docker stop
     code = inner.wait()
     elapsed = time.monotonic() - started
 
@@ -361,9 +405,9 @@ def test_interrupt_tears_down(pytester: pytest.Pytester, runtime_dir: Path, sign
 
 
 def test_sigkill_of_pytest_is_cleaned_up_by_the_guardian(
-    pytester: pytest.Pytester, runtime_dir: Path
+    pytester: pytest.Pytester, runtime_dir: Path, lean: tuple[str, ...]
 ) -> None:
-    inner, facts = start_sleeper(pytester)
+    inner, facts = start_sleeper(pytester, *lean)
     assert guardian_pids(runtime_dir), processes_under(runtime_dir)
 
     inner.proc.send_signal(signal.SIGKILL)
@@ -374,9 +418,9 @@ def test_sigkill_of_pytest_is_cleaned_up_by_the_guardian(
 
 
 def test_sigkill_of_pytest_and_guardian_is_reaped_by_next_session(
-    pytester: pytest.Pytester, runtime_dir: Path
+    pytester: pytest.Pytester, runtime_dir: Path, lean: tuple[str, ...]
 ) -> None:
-    inner, facts = start_sleeper(pytester)
+    inner, facts = start_sleeper(pytester, *lean)
     guardians = guardian_pids(runtime_dir)
     assert len(guardians) == 1, processes_under(runtime_dir)
 
@@ -397,7 +441,7 @@ def test_sigkill_of_pytest_and_guardian_is_reaped_by_next_session(
     # The next session reaps them before starting its own server.
     (pytester.path / "test_inner.py").unlink()
     pytester.makepyfile(test_next="def test_db(dbarch_psycopg):\n    dbarch_psycopg.execute('SELECT 1')\n")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
+    result = pytester.runpytest_subprocess(*lean, timeout=60)
     result.assert_outcomes(passed=1)
 
     assert not is_running(facts["postmaster"]), leftovers(runtime_dir)
@@ -415,26 +459,25 @@ from facts import publish, server_facts
 def test_a(dbarch_psycopg):
     assert dbarch_psycopg.execute("SELECT 1").fetchone() == (1,)
 
-def test_b(dbarch_psycopg):
-    assert dbarch_psycopg.execute("SELECT 2").fetchone() == (2,)
-
 def test_crashes_worker(dbarch_psycopg):
     publish({marker!r}, server_facts(dbarch_psycopg))
     os._exit(1)
 
-def test_c(dbarch_psycopg):
-    assert dbarch_psycopg.execute("SELECT 3").fetchone() == (3,)
+def test_b(dbarch_psycopg):
+    assert dbarch_psycopg.execute("SELECT 2").fetchone() == (2,)
 '''
 
 
-def test_xdist_worker_crash_leaves_nothing(pytester: pytest.Pytester, runtime_dir: Path) -> None:
+def test_xdist_worker_crash_leaves_nothing(
+    pytester: pytest.Pytester, runtime_dir: Path, lean: tuple[str, ...]
+) -> None:
     pytest.importorskip("xdist")
     marker = pytester.path / "crashed.json"
     write_inner_tests(pytester, XDIST.format(marker=str(marker)))
 
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", timeout=60)
+    result = pytester.runpytest_subprocess(*lean, "-p", "xdist.plugin", "-n", "2", timeout=60)
 
-    result.assert_outcomes(passed=3, failed=1)
+    result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*crashed while running*test_crashes_worker*"])
     facts = read_facts(marker)
     assert facts["pytest_pid"] != os.getpid()
