@@ -1,0 +1,1 @@
+"""Migration checks: runners, schema snapshots and diffs, round trips, lock-safety lint."""
