@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from pytest_dbarch.findings import Finding
-from pytest_dbarch.report import annotations as gh_annotations
+from pytest_dbarch.report import github_annotations as gh_annotations
 from pytest_dbarch.report.gate import GateSyntaxError, parse_gate, summary_line, tripped
 from pytest_dbarch.report.junit import rewrite_properties
 from pytest_dbarch.report.write import ReportFiles, now_iso, write_report

@@ -74,7 +74,7 @@ def previous_task(
     """The newest task of ``agent_id`` for ``project``: open ones first, then completed."""
     folders = [(directory, False)] + ([(directory / COMPLETED, True)] if include_completed else [])
     for folder, completed in folders:
-        found: list[tuple[str, PreviousTask]] = []
+        found: list[tuple[tuple[str, int], PreviousTask]] = []
         if not folder.is_dir():
             continue
         for path in folder.iterdir():
@@ -88,7 +88,7 @@ def previous_task(
             if not isinstance(data, dict):
                 continue
             if data.get("agentId") == agent_id and data.get("project") == project:
-                stamp = str(data.get("updatedAt") or data.get("startedAt") or "")
+                stamp = (str(data.get("updatedAt") or ""), path.stat().st_mtime_ns)
                 found.append((stamp, PreviousTask(match["id"], completed, data)))
         if found:
             return max(found, key=lambda pair: pair[0])[1]

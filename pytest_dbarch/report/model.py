@@ -163,7 +163,7 @@ def _decisions(
     counts = count(f for w in workstreams for f in w.findings)
     verdict = (
         f"Run {run}: {counts['checks']} checks, {counts['passed']} passed, {counts['failed']} failed, "
-        f"{counts['warning']} warnings, {counts['error']} errors"
+        f"{counts['warning']} warning, {counts['error']} error"
     )
     new = [{"timestamp": now, "decision": verdict, "referencedAgentWork": None}]
     for w in workstreams:
