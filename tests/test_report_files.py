@@ -165,3 +165,21 @@ def test_schema_rejects_what_the_format_forbids() -> None:
     bad = {**OTHER_AGENT_STATUS, "taskId": "abc"}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
+
+
+def test_an_interrupted_session_leaves_the_report_alone(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_dbarch import Area, Finding, Status
+
+        def test_stops(dbarch_findings):
+            dbarch_findings.add(Finding(rule="schema.pk", area=Area.SCHEMA, status=Status.PASSED, title="pk"))
+
+        def test_then_interrupts():
+            pytest.exit("stopping here", returncode=pytest.ExitCode.INTERRUPTED)
+        """
+    )
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert not (pytester.path / ".temp").exists()

@@ -177,13 +177,13 @@ def _decisions(
                 }
             )
     if complete:
-        new.append(
-            {
-                "timestamp": now,
-                "decision": "Every check passed: completion summary written, files moved to completed/",
-                "referencedAgentWork": None,
-            }
+        again = (previous or {}).get("status") == COMPLETED
+        decision = (
+            "Every check still passes: completion summary refreshed in completed/"
+            if again
+            else "Every check passed: completion summary written, files moved to completed/"
         )
+        new.append({"timestamp": now, "decision": decision, "referencedAgentWork": None})
     return tuple((before + new)[-MAX_DECISIONS:])
 
 

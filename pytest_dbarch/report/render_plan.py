@@ -16,7 +16,7 @@ def render(report: Report) -> str:
     lines += ["## Phase 1: audit", ""]
     lines.append(f"- [x] Run the checks: {counts['checks']} checks in {', '.join(ran) or 'no area'}")
     if pending:
-        lines.append(f"- [ ] Cover the pending areas: {', '.join(pending)}")
+        lines.append(f"- Not covered by this session's checks (pending): {', '.join(pending)}")
     lines += ["", "## Phase 2: fix", ""]
     fixes = False
     for w in report.workstreams:
