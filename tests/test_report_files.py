@@ -140,6 +140,13 @@ def test_report_dir_agent_and_description_from_ini_and_off(pytester: pytest.Pyte
     pytester.runpytest("--dbarch-report-dir=off").assert_outcomes(passed=4, skipped=1)
     assert status(folder, task_id)["runs"] == 1, "off writes nothing"
 
+    # A command-line directory is relative to where pytest was started.
+    sub = pytester.mkdir("sub")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(sub)
+        pytester.runpytest(str(pytester.path), "--dbarch-report-dir=cli-out").assert_outcomes(passed=4, skipped=1)
+    assert task_ids(sub / "cli-out") and not (pytester.path / "cli-out").exists()
+
 
 def test_no_findings_no_report(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_plain(): pass")

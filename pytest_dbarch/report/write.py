@@ -5,8 +5,8 @@ written to a staging directory inside the report dir, each file flushed to disk.
 a manifest naming every move and removal is renamed into place: that rename is the
 commit. Applying the manifest replaces the files one ``os.replace`` each. A crash
 before the commit leaves the previous report untouched (the staging leftover is
-deleted by the next write); a crash while applying is rolled forward by the next write,
-so the files always end as one whole set, the old one or the new one. Writers take an
+deleted by the next write); a crash while applying (a few renames) is rolled forward by
+the next write, which first finishes the committed set. Writers take an
 exclusive ``flock`` on the report dir, so two sessions never interleave.
 
 ``write_report`` is also the entry point for the ``dbarch`` console script.
