@@ -37,16 +37,13 @@ def test_gate_fails_a_green_session_only_when_asked(pytester: pytest.Pytester, m
         ["dbarch gate (failed/error) failed the session: 1 findings: queries.n-plus-one (test_checks.py::test_feed)"]
     )
 
-    errors_only = pytester.runpytest("--dbarch-report-dir=off", "--dbarch-gate=error")
-    assert errors_only.ret == pytest.ExitCode.OK
-
-    pytester.makeini("[pytest]\ndbarch_gate = warning\n")
-    from_ini = pytester.runpytest("--dbarch-report-dir=off")
-    assert from_ini.ret == pytest.ExitCode.TESTS_FAILED
-    from_ini.stdout.fnmatch_lines(["dbarch gate (warning) failed the session: 1 findings: schema.fk-index (*)"])
-
-    monkeypatch.setenv("DBARCH_GATE", "off")  # env beats ini
+    pytester.makeini("[pytest]\ndbarch_gate = error\n")  # only errors: none here
     assert pytester.runpytest("--dbarch-report-dir=off").ret == pytest.ExitCode.OK
+
+    monkeypatch.setenv("DBARCH_GATE", "warning")  # env beats ini
+    from_env = pytester.runpytest("--dbarch-report-dir=off")
+    assert from_env.ret == pytest.ExitCode.TESTS_FAILED
+    from_env.stdout.fnmatch_lines(["dbarch gate (warning) failed the session: 1 findings: schema.fk-index (*)"])
 
 
 def test_gate_keeps_the_exit_code_of_failing_tests(pytester: pytest.Pytester) -> None:

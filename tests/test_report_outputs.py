@@ -31,9 +31,11 @@ def test_feed(dbarch_findings):
 """
 
 
-def test_junit_xml_has_one_readable_property_per_finding(pytester: pytest.Pytester) -> None:
+def test_junit_properties_and_github_annotations(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     pytester.makepyfile(test_checks=ANNOTATED)
-    pytester.runpytest("--junitxml=junit.xml", "--dbarch-report-dir=off").assert_outcomes(passed=1)
+    result = pytester.runpytest("--junitxml=junit.xml", "--dbarch-report-dir=off")
+    result.assert_outcomes(passed=1)
+    assert "::error" not in result.stdout.str() and "::warning" not in result.stdout.str()
     [case] = ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")
     assert case.get("name") == "test_feed"
     readable = {p.get("name"): p.get("value") for p in case.iter("property") if p.get("name", "").startswith("dbarch:")}
@@ -46,12 +48,6 @@ def test_junit_xml_has_one_readable_property_per_finding(pytester: pytest.Pytest
     }
     raw = [p.get("value") for p in case.iter("property") if p.get("name") == "dbarch_finding"]
     assert len(raw) == 4 and '"rule": "models.not-null"' in raw[3]  # the full JSON stays for tools
-
-
-def test_github_actions_annotations(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-    pytester.makepyfile(test_checks=ANNOTATED)
-    result = pytester.runpytest("--dbarch-report-dir=off")
-    assert "::error" not in result.stdout.str() and "::warning" not in result.stdout.str()
 
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("GITHUB_WORKSPACE", str(pytester.path.parent))
