@@ -190,3 +190,28 @@ def test_an_interrupted_session_leaves_the_report_alone(pytester: pytest.Pyteste
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.INTERRUPTED
     assert not (pytester.path / ".temp").exists()
+
+
+def test_write_report_is_a_plain_function_for_the_console_script(tmp_path: Path) -> None:
+    from pytest_dbarch import Area, Finding, Status
+    from pytest_dbarch.report.write import write_report
+
+    (tmp_path / "checklist-M1G2R3-migrations.md").write_text("")  # another tool's file about migrations
+    failed = Finding(rule="migrations.lock", area=Area.MIGRATIONS, status=Status.FAILED, title="0004 locks contacts",
+                     where="migrations/versions/0004.py:12", fix="add the index CONCURRENTLY")
+    files = write_report([failed], directory=tmp_path, project="crm", agent_id="dbarch-cli")
+    assert "M1G2R3" in ids.ids_in_use(tmp_path)
+    assert (files.completed, files.reused, files.directory) == (False, False, tmp_path)
+    assert {p.name for p in files.paths} == expected_names(files.task_id)
+    data = status(tmp_path, files.task_id)
+    jsonschema.validate(data, task_status_schema())
+    streams = {w["id"]: w for w in data["workstreams"]}
+    assert streams["migrations"]["crossAgentReferences"] == [f"{tmp_path.name}/checklist-M1G2R3-migrations.md"]
+    assert streams["migrations"]["open"] == ["migrations.lock: 0004 locks contacts"]
+
+    empty = write_report([], directory=tmp_path, project="crm", agent_id="dbarch-cli")
+    assert empty.task_id == files.task_id and empty.reused
+    data = status(tmp_path, files.task_id)
+    jsonschema.validate(data, task_status_schema())
+    assert (data["phase"], data["runs"]) == ("audit", 2)
+    assert {w["status"] for w in data["workstreams"]} == {"pending"}

@@ -22,7 +22,9 @@ STAGING_PREFIX = ".dbarch-staging-"
 # The file kinds of one task, in the order they are written.
 KINDS = ("task-status", "checklist", "progress", "plan", "architecture-notes", "completion-summary")
 
-_ID_IN_NAME = re.compile(r"-(?P<id>[A-Z0-9]{6})(?:-\d+)?(?:\.[^./]+)?$")
+# Any six-capital/digit segment of a name counts as taken (``plan-AB12C3.md``,
+# ``notes-AB12C3-queries.md``): refusing a few extra ids costs nothing.
+_ID_IN_NAME = re.compile(r"(?:^|[-_.])([A-Z0-9]{6})(?=[-_.]|$)")
 _TASK_STATUS = re.compile(r"^task-status-(?P<id>[A-Z0-9]{6})\.json$")
 
 
@@ -42,9 +44,7 @@ def ids_in_use(directory: Path) -> set[str]:
                 name = name[len(STAGING_PREFIX):].split("-")[0]
                 taken.add(name)
                 continue
-            match = _ID_IN_NAME.search(name)
-            if match:
-                taken.add(match["id"])
+            taken.update(_ID_IN_NAME.findall(name))
     return taken
 
 
