@@ -60,14 +60,7 @@ class Workstream:
 
     @property
     def status(self) -> str:
-        statuses = {f.status for f in self.findings}
-        if not statuses:
-            return PENDING
-        if Status.ERROR in statuses:
-            return BLOCKED
-        if statuses & {Status.FAILED, Status.WARNING}:
-            return IN_PROGRESS
-        return COMPLETED
+        return status_of(self.findings)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -76,6 +69,18 @@ class Workstream:
     @property
     def open(self) -> list[Finding]:
         return [f for f in self.findings if f.is_problem]
+
+
+def status_of(findings: Iterable[Finding]) -> str:
+    """pending / blocked / in-progress / completed, by the rules in the module docstring."""
+    statuses = {f.status for f in findings}
+    if not statuses:
+        return PENDING
+    if Status.ERROR in statuses:
+        return BLOCKED
+    if statuses & {Status.FAILED, Status.WARNING}:
+        return IN_PROGRESS
+    return COMPLETED
 
 
 def count(findings: Iterable[Finding]) -> dict[str, int]:
@@ -118,7 +123,7 @@ class Report:
     @property
     def status(self) -> str:
         """The task's own status, by the workstream rules over all findings."""
-        return Workstream(Area.DATABASES, tuple(self.findings)).status
+        return status_of(self.findings)
 
     @property
     def phase(self) -> str:
