@@ -97,6 +97,44 @@ OPTIONS: tuple[Option, ...] = (
         kind="linelist",
         default=(),
     ),
+    # --- reports and CI gates (issue 5)
+    Option(
+        "report_dir",
+        "directory of the .temp/ agent-checklist report, relative to the rootdir "
+        "(a command-line value: to the current directory); 'off' writes none",
+        default=".temp",
+        flag="--dbarch-report-dir",
+        env="DBARCH_REPORT_DIR",
+    ),
+    Option(
+        "agent_id",
+        "agentId written in the report's task-status file",
+        default="pytest-dbarch",
+        flag="--dbarch-agent-id",
+        env="DBARCH_AGENT_ID",
+    ),
+    Option(
+        "report_description",
+        "description written in the report's task-status file "
+        "(default: 'Database architecture checks of <rootdir name> (pytest-dbarch)')",
+        flag="--dbarch-report-description",
+    ),
+    Option(
+        "report_reuse",
+        "'on': a re-run updates the same open task (same id) of this project; "
+        "'off': every session starts a new task id",
+        default="on",
+        flag="--dbarch-report-reuse",
+        env="DBARCH_REPORT_REUSE",
+        choices=("on", "off"),
+    ),
+    Option(
+        "gate",
+        "finding severities that fail the session whatever the tests did: a "
+        "comma-separated list of failed, error, warning (default: off)",
+        flag="--dbarch-gate",
+        env="DBARCH_GATE",
+    ),
 )
 
 
@@ -114,6 +152,12 @@ class Settings:
     sql_files: tuple[str, ...] = ()
     extensions: tuple[str, ...] = ()
     server_options: tuple[str, ...] = ()
+    # --- reports and CI gates (issue 5)
+    report_dir: str = ".temp"
+    agent_id: str = "pytest-dbarch"
+    report_description: str | None = None
+    report_reuse: str = "on"
+    gate: str | None = None
     rootdir: str = "."
     sources: dict[str, str] = field(default_factory=dict)
 

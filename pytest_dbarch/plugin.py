@@ -31,6 +31,7 @@ from pytest_dbarch.fixtures import (  # noqa: F401  (fixtures are found by name)
 )
 from pytest_dbarch.markers import MARKERS
 from pytest_dbarch.report import terminal
+from pytest_dbarch.report.hooks import ReportHooks
 from pytest_dbarch.stash import LEDGER, SETTINGS
 
 _PREVIOUS_SIGTERM = pytest.StashKey[Any]()
@@ -46,6 +47,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS] = dbarch_config.resolve(config)
     config.stash[LEDGER] = Ledger()
     config.pluginmanager.register(FindingCollector(config.stash[LEDGER]), "dbarch-findings")
+    config.pluginmanager.register(ReportHooks(config), "dbarch-report")
     asyncio_ready = importlib.util.find_spec("pytest_asyncio") is not None and (
         config.pluginmanager.hasplugin("asyncio")
     )

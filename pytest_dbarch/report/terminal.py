@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from pytest_dbarch.findings import Finding, Ledger, Status
+from pytest_dbarch.report.scrub import scrub_finding
 
 _MARK = {Status.PASSED: "ok", Status.WARNING: "WARN", Status.FAILED: "FAIL", Status.ERROR: "ERROR"}
 
@@ -30,6 +31,7 @@ def render(ledger: Ledger, verbose: bool) -> Iterable[str]:
 
 
 def _render_one(finding: Finding, verbose: bool) -> Iterable[str]:
+    finding = scrub_finding(finding)
     where = f" at {finding.where}" if finding.where else ""
     yield f"  {_MARK[finding.status]} [{finding.rule}] {finding.title}{where}"
     if finding.fix:
