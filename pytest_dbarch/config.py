@@ -97,6 +97,15 @@ OPTIONS: tuple[Option, ...] = (
         kind="linelist",
         default=(),
     ),
+    # --- migration lint (issue 4)
+    Option(
+        "migration_lint_ignore",
+        "lock-safety lint rules to switch off for the whole project, one id per line "
+        "(e.g. migrations.lint.prefer-text-field); prefer a '-- dbarch: allow <rule> because "
+        "<reason>' waiver in the migration",
+        kind="linelist",
+        default=(),
+    ),
 )
 
 
@@ -114,6 +123,8 @@ class Settings:
     sql_files: tuple[str, ...] = ()
     extensions: tuple[str, ...] = ()
     server_options: tuple[str, ...] = ()
+    # --- migration lint (issue 4)
+    migration_lint_ignore: tuple[str, ...] = ()
     rootdir: str = "."
     sources: dict[str, str] = field(default_factory=dict)
 
