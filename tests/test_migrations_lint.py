@@ -37,6 +37,8 @@ CREATE TYPE mood AS ENUM ('sad', 'happy');
 CREATE TABLE p (id int, k int) PARTITION BY RANGE (k);
 CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10);
 INSERT INTO p VALUES (1, 1);
+CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY);
+INSERT INTO alembic_version VALUES ('0001');
 """
 
 
@@ -157,6 +159,13 @@ CASES: list[tuple[str, str, str, bool, str, bool]] = [
 ]
 
 
+def test_readme_lists_every_rule() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Migration lint", 1)[1].split("\n## ", 1)[0]
+    listed = {line.split("`")[1] for line in section.splitlines() if line.startswith("| ") and "`" in line}
+    assert listed == set(RULES)
+
+
 def test_every_rule_has_a_case() -> None:
     covered = {case[0] for case in CASES}
     assert set(RULES) - covered == {"index-corruption-pg14"}  # needs a PostgreSQL 14.0-14.3 server
@@ -273,6 +282,11 @@ def test_commands_sqlglot_cannot_type_are_read_from_tokens(lint_dsn: str, schema
     assert findings["prefer-repack"].status is Status.FAILED
     assert findings["add-column-volatile-default"].status is Status.FAILED
     assert "unparseable-statement" not in findings
+
+
+def test_version_bookkeeping_is_not_a_backfill(lint_dsn: str, schema: str) -> None:
+    script = "ALTER TABLE t ADD COLUMN z int; UPDATE alembic_version SET version_num = '0002'"
+    assert "backfill-in-ddl-transaction" not in by_rule(run(lint_dsn, schema, script))
 
 
 def test_uncommitted_begin_is_reported(lint_dsn: str, schema: str) -> None:

@@ -37,6 +37,7 @@ from pytest_dbarch.errors import DbarchError
 from pytest_dbarch.findings import Area, Finding, Status
 from pytest_dbarch.migrations import facts as F
 from pytest_dbarch.migrations.lint_rules import BAD_WAIVER, RULES, UNCOMMITTED, UNPARSEABLE, Hit, Rule
+from pytest_dbarch.migrations.locks import LockReport
 from pytest_dbarch.migrations.observe import RanStatement, StatementObserver
 from pytest_dbarch.migrations.statements import Described, describe, split_script
 
@@ -340,8 +341,6 @@ def lint_sql(connection: psycopg.Connection[Any], script: str, revision: str = "
     """
     from psycopg import pq
 
-    from pytest_dbarch.migrations.locks import LockReport
-
     watchers: Sequence[StatementObserver] = observers if observers is not None else [LockSafetyLint(), LockReport()]
     for w in watchers:
         w.begin_revision(revision, connection)
@@ -373,11 +372,3 @@ def lint_sql(connection: psycopg.Connection[Any], script: str, revision: str = "
     for w in watchers:
         findings.extend(w.end_revision(revision, connection))
     return findings
-
-
-def __getattr__(name: str) -> Any:  # LockReport lives in locks.py; exported here for one import
-    if name == "LockReport":
-        from pytest_dbarch.migrations.locks import LockReport
-
-        return LockReport
-    raise AttributeError(name)
