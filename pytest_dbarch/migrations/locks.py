@@ -87,14 +87,21 @@ class LockReport:
         self._held: dict[tuple[int, str], _Held] = {}
         self._rev: _Revision | None = None
         self._current: _Statement | None = None
-        self._revisions = 0
 
     def begin_revision(self, revision: str, connection: psycopg.Connection[Any]) -> None:
+        """Locks held before the revision's first statement came from an earlier one: read
+        them from pg_locks, so this works with a fresh observer per revision too."""
+        from psycopg import pq
+
         now = time.perf_counter()
         self._sync(connection, now)
-        carried = [h for h in self._held.values() if h.mode == "AccessExclusiveLock"]
+        carried = []
+        if connection.info.transaction_status == pq.TransactionStatus.INTRANS:
+            for oid, rel, mode in F.held_locks(connection) or []:
+                if mode == "AccessExclusiveLock":
+                    known = self._held.get((oid, mode))
+                    carried.append(known or _Held(oid, rel, mode, _Statement("an earlier revision", 0, "", "", "", "", now), now, True))
         self._rev = _Revision(revision, F.relation_oids(connection) or frozenset(), carried=carried)
-        self._revisions += 1
 
     def before_statement(self, statement: RanStatement, connection: psycopg.Connection[Any]) -> None:
         from psycopg import pq
@@ -150,15 +157,13 @@ class LockReport:
             first = rev.carried[0].statement
             findings.append(Finding(
                 "migrations.locks.one-transaction", Area.MIGRATIONS, Status.FAILED,
-                f"revision {revision} runs in the transaction of revision {first.revision}: "
+                f"revision {revision} runs in the transaction of {_revision_name(first.revision)}: "
                 f"ACCESS EXCLUSIVE locks taken there are still held",
-                evidence="\n".join(
-                    f"{h.relation}: ACCESS EXCLUSIVE since revision {h.statement.revision} statement "
-                    f"{h.statement.index} ({_clip(h.statement.sql)}), held {h.duration(now)}" for h in rev.carried),
+                evidence="\n".join(_carried(h, now) for h in rev.carried),
                 where=where,
                 fix="commit per revision: Alembic context.configure(..., transaction_per_migration=True) in "
                     "env.py, so each revision's locks end with it"))
-        elif committed or self._revisions > 1:
+        else:
             findings.append(Finding(
                 "migrations.locks.one-transaction", Area.MIGRATIONS, Status.PASSED,
                 f"revision {revision}: no ACCESS EXCLUSIVE lock carried over from an earlier revision",
@@ -241,6 +246,18 @@ class LockReport:
         return Finding("migrations.locks.timeouts", Area.MIGRATIONS, Status.PASSED,
                        f"revision {rev.name}: strong locks on existing tables only under a lock_timeout",
                        evidence=evidence, where=where)
+
+
+def _revision_name(name: str) -> str:
+    return name if name.startswith("an ") else f"revision {name}"
+
+
+def _carried(held: _Held, now: float) -> str:
+    stmt = held.statement
+    if not stmt.index:  # seen only in pg_locks: this observer did not watch that revision
+        return f"{held.relation}: ACCESS EXCLUSIVE already held when this revision began"
+    return (f"{held.relation}: ACCESS EXCLUSIVE since revision {stmt.revision} statement {stmt.index} "
+            f"({_clip(stmt.sql)}), held {held.duration(now)}")
 
 
 def _clip(sql: str, limit: int = 120) -> str:
