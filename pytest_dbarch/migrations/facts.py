@@ -151,13 +151,19 @@ def timeouts(connection: psycopg.Connection[Any]) -> tuple[str, str]:
 
 
 def held_locks(connection: psycopg.Connection[Any]) -> list[tuple[int, str, str]] | None:
-    """Granted relation locks of this backend: (oid, relation, mode), system catalogs left out."""
+    """Granted relation locks of this backend: (oid, relation, mode). System catalogs and
+    the runner's version table (a table with a ``version_num`` column, as Alembic's
+    ``alembic_version``, and its index) are left out: they are bookkeeping, not the
+    migration's work."""
     rows = read(
         connection,
         "SELECT l.relation::int8, l.relation::regclass::text, l.mode FROM pg_locks l "
         "JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "LEFT JOIN pg_index i ON i.indexrelid = c.oid "
         f"WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted "
-        f"AND n.nspname NOT IN {_SYSTEM_SCHEMAS} ORDER BY 2, 3",
+        f"AND n.nspname NOT IN {_SYSTEM_SCHEMAS} "
+        "AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = coalesce(i.indrelid, c.oid) "
+        "AND a.attname = 'version_num' AND a.attnum > 0 AND NOT a.attisdropped) ORDER BY 2, 3",
     )
     return None if rows is None else [(r[0], r[1], r[2]) for r in rows]
 

@@ -243,10 +243,10 @@ def _alter_type(c: Check) -> Iterator[Hit]:
 def _varchar(c: Check) -> Iterator[Hit]:
     if c.d.kind not in ("create-table", "alter-table"):
         return
-    for a in c.d.actions:
-        if a.kind in ("add-column", "alter-type") and a.type_base in ("varchar", "character varying") \
-                and "(" in a.type_name:
-            yield Hit("prefer-text-field", _col(c, a), evidence=[f"type {a.type_name}"])
+    columns = [f"{a.column} {a.type_name}" for a in c.d.actions if a.kind in ("add-column", "alter-type")
+               and a.type_base in ("varchar", "character varying") and "(" in a.type_name]
+    if columns:  # one finding per statement, not one per column
+        yield Hit("prefer-text-field", c.d.tables[0] if c.d.tables else "?", evidence=[", ".join(columns)])
 
 
 @rule("rename-column", "17", "existing",
@@ -350,9 +350,9 @@ def _generated(c: Check) -> Iterator[Hit]:
       "use jsonb")
 def _json(c: Check) -> Iterator[Hit]:
     if c.d.kind in ("create-table", "alter-table"):
-        for a in c.d.actions:
-            if a.kind in ("add-column", "alter-type") and a.type_base == "json":
-                yield Hit("prefer-jsonb", _col(c, a))
+        columns = [a.column for a in c.d.actions if a.kind in ("add-column", "alter-type") and a.type_base == "json"]
+        if columns:
+            yield Hit("prefer-jsonb", c.d.tables[0] if c.d.tables else "?", evidence=["json: " + ", ".join(columns)])
 
 
 # --- constraints --------------------------------------------------------------------

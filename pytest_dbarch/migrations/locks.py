@@ -37,6 +37,9 @@ _MODE_NAMES = {
 }
 
 
+_RANK = {mode: rank for rank, mode in enumerate(_MODE_NAMES)}
+
+
 def mode_name(mode: str) -> str:
     return _MODE_NAMES.get(mode, mode)
 
@@ -97,10 +100,12 @@ class LockReport:
         self._sync(connection, now)
         carried = []
         if connection.info.transaction_status == pq.TransactionStatus.INTRANS:
+            before = _Statement("an earlier revision", 0, "", "", "", "", now)
             for oid, rel, mode in F.held_locks(connection) or []:
+                # held before this revision's first statement: not this revision's doing
+                held = self._held.setdefault((oid, mode), _Held(oid, rel, mode, before, now, True))
                 if mode == "AccessExclusiveLock":
-                    known = self._held.get((oid, mode))
-                    carried.append(known or _Held(oid, rel, mode, _Statement("an earlier revision", 0, "", "", "", "", now), now, True))
+                    carried.append(held)
         self._rev = _Revision(revision, F.relation_oids(connection) or frozenset(), carried=carried)
 
     def before_statement(self, statement: RanStatement, connection: psycopg.Connection[Any]) -> None:
@@ -198,20 +203,29 @@ class LockReport:
         self._held.clear()
 
     def _held_finding(self, rev: _Revision, now: float, where: str) -> Finding:
-        lines = ["#  statement | relation | lock | held"]
-        exclusive = []
+        lines = ["#  statement | relation | strongest new lock | held"]
+        exclusive, new_relations = [], set()
         for stmt in rev.statements:
             head = f"{stmt.index}  {_clip(stmt.sql, 70)}"
             if stmt.error:
                 head += f" [failed: {stmt.error}]"
-            if not stmt.locks:
-                tail = (f"(outside a transaction: locks held for the statement only, {stmt.elapsed:.3f} s)"
-                        if not stmt.in_transaction and describe(stmt.sql).is_ddl else "(no new relation locks)")
-                lines.append(f"{head} | {tail}")
+            strongest: dict[str, _Held] = {}
             for held in stmt.locks:
+                if not held.existed:  # created in this revision: nobody else can be waiting on it
+                    new_relations.add(held.relation)
+                elif held.relation not in strongest or _RANK[held.mode] > _RANK[strongest[held.relation].mode]:
+                    strongest[held.relation] = held
+            if not strongest:
+                tail = (f"(outside a transaction: locks held for the statement only, {stmt.elapsed:.3f} s)"
+                        if not stmt.in_transaction and describe(stmt.sql).is_ddl
+                        else "(no new lock on an existing relation)")
+                lines.append(f"{head} | {tail}")
+            for held in strongest.values():
                 lines.append(f"{head} | {held.relation} | {mode_name(held.mode)} | {held.duration(now)}")
-                if held.mode == "AccessExclusiveLock" and held.existed:
+                if held.mode == "AccessExclusiveLock":
                     exclusive.append(f"{held.relation} ({held.duration(now)})")
+        if new_relations:
+            lines.append(f"also locked, created in this revision: {', '.join(sorted(new_relations))}")
         title = (f"revision {rev.name}: ACCESS EXCLUSIVE on existing {', '.join(exclusive)}" if exclusive
                  else f"revision {rev.name}: no ACCESS EXCLUSIVE lock on a table that existed before it")
         return Finding("migrations.locks.held", Area.MIGRATIONS, Status.PASSED, title,
