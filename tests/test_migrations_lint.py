@@ -84,77 +84,255 @@ def by_rule(findings: list[Finding]) -> dict[str, Finding]:
 F_, W_ = "failed", "warning"
 # rule id, expected status on the bad SQL, bad SQL (autocommit?), safe SQL (autocommit?)
 CASES: list[tuple[str, str, str, bool, str, bool]] = [
-    ("require-concurrent-index-creation", F_, "CREATE INDEX ix2 ON t (c)", False,
-     "CREATE INDEX CONCURRENTLY IF NOT EXISTS ix2 ON t (c)", True),
-    ("require-concurrent-index-deletion", F_, "DROP INDEX ix_t_a", False,
-     "DROP INDEX CONCURRENTLY IF EXISTS ix_t_a", True),
-    ("concurrently-in-transaction", F_, "SELECT 1; CREATE INDEX CONCURRENTLY ix3 ON t (c)", False,
-     "CREATE INDEX CONCURRENTLY IF NOT EXISTS ix3 ON t (c)", True),
+    (
+        "require-concurrent-index-creation",
+        F_,
+        "CREATE INDEX ix2 ON t (c)",
+        False,
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS ix2 ON t (c)",
+        True,
+    ),
+    (
+        "require-concurrent-index-deletion",
+        F_,
+        "DROP INDEX ix_t_a",
+        False,
+        "DROP INDEX CONCURRENTLY IF EXISTS ix_t_a",
+        True,
+    ),
+    (
+        "concurrently-in-transaction",
+        F_,
+        "SELECT 1; CREATE INDEX CONCURRENTLY ix3 ON t (c)",
+        False,
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS ix3 ON t (c)",
+        True,
+    ),
     ("require-concurrent-reindex", F_, "REINDEX TABLE t", False, "REINDEX TABLE CONCURRENTLY t", True),
-    ("index-after-exclusive-lock", F_, "ALTER TABLE t ADD COLUMN z int; CREATE INDEX ix5 ON t (z)", False,
-     "ALTER TABLE t ADD COLUMN z int; CREATE INDEX CONCURRENTLY IF NOT EXISTS ix5 ON t (z)", True),
-    ("add-column-volatile-default", F_, "ALTER TABLE t ADD COLUMN z timestamptz DEFAULT clock_timestamp()", False,
-     "ALTER TABLE t ADD COLUMN z timestamptz DEFAULT now(); ALTER TABLE t ADD COLUMN y int DEFAULT 0", False),
-    ("add-column-required", F_, "ALTER TABLE t ADD COLUMN z int NOT NULL", False,
-     "ALTER TABLE t ADD COLUMN z int NOT NULL DEFAULT 0", False),
-    ("set-not-null", F_, "ALTER TABLE t ALTER COLUMN a SET NOT NULL", False,
-     "ALTER TABLE t ADD CONSTRAINT a_nn CHECK (a IS NOT NULL) NOT VALID; ALTER TABLE t VALIDATE CONSTRAINT a_nn;"
-     "ALTER TABLE t ALTER COLUMN a SET NOT NULL; ALTER TABLE t DROP CONSTRAINT a_nn", True),
-    ("foreign-key-not-valid", F_, "ALTER TABLE t ADD CONSTRAINT t_u FOREIGN KEY (a) REFERENCES u (id)", False,
-     "ALTER TABLE t ADD CONSTRAINT t_u FOREIGN KEY (a) REFERENCES u (id) NOT VALID;"
-     "ALTER TABLE t VALIDATE CONSTRAINT t_u", True),
-    ("check-not-valid", F_, "ALTER TABLE t ADD CONSTRAINT a_pos CHECK (a > 0)", False,
-     "ALTER TABLE t ADD CONSTRAINT a_pos CHECK (a > 0) NOT VALID; ALTER TABLE t VALIDATE CONSTRAINT a_pos", True),
-    ("validate-in-same-transaction", F_,
-     "ALTER TABLE t ADD CONSTRAINT a_pos CHECK (a > 0) NOT VALID; ALTER TABLE t VALIDATE CONSTRAINT a_pos", False,
-     "ALTER TABLE t ADD CONSTRAINT a_pos CHECK (a > 0) NOT VALID; ALTER TABLE t VALIDATE CONSTRAINT a_pos", True),
-    ("add-unique-constraint", F_, "ALTER TABLE t ADD CONSTRAINT t_uq UNIQUE (id, c)", False,
-     "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS t_uq_ix ON t (id, c);"
-     "ALTER TABLE t ADD CONSTRAINT t_uq UNIQUE USING INDEX t_uq_ix", True),
-    ("add-primary-key", F_, "ALTER TABLE nopk ADD PRIMARY KEY (id)", False,
-     "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS nopk_ix ON nopk (id);"
-     "ALTER TABLE nopk ADD CONSTRAINT nopk_pkey PRIMARY KEY USING INDEX nopk_ix", True),
-    ("add-exclusion-constraint", F_, "ALTER TABLE t ADD CONSTRAINT t_ex EXCLUDE USING gist (r WITH &&)", False,
-     "CREATE TABLE booking (r int4range); ALTER TABLE booking ADD CONSTRAINT b_ex EXCLUDE USING gist (r WITH &&)",
-     False),
-    ("change-column-type", F_, "ALTER TABLE t ALTER COLUMN a TYPE bigint", False,
-     "ALTER TABLE t ALTER COLUMN b TYPE text; ALTER TABLE t ALTER COLUMN c TYPE varchar", False),
-    ("prefer-text-field", W_, "ALTER TABLE t ADD COLUMN z varchar(50)", False,
-     "ALTER TABLE t ADD COLUMN z text", False),
-    ("rename-column", W_, "ALTER TABLE t RENAME COLUMN c TO c2", False,
-     "CREATE TABLE n (a int); ALTER TABLE n RENAME COLUMN a TO b", False),
-    ("rename-table", W_, "ALTER TABLE t RENAME TO t2", False,
-     "CREATE TABLE n (a int); ALTER TABLE n RENAME TO n2", False),
-    ("rename-schema", W_, "CREATE SCHEMA {schema}_x; ALTER SCHEMA {schema}_x RENAME TO {schema}_y", False,
-     "CREATE SCHEMA {schema}_x; ALTER SCHEMA {schema}_x OWNER TO CURRENT_USER; DROP SCHEMA {schema}_x", False),
-    ("drop-column", F_, "ALTER TABLE t DROP COLUMN c", False,
-     "CREATE TABLE n (a int, b int); ALTER TABLE n DROP COLUMN b", False),
+    (
+        "index-after-exclusive-lock",
+        F_,
+        "ALTER TABLE t ADD COLUMN z int; CREATE INDEX ix5 ON t (z)",
+        False,
+        "ALTER TABLE t ADD COLUMN z int; CREATE INDEX CONCURRENTLY IF NOT EXISTS ix5 ON t (z)",
+        True,
+    ),
+    (
+        "add-column-volatile-default",
+        F_,
+        "ALTER TABLE t ADD COLUMN z timestamptz DEFAULT clock_timestamp()",
+        False,
+        "ALTER TABLE t ADD COLUMN z timestamptz DEFAULT now(); ALTER TABLE t ADD COLUMN y int DEFAULT 0",
+        False,
+    ),
+    (
+        "add-column-required",
+        F_,
+        "ALTER TABLE t ADD COLUMN z int NOT NULL",
+        False,
+        "ALTER TABLE t ADD COLUMN z int NOT NULL DEFAULT 0",
+        False,
+    ),
+    (
+        "set-not-null",
+        F_,
+        "ALTER TABLE t ALTER COLUMN a SET NOT NULL",
+        False,
+        "ALTER TABLE t ADD CONSTRAINT a_nn CHECK (a IS NOT NULL) NOT VALID; ALTER TABLE t VALIDATE CONSTRAINT a_nn;"
+        "ALTER TABLE t ALTER COLUMN a SET NOT NULL; ALTER TABLE t DROP CONSTRAINT a_nn",
+        True,
+    ),
+    (
+        "foreign-key-not-valid",
+        F_,
+        "ALTER TABLE t ADD CONSTRAINT t_u FOREIGN KEY (a) REFERENCES u (id)",
+        False,
+        "ALTER TABLE t ADD CONSTRAINT t_u FOREIGN KEY (a) REFERENCES u (id) NOT VALID;"
+        "ALTER TABLE t VALIDATE CONSTRAINT t_u",
+        True,
+    ),
+    (
+        "check-not-valid",
+        F_,
+        "ALTER TABLE t ADD CONSTRAINT a_pos CHECK (a > 0)",
+        False,
+        "ALTER TABLE t ADD CONSTRAINT a_pos CHECK (a > 0) NOT VALID; ALTER TABLE t VALIDATE CONSTRAINT a_pos",
+        True,
+    ),
+    (
+        "validate-in-same-transaction",
+        F_,
+        "ALTER TABLE t ADD CONSTRAINT a_pos CHECK (a > 0) NOT VALID; ALTER TABLE t VALIDATE CONSTRAINT a_pos",
+        False,
+        "ALTER TABLE t ADD CONSTRAINT a_pos CHECK (a > 0) NOT VALID; ALTER TABLE t VALIDATE CONSTRAINT a_pos",
+        True,
+    ),
+    (
+        "add-unique-constraint",
+        F_,
+        "ALTER TABLE t ADD CONSTRAINT t_uq UNIQUE (id, c)",
+        False,
+        "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS t_uq_ix ON t (id, c);"
+        "ALTER TABLE t ADD CONSTRAINT t_uq UNIQUE USING INDEX t_uq_ix",
+        True,
+    ),
+    (
+        "add-primary-key",
+        F_,
+        "ALTER TABLE nopk ADD PRIMARY KEY (id)",
+        False,
+        "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS nopk_ix ON nopk (id);"
+        "ALTER TABLE nopk ADD CONSTRAINT nopk_pkey PRIMARY KEY USING INDEX nopk_ix",
+        True,
+    ),
+    (
+        "add-exclusion-constraint",
+        F_,
+        "ALTER TABLE t ADD CONSTRAINT t_ex EXCLUDE USING gist (r WITH &&)",
+        False,
+        "CREATE TABLE booking (r int4range); ALTER TABLE booking ADD CONSTRAINT b_ex EXCLUDE USING gist (r WITH &&)",
+        False,
+    ),
+    (
+        "change-column-type",
+        F_,
+        "ALTER TABLE t ALTER COLUMN a TYPE bigint",
+        False,
+        "ALTER TABLE t ALTER COLUMN b TYPE text; ALTER TABLE t ALTER COLUMN c TYPE varchar",
+        False,
+    ),
+    (
+        "prefer-text-field",
+        W_,
+        "ALTER TABLE t ADD COLUMN z varchar(50)",
+        False,
+        "ALTER TABLE t ADD COLUMN z text",
+        False,
+    ),
+    (
+        "rename-column",
+        W_,
+        "ALTER TABLE t RENAME COLUMN c TO c2",
+        False,
+        "CREATE TABLE n (a int); ALTER TABLE n RENAME COLUMN a TO b",
+        False,
+    ),
+    (
+        "rename-table",
+        W_,
+        "ALTER TABLE t RENAME TO t2",
+        False,
+        "CREATE TABLE n (a int); ALTER TABLE n RENAME TO n2",
+        False,
+    ),
+    (
+        "rename-schema",
+        W_,
+        "CREATE SCHEMA {schema}_x; ALTER SCHEMA {schema}_x RENAME TO {schema}_y",
+        False,
+        "CREATE SCHEMA {schema}_x; ALTER SCHEMA {schema}_x OWNER TO CURRENT_USER; DROP SCHEMA {schema}_x",
+        False,
+    ),
+    (
+        "drop-column",
+        F_,
+        "ALTER TABLE t DROP COLUMN c",
+        False,
+        "CREATE TABLE n (a int, b int); ALTER TABLE n DROP COLUMN b",
+        False,
+    ),
     ("drop-table", F_, "DROP TABLE nopk", False, "CREATE TABLE n (a int); DROP TABLE n", False),
-    ("drop-not-null", W_, "ALTER TABLE t ALTER COLUMN d DROP NOT NULL", False,
-     "CREATE TABLE n (a int NOT NULL); ALTER TABLE n ALTER COLUMN a DROP NOT NULL", False),
+    (
+        "drop-not-null",
+        W_,
+        "ALTER TABLE t ALTER COLUMN d DROP NOT NULL",
+        False,
+        "CREATE TABLE n (a int NOT NULL); ALTER TABLE n ALTER COLUMN a DROP NOT NULL",
+        False,
+    ),
     ("truncate-cascade", F_, "TRUNCATE u CASCADE", False, "TRUNCATE child", False),
-    ("add-column-serial", F_, "ALTER TABLE t ADD COLUMN z bigserial", False,
-     "ALTER TABLE t ADD COLUMN z bigint", False),
-    ("add-column-generated-stored", F_, "ALTER TABLE t ADD COLUMN z int GENERATED ALWAYS AS (a * 2) STORED", False,
-     "ALTER TABLE t ADD COLUMN z int", False),
+    (
+        "add-column-serial",
+        F_,
+        "ALTER TABLE t ADD COLUMN z bigserial",
+        False,
+        "ALTER TABLE t ADD COLUMN z bigint",
+        False,
+    ),
+    (
+        "add-column-generated-stored",
+        F_,
+        "ALTER TABLE t ADD COLUMN z int GENERATED ALWAYS AS (a * 2) STORED",
+        False,
+        "ALTER TABLE t ADD COLUMN z int",
+        False,
+    ),
     ("prefer-jsonb", W_, "ALTER TABLE t ADD COLUMN z json", False, "ALTER TABLE t ADD COLUMN z jsonb", False),
-    ("require-enum-value-ordering", W_, "ALTER TYPE mood ADD VALUE 'ok'", False,
-     "ALTER TYPE mood ADD VALUE 'ok' BEFORE 'happy'", False),
-    ("rename-enum-value", W_, "ALTER TYPE mood RENAME VALUE 'sad' TO 'blue'", False,
-     "ALTER TYPE mood ADD VALUE 'ok' AFTER 'sad'", False),
-    ("domain-with-check", W_, "CREATE DOMAIN posint AS int CHECK (VALUE > 0)", False,
-     "CREATE DOMAIN posint AS int", False),
-    ("require-concurrent-partition-detach", F_, "ALTER TABLE p DETACH PARTITION p1", False,
-     "ALTER TABLE p DETACH PARTITION p1 CONCURRENTLY", True),
+    (
+        "require-enum-value-ordering",
+        W_,
+        "ALTER TYPE mood ADD VALUE 'ok'",
+        False,
+        "ALTER TYPE mood ADD VALUE 'ok' BEFORE 'happy'",
+        False,
+    ),
+    (
+        "rename-enum-value",
+        W_,
+        "ALTER TYPE mood RENAME VALUE 'sad' TO 'blue'",
+        False,
+        "ALTER TYPE mood ADD VALUE 'ok' AFTER 'sad'",
+        False,
+    ),
+    (
+        "domain-with-check",
+        W_,
+        "CREATE DOMAIN posint AS int CHECK (VALUE > 0)",
+        False,
+        "CREATE DOMAIN posint AS int",
+        False,
+    ),
+    (
+        "require-concurrent-partition-detach",
+        F_,
+        "ALTER TABLE p DETACH PARTITION p1",
+        False,
+        "ALTER TABLE p DETACH PARTITION p1 CONCURRENTLY",
+        True,
+    ),
     ("prefer-repack", F_, "VACUUM FULL t", True, "VACUUM (ANALYZE) t", True),
-    ("require-lock-timeout", W_, "ALTER TABLE t ADD COLUMN z int", False,
-     "SET lock_timeout = '2s'; ALTER TABLE t ADD COLUMN z int", False),
-    ("require-statement-timeout", W_, "ALTER TABLE t ADD COLUMN z int", False,
-     "SET LOCAL statement_timeout = '60s'; ALTER TABLE t ADD COLUMN z int", False),
-    ("backfill-in-ddl-transaction", F_, "ALTER TABLE t ADD COLUMN z int; UPDATE t SET z = a", False,
-     "ALTER TABLE t ADD COLUMN z int; UPDATE t SET z = a", True),
-    ("prefer-robust-statements", W_, "CREATE INDEX CONCURRENTLY ix35 ON t (c)", True,
-     "CREATE INDEX CONCURRENTLY IF NOT EXISTS ix35 ON t (c)", True),
+    (
+        "require-lock-timeout",
+        W_,
+        "ALTER TABLE t ADD COLUMN z int",
+        False,
+        "SET lock_timeout = '2s'; ALTER TABLE t ADD COLUMN z int",
+        False,
+    ),
+    (
+        "require-statement-timeout",
+        W_,
+        "ALTER TABLE t ADD COLUMN z int",
+        False,
+        "SET LOCAL statement_timeout = '60s'; ALTER TABLE t ADD COLUMN z int",
+        False,
+    ),
+    (
+        "backfill-in-ddl-transaction",
+        F_,
+        "ALTER TABLE t ADD COLUMN z int; UPDATE t SET z = a",
+        False,
+        "ALTER TABLE t ADD COLUMN z int; UPDATE t SET z = a",
+        True,
+    ),
+    (
+        "prefer-robust-statements",
+        W_,
+        "CREATE INDEX CONCURRENTLY ix35 ON t (c)",
+        True,
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS ix35 ON t (c)",
+        True,
+    ),
     ("transaction-nesting", F_, "BEGIN; BEGIN; SELECT 1; COMMIT", True, "BEGIN; SELECT 1; COMMIT", True),
 ]
 
@@ -171,7 +349,9 @@ def test_every_rule_has_a_case() -> None:
     assert set(RULES) - covered == {"index-corruption-pg14"}  # needs a PostgreSQL 14.0-14.3 server
 
 
-@pytest.mark.parametrize(("rule", "status", "bad", "bad_ac", "good", "good_ac"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("rule", "status", "bad", "bad_ac", "good", "good_ac"), CASES, ids=[c[0] for c in CASES]
+)
 def test_rule_flags_bad_sql_and_not_its_recipe(
     lint_dsn: str, schema: str, rule: str, status: str, bad: str, bad_ac: bool, good: str, good_ac: bool
 ) -> None:
@@ -183,7 +363,9 @@ def test_rule_flags_bad_sql_and_not_its_recipe(
     assert finding.where.startswith("r1:")
 
 
-@pytest.mark.parametrize(("rule", "status", "bad", "bad_ac", "good", "good_ac"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("rule", "status", "bad", "bad_ac", "good", "good_ac"), CASES, ids=[c[0] for c in CASES]
+)
 def test_safe_recipe_is_not_flagged(
     lint_dsn: str, schema: str, rule: str, status: str, bad: str, bad_ac: bool, good: str, good_ac: bool
 ) -> None:
@@ -193,10 +375,17 @@ def test_safe_recipe_is_not_flagged(
 
 # --- runtime facts decide the severity -------------------------------------------------
 
+
 def test_empty_table_is_a_warning_and_rows_make_it_fail(lint_dsn: str, schema: str) -> None:
-    both = [f for f in run(lint_dsn, schema, "CREATE INDEX ix_e3 ON empty (a); CREATE INDEX ix_t3 ON t (c)")
-            if f.rule.endswith("require-concurrent-index-creation")]
-    assert {(f.title.split(":")[0], f.status) for f in both} == {("ix_e3", Status.WARNING), ("ix_t3", Status.FAILED)}
+    both = [
+        f
+        for f in run(lint_dsn, schema, "CREATE INDEX ix_e3 ON empty (a); CREATE INDEX ix_t3 ON t (c)")
+        if f.rule.endswith("require-concurrent-index-creation")
+    ]
+    assert {(f.title.split(":")[0], f.status) for f in both} == {
+        ("ix_e3", Status.WARNING),
+        ("ix_t3", Status.FAILED),
+    }
     assert "empty: empty" in both[0].evidence and "t: has rows" in both[1].evidence
 
 
@@ -259,13 +448,15 @@ def test_lint_leaves_the_transaction_as_it_found_it(lint_dsn: str, schema: str) 
         lint.after_statement(ran, conn, 0.0, None)
         assert conn.info.transaction_status == pq.TransactionStatus.INTRANS
         assert conn.execute("SELECT count(z) FROM t").fetchone() == (0,)  # the transaction still works
-        assert conn.execute("SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() "
-                            "AND relation = 'u'::regclass").fetchone() == (0,)  # facts' own locks released
+        assert conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND relation = 'u'::regclass"
+        ).fetchone() == (0,)  # facts' own locks released
         lint.end_revision("r", conn)
         conn.rollback()
 
 
 # --- reading SQL ------------------------------------------------------------------------
+
 
 def test_unparseable_sql_degrades_to_a_finding(lint_dsn: str, schema: str) -> None:
     findings = by_rule(run(lint_dsn, schema, "FROBNICATE TABLE t WITH VIGOUR"))
@@ -277,7 +468,9 @@ def test_unparseable_sql_degrades_to_a_finding(lint_dsn: str, schema: str) -> No
 
 def test_commands_sqlglot_cannot_type_are_read_from_tokens(lint_dsn: str, schema: str) -> None:
     """CLUSTER fails to parse in sqlglot and multi-action ALTER TABLE mixes forms; both are read."""
-    script = "CLUSTER t USING ix_t_a; ALTER TABLE t ADD COLUMN z int DEFAULT random(), VALIDATE CONSTRAINT t_pkey"
+    script = (
+        "CLUSTER t USING ix_t_a; ALTER TABLE t ADD COLUMN z int DEFAULT random(), VALIDATE CONSTRAINT t_pkey"
+    )
     findings = by_rule(run(lint_dsn, schema, script))
     assert findings["prefer-repack"].status is Status.FAILED
     assert findings["add-column-volatile-default"].status is Status.FAILED
@@ -291,8 +484,9 @@ def test_version_bookkeeping_is_not_a_backfill(lint_dsn: str, schema: str) -> No
 
 def test_uncommitted_begin_is_reported(lint_dsn: str, schema: str) -> None:
     with connect(lint_dsn, schema, autocommit=True) as conn:
-        findings = lint_sql(conn, "BEGIN; ALTER TABLE t ADD COLUMN z int", "r1",
-                            observers=[LockSafetyLint()], end="keep")
+        findings = lint_sql(
+            conn, "BEGIN; ALTER TABLE t ADD COLUMN z int", "r1", observers=[LockSafetyLint()], end="keep"
+        )
         conn.rollback()
     flagged = by_rule(findings)["transaction-nesting"]
     assert flagged.status is Status.FAILED and "BEGIN without COMMIT" in flagged.title
@@ -300,9 +494,12 @@ def test_uncommitted_begin_is_reported(lint_dsn: str, schema: str) -> None:
 
 # --- waivers and disabled rules ---------------------------------------------------------
 
+
 def test_waiver_in_the_statement(lint_dsn: str, schema: str) -> None:
-    script = ("-- dbarch: allow require-concurrent-index-creation because t is a 10-row lookup table\n"
-              "CREATE INDEX ix_w ON t (c)")
+    script = (
+        "-- dbarch: allow require-concurrent-index-creation because t is a 10-row lookup table\n"
+        "CREATE INDEX ix_w ON t (c)"
+    )
     findings = run(lint_dsn, schema, script)
     waived = [f for f in findings if f.rule.endswith("require-concurrent-index-creation")]
     assert [f.status for f in waived] == [Status.PASSED]
@@ -318,8 +515,9 @@ def test_waiver_in_the_migration_file(lint_dsn: str, schema: str, tmp_path: Path
         "op.create_index('ix_f', 't', ['c'])\n"
     )
     with connect(lint_dsn, schema, autocommit=False) as conn:
-        findings = lint_sql(conn, "CREATE INDEX ix_f ON t (c)", "0005", observers=[LockSafetyLint()],
-                            where=str(migration))
+        findings = lint_sql(
+            conn, "CREATE INDEX ix_f ON t (c)", "0005", observers=[LockSafetyLint()], where=str(migration)
+        )
     problems = by_rule(findings)
     assert "require-concurrent-index-creation" not in problems and "require-lock-timeout" not in problems
     assert "require-statement-timeout" in problems  # not waived
@@ -328,20 +526,29 @@ def test_waiver_in_the_migration_file(lint_dsn: str, schema: str, tmp_path: Path
 
 @pytest.mark.parametrize(
     ("comment", "cause"),
-    [("-- dbarch: allow require-concurrent-index-creation", "no reason given"),
-     ("-- dbarch: allow no-such-rule because it is fine", "unknown rule(s) no-such-rule")],
+    [
+        ("-- dbarch: allow require-concurrent-index-creation", "no reason given"),
+        ("-- dbarch: allow no-such-rule because it is fine", "unknown rule(s) no-such-rule"),
+    ],
 )
-def test_bad_waiver_is_a_finding_and_waives_nothing(lint_dsn: str, schema: str, comment: str, cause: str) -> None:
+def test_bad_waiver_is_a_finding_and_waives_nothing(
+    lint_dsn: str, schema: str, comment: str, cause: str
+) -> None:
     findings = by_rule(run(lint_dsn, schema, f"{comment}\nCREATE INDEX ix_b ON t (c)"))
     assert findings["bad-waiver"].status is Status.FAILED and cause in findings["bad-waiver"].title
     assert findings["require-concurrent-index-creation"].status is Status.FAILED
+    # also on a statement nothing else flags
+    quiet = by_rule(run(lint_dsn, schema, f"{comment}\nSELECT 1"))
+    assert set(quiet) == {"bad-waiver"}
 
 
 def test_disabled_rules(lint_dsn: str, schema: str) -> None:
     from pytest_dbarch.config import Settings
 
     script = "CREATE INDEX ix_d ON t (c)"
-    findings = by_rule(run(lint_dsn, schema, script, ignore=["require-lock-timeout", "require-statement-timeout"]))
+    findings = by_rule(
+        run(lint_dsn, schema, script, ignore=["require-lock-timeout", "require-statement-timeout"])
+    )
     assert set(findings) == {"require-concurrent-index-creation"}
     settings = Settings(migration_lint_ignore=("migrations.lint.require-concurrent-index-creation",))
     with connect(lint_dsn, schema, autocommit=False) as conn:

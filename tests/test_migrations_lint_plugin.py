@@ -43,11 +43,13 @@ def test_lint_sql_in_a_user_test(external_pytester: pytest.Pytester) -> None:
     )
     result = external_pytester.runpytest("-p", "no:randomly")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines([
-        "*FAIL [[]migrations.lint.require-concurrent-index-creation[]] ix_contacts_email: CREATE INDEX without "
-        "CONCURRENTLY on an existing table at 0005_status:4",
-        "*fix: CREATE INDEX CONCURRENTLY*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*FAIL [[]migrations.lint.require-concurrent-index-creation[]] ix_contacts_email: CREATE INDEX without "
+            "CONCURRENTLY on an existing table at 0005_status:4",
+            "*fix: CREATE INDEX CONCURRENTLY*",
+        ]
+    )
 
 
 def test_unknown_rule_in_the_setting_is_one_clear_error(external_pytester: pytest.Pytester) -> None:
@@ -66,5 +68,9 @@ def test_unknown_rule_in_the_setting_is_one_clear_error(external_pytester: pytes
         """
     )
     result = external_pytester.runpytest("-s")
-    result.stdout.fnmatch_lines(["*ERROR: dbarch_migration_lint_ignore names unknown rule(s): set-not-nul",
-                                 "*fix: use ids from:*set-not-null*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR: dbarch_migration_lint_ignore names unknown rule(s): set-not-nul",
+            "*fix: use ids from:*set-not-null*",
+        ]
+    )

@@ -31,12 +31,16 @@ def test_access_exclusive_held_until_commit(lint_dsn: str, schema: str) -> None:
     held = report(findings, "held")
     assert held.status is Status.PASSED and "ACCESS EXCLUSIVE on existing t" in held.title
     lines = held.evidence.splitlines()
-    assert any(line.startswith("1  ALTER TABLE t ADD COLUMN z int | t | ACCESS EXCLUSIVE |") for line in lines)
+    assert any(
+        line.startswith("1  ALTER TABLE t ADD COLUMN z int | t | ACCESS EXCLUSIVE |") for line in lines
+    )
     assert any(line.startswith("3  UPDATE u SET id = id | u | ROW EXCLUSIVE |") for line in lines)
     assert any("pg_sleep" in line and "no new lock on an existing relation" in line for line in lines)
     # taken by statement 1, released at the commit after statement 3: the sleep is inside
     assert held_seconds(held.evidence, "t", "ACCESS EXCLUSIVE") >= 0.2
-    assert held_seconds(held.evidence, "u", "ROW EXCLUSIVE") < held_seconds(held.evidence, "t", "ACCESS EXCLUSIVE")
+    assert held_seconds(held.evidence, "u", "ROW EXCLUSIVE") < held_seconds(
+        held.evidence, "t", "ACCESS EXCLUSIVE"
+    )
 
 
 def test_statements_outside_a_transaction_are_marked(lint_dsn: str, schema: str) -> None:
@@ -67,7 +71,9 @@ def test_one_transaction_seen_by_a_fresh_observer_per_revision(lint_dsn: str, sc
     """Runners may build new observers for every revision: pg_locks still tells."""
     with connect(lint_dsn, schema, autocommit=False) as conn:
         lint_sql(conn, "ALTER TABLE t ADD COLUMN z int", "0001", observers=[LockReport()], end="keep")
-        second = lint_sql(conn, "ALTER TABLE u ADD COLUMN z int", "0002", observers=[LockReport()], end="keep")
+        second = lint_sql(
+            conn, "ALTER TABLE u ADD COLUMN z int", "0002", observers=[LockReport()], end="keep"
+        )
         conn.rollback()
     flagged = report(second, "one-transaction")
     assert flagged.status is Status.FAILED and "an earlier revision" in flagged.title
@@ -84,25 +90,39 @@ def test_commit_per_revision_passes(lint_dsn: str, schema: str) -> None:
 
 @pytest.mark.parametrize(
     ("prefix", "status", "shown"),
-    [("", Status.WARNING, "lock_timeout=0"),
-     ("SET lock_timeout = '2s'; SET statement_timeout = '1min';", Status.PASSED, "lock_timeout=2s, statement_timeout=1min"),
-     ("SET LOCAL lock_timeout = 1500;", Status.PASSED, "lock_timeout=1500ms")],
+    [
+        ("", Status.WARNING, "lock_timeout=0"),
+        (
+            "SET lock_timeout = '2s'; SET statement_timeout = '1min';",
+            Status.PASSED,
+            "lock_timeout=2s, statement_timeout=1min",
+        ),
+        ("SET LOCAL lock_timeout = 1500;", Status.PASSED, "lock_timeout=1500ms"),
+    ],
     ids=["none", "session", "local"],
 )
-def test_effective_timeouts_are_reported(lint_dsn: str, schema: str, prefix: str, status: Status, shown: str) -> None:
+def test_effective_timeouts_are_reported(
+    lint_dsn: str, schema: str, prefix: str, status: Status, shown: str
+) -> None:
     with connect(lint_dsn, schema, autocommit=False) as conn:
         findings = lint_sql(conn, prefix + "ALTER TABLE t ADD COLUMN z int", "r1", observers=[LockReport()])
     timeouts = report(findings, "timeouts")
     assert timeouts.status is status, timeouts
     assert shown in timeouts.evidence
     if status is Status.WARNING:
-        assert "t ACCESS EXCLUSIVE without lock_timeout" in timeouts.evidence and "lock_timeout" in timeouts.fix
+        assert (
+            "t ACCESS EXCLUSIVE without lock_timeout" in timeouts.evidence and "lock_timeout" in timeouts.fix
+        )
 
 
 def test_new_tables_need_no_timeout(lint_dsn: str, schema: str) -> None:
     with connect(lint_dsn, schema, autocommit=False) as conn:
-        findings = lint_sql(conn, "CREATE TABLE fresh (id int); ALTER TABLE fresh ADD COLUMN z int", "r1",
-                            observers=[LockReport()])
+        findings = lint_sql(
+            conn,
+            "CREATE TABLE fresh (id int); ALTER TABLE fresh ADD COLUMN z int",
+            "r1",
+            observers=[LockReport()],
+        )
     assert report(findings, "timeouts").status is Status.PASSED
     assert "no ACCESS EXCLUSIVE" in report(findings, "held").title
     assert "also locked, created in this revision: fresh" in report(findings, "held").evidence
@@ -121,7 +141,10 @@ def test_autocommit_ddl_on_existing_table_without_timeout(lint_dsn: str, schema:
     with connect(lint_dsn, schema, autocommit=True) as conn:
         findings = lint_sql(conn, "ALTER TABLE t ADD COLUMN z int", "r1", observers=[LockReport()])
     timeouts = report(findings, "timeouts")
-    assert timeouts.status is Status.WARNING and "DDL outside a transaction without lock_timeout" in timeouts.evidence
+    assert (
+        timeouts.status is Status.WARNING
+        and "DDL outside a transaction without lock_timeout" in timeouts.evidence
+    )
 
 
 def test_lint_and_lock_report_together(lint_dsn: str, schema: str) -> None:

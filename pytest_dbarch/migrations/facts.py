@@ -85,8 +85,11 @@ class TableFacts:
         if not self.exists:
             return f"{self.name}: does not exist yet"
         rows = {True: "has rows", False: "empty", None: "rows unknown"}[self.has_rows]
-        return f"{self.regclass}: {rows} (reltuples {self.reltuples:g})" if self.reltuples is not None \
+        return (
+            f"{self.regclass}: {rows} (reltuples {self.reltuples:g})"
+            if self.reltuples is not None
             else f"{self.regclass}: {rows}"
+        )
 
 
 def table_facts(connection: psycopg.Connection[Any], name: str) -> TableFacts:
@@ -114,7 +117,11 @@ def table_facts(connection: psycopg.Connection[Any], name: str) -> TableFacts:
 
 def index_table(connection: psycopg.Connection[Any], index: str) -> str:
     """The table an index belongs to ('' when the index does not exist)."""
-    rows = read(connection, "SELECT indrelid::regclass::text FROM pg_index WHERE indexrelid = to_regclass(%s)", (index,))
+    rows = read(
+        connection,
+        "SELECT indrelid::regclass::text FROM pg_index WHERE indexrelid = to_regclass(%s)",
+        (index,),
+    )
     return rows[0][0] if rows else ""
 
 

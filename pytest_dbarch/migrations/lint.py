@@ -111,8 +111,9 @@ class _Revision:
 class Check:
     """One statement as the rules see it: the SQL described, facts read on demand."""
 
-    def __init__(self, statement: RanStatement, d: Described, connection: psycopg.Connection[Any],
-                 revision: _Revision) -> None:
+    def __init__(
+        self, statement: RanStatement, d: Described, connection: psycopg.Connection[Any], revision: _Revision
+    ) -> None:
         from psycopg import pq
 
         self.statement, self.d, self.connection, self._rev = statement, d, connection, revision
@@ -122,7 +123,8 @@ class Check:
         self.transaction_state = pq.TransactionStatus(status).name
         # IDLE without autocommit: psycopg opens a transaction for this very statement.
         self.transaction_open = status == pq.TransactionStatus.INTRANS or (
-            status == pq.TransactionStatus.IDLE and not connection.autocommit)
+            status == pq.TransactionStatus.IDLE and not connection.autocommit
+        )
         self._tables: dict[str, F.TableFacts] = {}
 
     def table(self, name: str) -> F.TableFacts:
@@ -135,11 +137,16 @@ class Check:
         return table.exists and existing is not None and table.oid not in existing
 
     @functools.cached_property
+    def _locks(self) -> list[tuple[int, str, str]]:
+        return F.held_locks(self.connection) or []
+
+    @property
     def held(self) -> list[tuple[str, str]]:
-        return [(rel, mode) for _, rel, mode in F.held_locks(self.connection) or []]
+        """(relation, mode) locks this transaction already holds."""
+        return [(rel, mode) for _, rel, mode in self._locks]
 
     def held_modes(self, oid: int | None) -> set[str]:
-        return {mode for o, _, mode in F.held_locks(self.connection) or [] if o == oid}
+        return {mode for o, _, mode in self._locks if o == oid}
 
     @functools.cached_property
     def timeouts(self) -> tuple[str, str]:
@@ -166,7 +173,9 @@ class LockSafetyLint:
 
     def __init__(self, settings: Settings | None = None, *, ignore: Sequence[str] = ()) -> None:
         names = [*ignore, *(getattr(settings, "migration_lint_ignore", ()) or ())]
-        unknown = [n for n in names if _short(n) not in RULES and _short(n) not in (UNPARSEABLE.id, BAD_WAIVER.id)]
+        unknown = [
+            n for n in names if _short(n) not in RULES and _short(n) not in (UNPARSEABLE.id, BAD_WAIVER.id)
+        ]
         if unknown:
             raise DbarchError(
                 f"dbarch_migration_lint_ignore names unknown rule(s): {', '.join(unknown)}",
@@ -200,23 +209,34 @@ class LockSafetyLint:
             try:
                 self._pending.extend(rule.check(check))
             except Exception as exc:  # a rule bug must not break the migration run
-                self._pending.append(Hit(UNPARSEABLE.id, statement.sql[:60],
-                                         evidence=[f"rule {rule.id} failed: {type(exc).__name__}: {exc}"]))
+                self._pending.append(
+                    Hit(
+                        UNPARSEABLE.id,
+                        statement.sql[:60],
+                        evidence=[f"rule {rule.id} failed: {type(exc).__name__}: {exc}"],
+                    )
+                )
         if d.kind == "begin":
             rev.explicit_begin = True
         elif d.kind in ("commit", "rollback"):
             rev.explicit_begin = False
 
-    def after_statement(self, statement: RanStatement, connection: psycopg.Connection[Any],
-                        elapsed: float, error: BaseException | None) -> None:
+    def after_statement(
+        self,
+        statement: RanStatement,
+        connection: psycopg.Connection[Any],
+        elapsed: float,
+        error: BaseException | None,
+    ) -> None:
         rev, check = self._rev, self._check
         if rev is None or check is None:
             return
         d = check.d
         if d.kind in ("update", "delete") and error is None and check.transaction_open:
             rev.dml.extend(t for t in d.tables if t not in rev.dml)
+        waivers = self._waivers(statement, d)
         for hit in self._pending:
-            finding = self._finding(hit, statement, check, connection, error)
+            finding = self._finding(hit, statement, check, connection, error, waivers)
             if finding is not None:
                 rev.findings.append(finding)
         self._pending, self._check = [], None
@@ -227,11 +247,17 @@ class LockSafetyLint:
         rev = self._revision(revision, connection)
         if rev.explicit_begin and connection.info.transaction_status == pq.TransactionStatus.INTRANS:
             rule = RULES[UNCOMMITTED]
-            rev.findings.append(Finding(
-                PREFIX + rule.id, Area.MIGRATIONS, Status.FAILED,
-                f"revision {revision}: BEGIN without COMMIT, the work is left uncommitted",
-                evidence=f"transaction still open at the end of the revision\nwhy: {rule.why}",
-                where=f"revision {revision}", fix=rule.fix))
+            rev.findings.append(
+                Finding(
+                    PREFIX + rule.id,
+                    Area.MIGRATIONS,
+                    Status.FAILED,
+                    f"revision {revision}: BEGIN without COMMIT, the work is left uncommitted",
+                    evidence=f"transaction still open at the end of the revision\nwhy: {rule.why}",
+                    where=f"revision {revision}",
+                    fix=rule.fix,
+                )
+            )
         findings = rev.findings
         if not any(f.is_problem for f in findings):
             notes = []
@@ -241,10 +267,17 @@ class LockSafetyLint:
                 notes.append("waived: " + "; ".join(rev.waived))
             if self.ignore:
                 notes.append("disabled rules: " + ", ".join(sorted(self.ignore)))
-            findings = [*findings, Finding(
-                PREFIX + "lock-safety", Area.MIGRATIONS, Status.PASSED,
-                f"revision {revision}: {rev.statements} statement(s), no lock-safety problems",
-                evidence="\n".join(notes), where=f"revision {revision}")]
+            findings = [
+                *findings,
+                Finding(
+                    PREFIX + "lock-safety",
+                    Area.MIGRATIONS,
+                    Status.PASSED,
+                    f"revision {revision}: {rev.statements} statement(s), no lock-safety problems",
+                    evidence="\n".join(notes),
+                    where=f"revision {revision}",
+                ),
+            ]
         self._rev = None
         return findings
 
@@ -256,14 +289,47 @@ class LockSafetyLint:
         return self._rev
 
     def _waivers(self, statement: RanStatement, d: Described) -> list[Waiver]:
+        """The statement's and its migration file's valid waivers; each bad one becomes a
+        failed finding (once) and waives nothing."""
+        rev = self._rev
+        assert rev is not None
         waivers = parse_waivers(d.comments)
         path = statement.where.rsplit(":", 1)[0] if statement.where else ""
         if path:
             waivers += parse_waivers(_file_comments(path))
-        return waivers
+        valid = []
+        for waiver in waivers:
+            bad = [n for n in waiver.rules if n not in RULES and n != UNPARSEABLE.id]
+            if waiver.reason and not bad:
+                valid.append(waiver)
+                continue
+            key = (BAD_WAIVER.id, waiver.text)
+            if key in rev.seen:
+                continue
+            rev.seen.add(key)
+            cause = f"unknown rule(s) {', '.join(bad)}" if bad else "no reason given"
+            rev.findings.append(
+                Finding(
+                    PREFIX + BAD_WAIVER.id,
+                    Area.MIGRATIONS,
+                    Status.FAILED,
+                    f"waiver ignored ({cause}): {waiver.text}",
+                    evidence=f"SQL: {_clip(statement.sql)}\nwhy: {BAD_WAIVER.why}",
+                    where=statement.where or f"revision {rev.name}",
+                    fix=BAD_WAIVER.fix,
+                )
+            )
+        return valid
 
-    def _finding(self, hit: Hit, statement: RanStatement, check: Check,
-                 connection: psycopg.Connection[Any], error: BaseException | None) -> Finding | None:
+    def _finding(
+        self,
+        hit: Hit,
+        statement: RanStatement,
+        check: Check,
+        connection: psycopg.Connection[Any],
+        error: BaseException | None,
+        waivers: list[Waiver],
+    ) -> Finding | None:
         rev = self._rev
         assert rev is not None
         rule: Rule = RULES.get(hit.rule) or UNPARSEABLE
@@ -298,29 +364,34 @@ class LockSafetyLint:
         if rule.policy == "warn" or rule.id in ("require-lock-timeout", "require-statement-timeout"):
             rev.once.add(rule.id)
         where = statement.where or f"revision {rev.name}"
-        facts = [f"server_version_num {check.server_version}",
-                 f"transaction open: {'yes' if check.transaction_open else 'no'} ({check.transaction_state})"]
-        body = "\n".join([f"SQL: {_clip(statement.sql)}", f"lock: {rule.lock}", f"why: {rule.why}",
-                          "facts: " + "; ".join(evidence + facts)])
+        facts = [
+            f"server_version_num {check.server_version}",
+            f"transaction open: {'yes' if check.transaction_open else 'no'} ({check.transaction_state})",
+        ]
+        body = "\n".join(
+            [
+                f"SQL: {_clip(statement.sql)}",
+                f"lock: {rule.lock}",
+                f"why: {rule.why}",
+                "facts: " + "; ".join(evidence + facts),
+            ]
+        )
         title = f"{hit.subject}: {rule.title}"
-        for waiver in self._waivers(statement, check.d):
-            bad = [n for n in waiver.rules if n not in RULES and n not in (UNPARSEABLE.id,)]
-            if not waiver.reason or bad:
-                key = (BAD_WAIVER.id, waiver.text)
-                if key not in rev.seen:
-                    rev.seen.add(key)
-                    cause = f"unknown rule(s) {', '.join(bad)}" if bad else "no reason given"
-                    rev.findings.append(Finding(
-                        PREFIX + BAD_WAIVER.id, Area.MIGRATIONS, Status.FAILED,
-                        f"waiver ignored ({cause}): {waiver.text}", evidence=body, where=where,
-                        fix=BAD_WAIVER.fix))
-                continue
+        for waiver in waivers:
             if rule.id in waiver.rules:
                 rev.waived.append(f"{rule.id} on {hit.subject} because {waiver.reason}")
-                return Finding(PREFIX + rule.id, Area.MIGRATIONS, Status.PASSED,
-                               f"{title} (waived: {waiver.reason})", evidence=body, where=where, fix=rule.fix)
-        return Finding(PREFIX + rule.id, Area.MIGRATIONS, Status(status), title, evidence=body,
-                       where=where, fix=rule.fix)
+                return Finding(
+                    PREFIX + rule.id,
+                    Area.MIGRATIONS,
+                    Status.PASSED,
+                    f"{title} (waived: {waiver.reason})",
+                    evidence=body,
+                    where=where,
+                    fix=rule.fix,
+                )
+        return Finding(
+            PREFIX + rule.id, Area.MIGRATIONS, Status(status), title, evidence=body, where=where, fix=rule.fix
+        )
 
 
 def _clip(sql: str, limit: int = 600) -> str:
@@ -328,9 +399,15 @@ def _clip(sql: str, limit: int = 600) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def lint_sql(connection: psycopg.Connection[Any], script: str, revision: str = "script", *,
-             observers: Sequence[StatementObserver] | None = None, where: str = "",
-             end: str = "commit") -> list[Finding]:
+def lint_sql(
+    connection: psycopg.Connection[Any],
+    script: str,
+    revision: str = "script",
+    *,
+    observers: Sequence[StatementObserver] | None = None,
+    where: str = "",
+    end: str = "commit",
+) -> list[Finding]:
     """Run a SQL script on ``connection`` as one revision, watched by ``observers``
     (default: a ``LockSafetyLint`` and a ``LockReport``), and return their findings.
 
@@ -341,20 +418,26 @@ def lint_sql(connection: psycopg.Connection[Any], script: str, revision: str = "
     """
     from psycopg import pq
 
-    watchers: Sequence[StatementObserver] = observers if observers is not None else [LockSafetyLint(), LockReport()]
+    watchers: Sequence[StatementObserver] = (
+        observers if observers is not None else [LockSafetyLint(), LockReport()]
+    )
     for w in watchers:
         w.begin_revision(revision, connection)
     failed = False
     for sql, line in split_script(script):
         status = connection.info.transaction_status
-        ran = RanStatement(revision, sql, in_transaction=status == pq.TransactionStatus.INTRANS or not connection.autocommit,
-                           where=f"{where or revision}:{line}")
+        ran = RanStatement(
+            revision,
+            sql,
+            in_transaction=status == pq.TransactionStatus.INTRANS or not connection.autocommit,
+            where=f"{where or revision}:{line}",
+        )
         for w in watchers:
             w.before_statement(ran, connection)
         error: BaseException | None = None
         started = time.perf_counter()
         try:
-            connection.execute(sql)  # type: ignore[call-overload]  # as sent, no parameters
+            connection.execute(sql)  # as sent: no parameters, so no placeholder parsing
         except Exception as exc:  # the migration raised: report it, stop like a runner would
             error = exc
         elapsed = time.perf_counter() - started

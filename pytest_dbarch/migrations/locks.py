@@ -30,9 +30,13 @@ if TYPE_CHECKING:
 
 STRONG = ("AccessExclusiveLock", "ExclusiveLock", "ShareRowExclusiveLock", "ShareLock")
 _MODE_NAMES = {
-    "AccessShareLock": "ACCESS SHARE", "RowShareLock": "ROW SHARE", "RowExclusiveLock": "ROW EXCLUSIVE",
-    "ShareUpdateExclusiveLock": "SHARE UPDATE EXCLUSIVE", "ShareLock": "SHARE",
-    "ShareRowExclusiveLock": "SHARE ROW EXCLUSIVE", "ExclusiveLock": "EXCLUSIVE",
+    "AccessShareLock": "ACCESS SHARE",
+    "RowShareLock": "ROW SHARE",
+    "RowExclusiveLock": "ROW EXCLUSIVE",
+    "ShareUpdateExclusiveLock": "SHARE UPDATE EXCLUSIVE",
+    "ShareLock": "SHARE",
+    "ShareRowExclusiveLock": "SHARE ROW EXCLUSIVE",
+    "ExclusiveLock": "EXCLUSIVE",
     "AccessExclusiveLock": "ACCESS EXCLUSIVE",
 }
 
@@ -116,12 +120,24 @@ class LockReport:
         if connection.info.transaction_status == pq.TransactionStatus.IDLE:
             self._release_all(now)
         lock_timeout, statement_timeout = F.timeouts(connection)
-        self._current = _Statement(rev.name, len(rev.statements) + 1, statement.sql, statement.where,
-                                   lock_timeout, statement_timeout, time.perf_counter())
+        self._current = _Statement(
+            rev.name,
+            len(rev.statements) + 1,
+            statement.sql,
+            statement.where,
+            lock_timeout,
+            statement_timeout,
+            time.perf_counter(),
+        )
         rev.statements.append(self._current)
 
-    def after_statement(self, statement: RanStatement, connection: psycopg.Connection[Any],
-                        elapsed: float, error: BaseException | None) -> None:
+    def after_statement(
+        self,
+        statement: RanStatement,
+        connection: psycopg.Connection[Any],
+        elapsed: float,
+        error: BaseException | None,
+    ) -> None:
         from psycopg import pq
 
         stmt, rev = self._current, self._rev
@@ -160,19 +176,29 @@ class LockReport:
         findings = [self._held_finding(rev, now, where)]
         if rev.carried:
             first = rev.carried[0].statement
-            findings.append(Finding(
-                "migrations.locks.one-transaction", Area.MIGRATIONS, Status.FAILED,
-                f"revision {revision} runs in the transaction of {_revision_name(first.revision)}: "
-                f"ACCESS EXCLUSIVE locks taken there are still held",
-                evidence="\n".join(_carried(h, now) for h in rev.carried),
-                where=where,
-                fix="commit per revision: Alembic context.configure(..., transaction_per_migration=True) in "
-                    "env.py, so each revision's locks end with it"))
+            findings.append(
+                Finding(
+                    "migrations.locks.one-transaction",
+                    Area.MIGRATIONS,
+                    Status.FAILED,
+                    f"revision {revision} runs in the transaction of {_revision_name(first.revision)}: "
+                    f"ACCESS EXCLUSIVE locks taken there are still held",
+                    evidence="\n".join(_carried(h, now) for h in rev.carried),
+                    where=where,
+                    fix="commit per revision: Alembic context.configure(..., transaction_per_migration=True) in "
+                    "env.py, so each revision's locks end with it",
+                )
+            )
         else:
-            findings.append(Finding(
-                "migrations.locks.one-transaction", Area.MIGRATIONS, Status.PASSED,
-                f"revision {revision}: no ACCESS EXCLUSIVE lock carried over from an earlier revision",
-                where=where))
+            findings.append(
+                Finding(
+                    "migrations.locks.one-transaction",
+                    Area.MIGRATIONS,
+                    Status.PASSED,
+                    f"revision {revision}: no ACCESS EXCLUSIVE lock carried over from an earlier revision",
+                    where=where,
+                )
+            )
         findings.append(self._timeouts_finding(rev, connection, where))
         self._rev = None
         return findings
@@ -213,12 +239,16 @@ class LockReport:
             for held in stmt.locks:
                 if not held.existed:  # created in this revision: nobody else can be waiting on it
                     new_relations.add(held.relation)
-                elif held.relation not in strongest or _RANK[held.mode] > _RANK[strongest[held.relation].mode]:
+                elif (
+                    held.relation not in strongest or _RANK[held.mode] > _RANK[strongest[held.relation].mode]
+                ):
                     strongest[held.relation] = held
             if not strongest:
-                tail = (f"(outside a transaction: locks held for the statement only, {stmt.elapsed:.3f} s)"
-                        if not stmt.in_transaction and describe(stmt.sql).is_ddl
-                        else "(no new lock on an existing relation)")
+                tail = (
+                    f"(outside a transaction: locks held for the statement only, {stmt.elapsed:.3f} s)"
+                    if not stmt.in_transaction and describe(stmt.sql).is_ddl
+                    else "(no new lock on an existing relation)"
+                )
                 lines.append(f"{head} | {tail}")
             for held in strongest.values():
                 lines.append(f"{head} | {held.relation} | {mode_name(held.mode)} | {held.duration(now)}")
@@ -226,10 +256,19 @@ class LockReport:
                     exclusive.append(f"{held.relation} ({held.duration(now)})")
         if new_relations:
             lines.append(f"also locked, created in this revision: {', '.join(sorted(new_relations))}")
-        title = (f"revision {rev.name}: ACCESS EXCLUSIVE on existing {', '.join(exclusive)}" if exclusive
-                 else f"revision {rev.name}: no ACCESS EXCLUSIVE lock on a table that existed before it")
-        return Finding("migrations.locks.held", Area.MIGRATIONS, Status.PASSED, title,
-                       evidence="\n".join(lines), where=where)
+        title = (
+            f"revision {rev.name}: ACCESS EXCLUSIVE on existing {', '.join(exclusive)}"
+            if exclusive
+            else f"revision {rev.name}: no ACCESS EXCLUSIVE lock on a table that existed before it"
+        )
+        return Finding(
+            "migrations.locks.held",
+            Area.MIGRATIONS,
+            Status.PASSED,
+            title,
+            evidence="\n".join(lines),
+            where=where,
+        )
 
     def _timeouts_finding(self, rev: _Revision, connection: psycopg.Connection[Any], where: str) -> Finding:
         unguarded, seen = [], []
@@ -243,23 +282,39 @@ class LockReport:
             else:
                 strong_unseen = False
             if strong or strong_unseen:
-                seen.append(f"statement {stmt.index}: lock_timeout={stmt.lock_timeout}, "
-                            f"statement_timeout={stmt.statement_timeout}")
+                seen.append(
+                    f"statement {stmt.index}: lock_timeout={stmt.lock_timeout}, "
+                    f"statement_timeout={stmt.statement_timeout}"
+                )
                 if stmt.lock_timeout in ("0", "?"):
-                    what = ", ".join(f"{h.relation} {mode_name(h.mode)}" for h in strong) or "DDL outside a transaction"
-                    unguarded.append(f"statement {stmt.index} ({_clip(stmt.sql, 70)}): {what} without lock_timeout")
+                    what = (
+                        ", ".join(f"{h.relation} {mode_name(h.mode)}" for h in strong)
+                        or "DDL outside a transaction"
+                    )
+                    unguarded.append(
+                        f"statement {stmt.index} ({_clip(stmt.sql, 70)}): {what} without lock_timeout"
+                    )
         evidence = "\n".join(seen) or "no strong lock requested on a table that existed before this revision"
         if unguarded:
             return Finding(
-                "migrations.locks.timeouts", Area.MIGRATIONS, Status.WARNING,
+                "migrations.locks.timeouts",
+                Area.MIGRATIONS,
+                Status.WARNING,
                 f"revision {rev.name}: DDL on existing tables runs without a lock_timeout",
-                evidence=evidence + "\n" + "\n".join(unguarded), where=where,
+                evidence=evidence + "\n" + "\n".join(unguarded),
+                where=where,
                 fix="SET lock_timeout = '2s' (and a statement_timeout) at the start of the migration "
-                    "(Alembic: in env.py before run_migrations), and retry the deploy on timeout; a "
-                    "waiting ACCESS EXCLUSIVE request queues every later query on the table")
-        return Finding("migrations.locks.timeouts", Area.MIGRATIONS, Status.PASSED,
-                       f"revision {rev.name}: strong locks on existing tables only under a lock_timeout",
-                       evidence=evidence, where=where)
+                "(Alembic: in env.py before run_migrations), and retry the deploy on timeout; a "
+                "waiting ACCESS EXCLUSIVE request queues every later query on the table",
+            )
+        return Finding(
+            "migrations.locks.timeouts",
+            Area.MIGRATIONS,
+            Status.PASSED,
+            f"revision {rev.name}: strong locks on existing tables only under a lock_timeout",
+            evidence=evidence,
+            where=where,
+        )
 
 
 def _revision_name(name: str) -> str:
@@ -270,8 +325,10 @@ def _carried(held: _Held, now: float) -> str:
     stmt = held.statement
     if not stmt.index:  # seen only in pg_locks: this observer did not watch that revision
         return f"{held.relation}: ACCESS EXCLUSIVE already held when this revision began"
-    return (f"{held.relation}: ACCESS EXCLUSIVE since revision {stmt.revision} statement {stmt.index} "
-            f"({_clip(stmt.sql)}), held {held.duration(now)}")
+    return (
+        f"{held.relation}: ACCESS EXCLUSIVE since revision {stmt.revision} statement {stmt.index} "
+        f"({_clip(stmt.sql)}), held {held.duration(now)}"
+    )
 
 
 def _clip(sql: str, limit: int = 120) -> str:

@@ -150,8 +150,18 @@ def split_script(script: str) -> list[tuple[str, int]]:
 # --- description ------------------------------------------------------------------
 
 _CONSTRAINT_WORDS = {
-    "DEFAULT", "NOT", "NULL", "CONSTRAINT", "PRIMARY", "UNIQUE", "REFERENCES", "CHECK",
-    "GENERATED", "COLLATE", "COMPRESSION", "STORAGE",
+    "DEFAULT",
+    "NOT",
+    "NULL",
+    "CONSTRAINT",
+    "PRIMARY",
+    "UNIQUE",
+    "REFERENCES",
+    "CHECK",
+    "GENERATED",
+    "COLLATE",
+    "COMPRESSION",
+    "STORAGE",
 }
 
 
@@ -205,8 +215,21 @@ class Described:
 
     @property
     def is_ddl(self) -> bool:
-        return self.kind not in {"set", "select", "insert", "update", "delete", "begin", "commit",
-                                 "rollback", "savepoint", "other", "unparseable", "empty", "show"}
+        return self.kind not in {
+            "set",
+            "select",
+            "insert",
+            "update",
+            "delete",
+            "begin",
+            "commit",
+            "rollback",
+            "savepoint",
+            "other",
+            "unparseable",
+            "empty",
+            "show",
+        }
 
 
 def _sqlglot_parse(sql: str) -> tuple[object | None, str]:
@@ -231,8 +254,9 @@ def _sqlglot_parse(sql: str) -> tuple[object | None, str]:
 def _text(tokens: list[Token] | tuple[Token, ...]) -> str:
     out = ""
     for tok in tokens:
-        if out and not (tok.text in ",)." or out.endswith(("(", ".")) or tok.text == "("
-                        and out[-1:].isalnum()):
+        if out and not (
+            tok.text in ",)." or out.endswith(("(", ".")) or tok.text == "(" and out[-1:].isalnum()
+        ):
             out += " "
         out += tok.text
     return out
@@ -304,7 +328,8 @@ def _column_def(toks: tuple[Token, ...], action: Action) -> None:
             expr = rest[k + 1 : end]
             action.default = _text(expr)
             action.default_functions = tuple(
-                expr[j].text.lower() for j in range(len(expr) - 1)
+                expr[j].text.lower()
+                for j in range(len(expr) - 1)
                 if expr[j].kind == "word" and expr[j + 1].text == "("
             )
         if word == "GENERATED":
@@ -330,7 +355,10 @@ def _constraint(toks: tuple[Token, ...], action: Action) -> None:
         action.name, i = _name(toks, 1)
     head = words[i] if i < len(words) else ""
     action.constraint = {
-        "FOREIGN": "foreign-key", "CHECK": "check", "UNIQUE": "unique", "PRIMARY": "primary-key",
+        "FOREIGN": "foreign-key",
+        "CHECK": "check",
+        "UNIQUE": "unique",
+        "PRIMARY": "primary-key",
         "EXCLUDE": "exclude",
     }.get(head, head.lower())
     action.not_valid = "VALID" in words and words[words.index("VALID") - 1] == "NOT"
@@ -346,8 +374,11 @@ def _alter_actions(toks: tuple[Token, ...]) -> list[Action]:
             i = _skip(part, 1, "COLUMN")
             j = _skip(part, i, "IF", "NOT", "EXISTS")
             action.if_not_exists = j != i
-            if i < len(words) and words[i] in ("CONSTRAINT", "FOREIGN", "CHECK", "UNIQUE", "PRIMARY", "EXCLUDE") \
-                    and i == 1:
+            if (
+                i < len(words)
+                and words[i] in ("CONSTRAINT", "FOREIGN", "CHECK", "UNIQUE", "PRIMARY", "EXCLUDE")
+                and i == 1
+            ):
                 action.kind = "add-constraint"
                 _constraint(part[1:], action)
             else:
@@ -431,8 +462,11 @@ def _from_tokens(d: Described, toks: tuple[Token, ...]) -> None:
         opts = w[1 : w.index(")")] if w[1:2] == ["("] and ")" in w else w[1:]
         full = "FULL" in opts
         d.kind = "vacuum-full" if full else "vacuum"
-        rest = toks[w.index(")") + 1 :] if w[1:2] == ["("] and ")" in w else \
-            tuple(t for t in toks[1:] if t.upper not in ("FULL", "FREEZE", "VERBOSE", "ANALYZE"))
+        rest = (
+            toks[w.index(")") + 1 :]
+            if w[1:2] == ["("] and ")" in w
+            else tuple(t for t in toks[1:] if t.upper not in ("FULL", "FREEZE", "VERBOSE", "ANALYZE"))
+        )
         d.tables = [n for part in _split_top(tuple(rest)) if (n := _name(part, 0)[0])]
     elif w[:1] == ["CLUSTER"]:
         i = _skip(toks, 1, "VERBOSE")
@@ -552,8 +586,7 @@ def _from_tree(d: Described, tree: object) -> bool:
 def describe(sql: str) -> Described:
     """Describe one statement; never raises."""
     lexed = lex(sql)
-    d = Described(sql=sql, kind="empty", comments=lexed.comments,
-                  words=tuple(t.upper for t in lexed.tokens))
+    d = Described(sql=sql, kind="empty", comments=lexed.comments, words=tuple(t.upper for t in lexed.tokens))
     if not lexed.tokens:
         return d
     if not lexed.complete:
