@@ -69,8 +69,10 @@ def main() -> None:
             janitor.drop(name)
             per = seconds / statements * 1000
             base = per if base is None else base
-            print(f"{observers:>11}: {seconds:6.2f} s, {statements} statements, {per:.2f} ms/statement "
-                  f"({per / base:.2f}x the first run)")
+            print(
+                f"{observers:>11}: {seconds:6.2f} s, {statements} statements, {per:.2f} ms/statement "
+                f"({per / base:.2f}x the first run)"
+            )
     finally:
         databases.close()
 

@@ -23,24 +23,27 @@ _SYSTEM_SCHEMAS = "('pg_catalog', 'information_schema', 'pg_toast')"
 def read(connection: psycopg.Connection[Any], query: Any, params: Any = None) -> list[tuple[Any, ...]] | None:
     """Rows of a read-only catalog query, or None when it cannot run here (a failed
     transaction, a closed connection, or the query itself failed)."""
-    from psycopg import pq
+    from psycopg import ClientCursor, pq
 
     if connection.closed:
         return None
     status = connection.info.transaction_status
     if status == pq.TransactionStatus.INTRANS:
+        # One round trip: savepoint, query, rollback to it (releasing the query's own
+        # locks), release; the parameters are bound client-side for the batch.
+        text = ClientCursor(connection).mogrify(query, params) if params is not None else query
+        batch = f"SAVEPOINT dbarch_facts; {text}; ROLLBACK TO SAVEPOINT dbarch_facts; RELEASE SAVEPOINT dbarch_facts"
         try:
             with connection.cursor() as cur:
-                cur.execute("SAVEPOINT dbarch_facts")
-                try:
-                    cur.execute(query, params)
-                    rows = cur.fetchall()
-                except Exception:
-                    rows = None
-                cur.execute("ROLLBACK TO SAVEPOINT dbarch_facts")
-                cur.execute("RELEASE SAVEPOINT dbarch_facts")
-                return rows
+                cur.execute(batch.encode())  # bytes: sent as is, no placeholder parsing
+                cur.nextset()  # past SAVEPOINT, to the query's rows
+                return cur.fetchall()
         except Exception:
+            try:  # the query failed: undo only the savepoint, the migration's transaction lives on
+                connection.execute("ROLLBACK TO SAVEPOINT dbarch_facts")
+                connection.execute("RELEASE SAVEPOINT dbarch_facts")
+            except Exception:
+                pass
             return None
     if status != pq.TransactionStatus.IDLE:
         return None
@@ -93,25 +96,22 @@ class TableFacts:
 
 
 def table_facts(connection: psycopg.Connection[Any], name: str) -> TableFacts:
-    """Existence, rows (a cheap EXISTS, since reltuples is -1 or 0 before ANALYZE) and
-    the relfilenode (a changed relfilenode afterwards proves a rewrite)."""
-    from psycopg import sql
-
+    """Existence, rows (whether a first row exists, since reltuples is -1 or 0 before
+    ANALYZE; one round trip via query_to_xml) and the relfilenode (a changed relfilenode
+    afterwards proves a rewrite)."""
     if not name:
         return TableFacts(name)
     rows = read(
         connection,
-        "SELECT c.oid::int8, c.oid::regclass::text, c.relfilenode::int8, c.reltuples::float8, c.relkind "
+        "SELECT c.oid::int8, c.oid::regclass::text, c.relfilenode::int8, c.reltuples::float8, "
+        "CASE WHEN c.relkind IN ('r', 'p', 'm') THEN query_to_xml("
+        "format('SELECT 1 AS x FROM %%s LIMIT 1', c.oid::regclass), false, true, '')::text <> '' END "
         "FROM pg_class c WHERE c.oid = to_regclass(%s)",
         (name,),
     )
     if not rows:
         return TableFacts(name)
-    oid, regclass, relfilenode, reltuples, relkind = rows[0]
-    has_rows = None
-    if relkind in ("r", "p", "m"):
-        found = read(connection, sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.SQL(regclass)))
-        has_rows = bool(found[0][0]) if found else None
+    oid, regclass, relfilenode, reltuples, has_rows = rows[0]
     return TableFacts(name, oid, regclass, has_rows, relfilenode, reltuples)
 
 
