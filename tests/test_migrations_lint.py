@@ -447,6 +447,8 @@ def test_lint_leaves_the_transaction_as_it_found_it(lint_dsn: str, schema: str) 
         lint.before_statement(ran, conn)
         lint.after_statement(ran, conn, 0.0, None)
         assert conn.info.transaction_status == pq.TransactionStatus.INTRANS
+        assert facts.table_facts(conn, "bad..name").oid is None  # to_regclass raises: the read fails alone
+        assert conn.info.transaction_status == pq.TransactionStatus.INTRANS
         assert conn.execute("SELECT count(z) FROM t").fetchone() == (0,)  # the transaction still works
         assert conn.execute(
             "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND relation = 'u'::regclass"
