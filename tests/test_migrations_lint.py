@@ -468,6 +468,12 @@ def test_unparseable_sql_degrades_to_a_finding(lint_dsn: str, schema: str) -> No
     assert "unterminated" in unterminated.evidence
 
 
+def test_inline_references_on_add_column_is_a_validated_foreign_key(lint_dsn: str, schema: str) -> None:
+    flagged = by_rule(run(lint_dsn, schema, "ALTER TABLE t ADD COLUMN u_id int REFERENCES u (id)"))
+    assert flagged["foreign-key-not-valid"].status is Status.FAILED
+    assert "inline REFERENCES" in flagged["foreign-key-not-valid"].evidence
+
+
 def test_commands_sqlglot_cannot_type_are_read_from_tokens(lint_dsn: str, schema: str) -> None:
     """CLUSTER fails to parse in sqlglot and multi-action ALTER TABLE mixes forms; both are read."""
     script = (

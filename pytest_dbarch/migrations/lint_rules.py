@@ -497,6 +497,9 @@ def _fk(c: Check) -> Iterator[Hit]:
     for a in _actions(c, "add-constraint"):
         if a.constraint == "foreign-key" and not a.not_valid:
             yield Hit("foreign-key-not-valid", f"{c.d.tables[0]} ({a.name or 'foreign key'})", _target(c))
+    for a in _actions(c, "add-column"):
+        if a.constraint == "foreign-key":  # ADD COLUMN ... REFERENCES: validated at once
+            yield Hit("foreign-key-not-valid", _col(c, a), _target(c), ["inline REFERENCES on ADD COLUMN"])
 
 
 @rule(
