@@ -468,6 +468,20 @@ def test_unparseable_sql_degrades_to_a_finding(lint_dsn: str, schema: str) -> No
     assert "unterminated" in unterminated.evidence
 
 
+def test_each_subject_is_reported_once_per_revision(lint_dsn: str, schema: str) -> None:
+    script = """
+        CREATE TABLE a1 (name varchar(10));
+        CREATE TABLE a2 (name varchar(10), nick varchar(5));
+        ALTER TABLE t ADD COLUMN z1 int;
+        ALTER TABLE u ADD COLUMN z2 int;
+    """
+    findings = [f for f in run(lint_dsn, schema, script) if f.is_problem]
+    text = sorted(f.title.split(":")[0] for f in findings if f.rule.endswith("prefer-text-field"))
+    assert text == ["a1", "a2"]
+    assert "name varchar(10), nick varchar(5)" in [f for f in findings if f.title.startswith("a2")][0].evidence
+    assert len([f for f in findings if f.rule.endswith("require-lock-timeout")]) == 1
+
+
 def test_inline_references_on_add_column_is_a_validated_foreign_key(lint_dsn: str, schema: str) -> None:
     flagged = by_rule(run(lint_dsn, schema, "ALTER TABLE t ADD COLUMN u_id int REFERENCES u (id)"))
     assert flagged["foreign-key-not-valid"].status is Status.FAILED

@@ -53,6 +53,7 @@ _WAIVER = re.compile(
     r"dbarch:\s*allow\s+(?P<rules>.*?)(?:\s+because\b\s*(?P<reason>.*?))?\s*(?:\*/)?\s*$",
     re.IGNORECASE,
 )
+ONCE_PER_REVISION = {"require-lock-timeout", "require-statement-timeout"}  # a setting, not a statement
 _TABLE_KINDS = {"alter-table", "create-index", "drop-table", "truncate", "cluster", "vacuum-full", "reindex"}
 
 
@@ -105,7 +106,6 @@ class _Revision:
     findings: list[Finding] = field(default_factory=list)
     exempt: set[str] = field(default_factory=set)
     waived: list[str] = field(default_factory=list)
-    file_waivers: dict[str, list[Waiver]] = field(default_factory=dict)
 
 
 class Check:
@@ -204,7 +204,7 @@ class LockSafetyLint:
             self._pending.append(Hit(UNPARSEABLE.id, statement.sql[:60], evidence=[d.problem]))
             return
         for rule in RULES.values():
-            if rule.id in self.ignore or (rule.policy == "warn" and rule.id in rev.once):
+            if rule.id in self.ignore or rule.id in rev.once:
                 continue
             try:
                 self._pending.extend(rule.check(check))
@@ -361,7 +361,7 @@ class LockSafetyLint:
         if key in rev.seen:
             return None
         rev.seen.add(key)
-        if rule.policy == "warn" or rule.id in ("require-lock-timeout", "require-statement-timeout"):
+        if rule.id in ONCE_PER_REVISION:
             rev.once.add(rule.id)
         where = statement.where or f"revision {rev.name}"
         facts = [
