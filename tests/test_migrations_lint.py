@@ -346,7 +346,8 @@ def test_readme_lists_every_rule() -> None:
 
 def test_every_rule_has_a_case() -> None:
     covered = {case[0] for case in CASES}
-    assert set(RULES) - covered == {"index-corruption-pg14"}  # needs a PostgreSQL 14.0-14.3 server
+    # index-corruption-pg14 needs a PostgreSQL 14.0-14.3 server: test_concurrent_index_on_a_buggy_postgresql_14 fakes one
+    assert set(RULES) - covered == {"index-corruption-pg14"}
 
 
 @pytest.mark.parametrize(
@@ -414,6 +415,18 @@ def test_before_postgresql_11_every_default_rewrites(
     monkeypatch.setattr(facts, "server_version", lambda connection: 100023)
     flagged = by_rule(run(lint_dsn, schema, script.replace(" k ", " k2 ")))["add-column-volatile-default"]
     assert "100023 < 110000" in flagged.evidence
+
+
+@pytest.mark.parametrize(("version", "flagged"), [(140002, True), (140004, False)])
+def test_concurrent_index_on_a_buggy_postgresql_14(
+    lint_dsn: str, schema: str, monkeypatch: pytest.MonkeyPatch, version: int, flagged: bool
+) -> None:
+    monkeypatch.setattr(facts, "server_version", lambda connection: version)
+    findings = by_rule(run(lint_dsn, schema, "CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_14 ON t (c)", True))
+    assert ("index-corruption-pg14" in findings) is flagged
+    if flagged:
+        assert findings["index-corruption-pg14"].status is Status.WARNING
+        assert f"server_version_num {version}" in findings["index-corruption-pg14"].evidence
 
 
 def test_tables_created_in_the_same_revision_are_exempt(lint_dsn: str, schema: str) -> None:
