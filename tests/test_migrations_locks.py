@@ -98,8 +98,9 @@ def test_commit_per_revision_passes(lint_dsn: str, schema: str) -> None:
             "lock_timeout=2s, statement_timeout=1min",
         ),
         ("SET LOCAL lock_timeout = 1500;", Status.PASSED, "lock_timeout=1500ms"),
+        ("SELECT set_config('lock_timeout', '3s', false);", Status.PASSED, "lock_timeout=3s"),
     ],
-    ids=["none", "session", "local"],
+    ids=["none", "session", "local", "set_config"],
 )
 def test_effective_timeouts_are_reported(
     lint_dsn: str, schema: str, prefix: str, status: Status, shown: str

@@ -157,6 +157,31 @@ def timeouts(connection: psycopg.Connection[Any]) -> tuple[str, str]:
     return (rows[0][0], rows[0][1]) if rows else ("?", "?")
 
 
+# Statement kinds that may change lock_timeout / statement_timeout for what follows:
+# SET / RESET, transaction ends (SET LOCAL vanishes), and anything that can call
+# set_config() (SELECT, DO, CALL, unknown statements).
+_MAY_CHANGE_SETTINGS = {"set", "select", "other", "commit", "rollback", "savepoint", "unparseable", "empty"}
+
+
+class TimeoutsCache:
+    """The timeouts in effect, re-read only after a statement that may have changed them
+    (or when the transaction state changed), instead of before every statement."""
+
+    def __init__(self) -> None:
+        self._value: tuple[str, str] | None = None
+        self._status: int | None = None
+
+    def get(self, connection: psycopg.Connection[Any]) -> tuple[str, str]:
+        status = int(connection.info.transaction_status)
+        if self._value is None or status != self._status:
+            self._value, self._status = timeouts(connection), status
+        return self._value
+
+    def after(self, kind: str, error: BaseException | None) -> None:
+        if error is not None or kind in _MAY_CHANGE_SETTINGS:
+            self._value = None
+
+
 def held_locks(connection: psycopg.Connection[Any]) -> list[tuple[int, str, str]] | None:
     """Granted relation locks of this backend: (oid, relation, mode). System catalogs and
     the runner's version table (a table with a ``version_num`` column, as Alembic's

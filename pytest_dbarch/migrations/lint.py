@@ -112,7 +112,12 @@ class Check:
     """One statement as the rules see it: the SQL described, facts read on demand."""
 
     def __init__(
-        self, statement: RanStatement, d: Described, connection: psycopg.Connection[Any], revision: _Revision
+        self,
+        statement: RanStatement,
+        d: Described,
+        connection: psycopg.Connection[Any],
+        revision: _Revision,
+        timeouts: F.TimeoutsCache,
     ) -> None:
         from psycopg import pq
 
@@ -126,6 +131,7 @@ class Check:
             status == pq.TransactionStatus.IDLE and not connection.autocommit
         )
         self._tables: dict[str, F.TableFacts] = {}
+        self._timeouts = timeouts
 
     def table(self, name: str) -> F.TableFacts:
         if name not in self._tables:
@@ -150,7 +156,7 @@ class Check:
 
     @functools.cached_property
     def timeouts(self) -> tuple[str, str]:
-        return F.timeouts(self.connection)
+        return self._timeouts.get(self.connection)
 
     @property
     def dml_in_transaction(self) -> list[str]:
@@ -185,6 +191,7 @@ class LockSafetyLint:
         self._rev: _Revision | None = None
         self._pending: list[Hit] = []
         self._check: Check | None = None
+        self._timeouts = F.TimeoutsCache()
 
     # --- observer protocol ---------------------------------------------------------
     def begin_revision(self, revision: str, connection: psycopg.Connection[Any]) -> None:
@@ -198,7 +205,7 @@ class LockSafetyLint:
         if connection.info.transaction_status == pq.TransactionStatus.IDLE:
             rev.dml.clear()  # the previous transaction ended
         d = describe(statement.sql)
-        self._check = check = Check(statement, d, connection, rev)
+        self._check = check = Check(statement, d, connection, rev, self._timeouts)
         self._pending = []
         if d.kind == "unparseable":
             self._pending.append(Hit(UNPARSEABLE.id, statement.sql[:60], evidence=[d.problem]))
@@ -229,6 +236,7 @@ class LockSafetyLint:
         error: BaseException | None,
     ) -> None:
         rev, check = self._rev, self._check
+        self._timeouts.after(describe(statement.sql).kind, error)
         if rev is None or check is None:
             return
         d = check.d

@@ -94,6 +94,7 @@ class LockReport:
         self._held: dict[tuple[int, str], _Held] = {}
         self._rev: _Revision | None = None
         self._current: _Statement | None = None
+        self._timeouts = F.TimeoutsCache()
 
     def begin_revision(self, revision: str, connection: psycopg.Connection[Any]) -> None:
         """Locks held before the revision's first statement came from an earlier one: read
@@ -119,7 +120,7 @@ class LockReport:
         now = time.perf_counter()
         if connection.info.transaction_status == pq.TransactionStatus.IDLE:
             self._release_all(now)
-        lock_timeout, statement_timeout = F.timeouts(connection)
+        lock_timeout, statement_timeout = self._timeouts.get(connection)
         self._current = _Statement(
             rev.name,
             len(rev.statements) + 1,
@@ -141,6 +142,7 @@ class LockReport:
         from psycopg import pq
 
         stmt, rev = self._current, self._rev
+        self._timeouts.after(describe(statement.sql).kind, error)
         if stmt is None or rev is None:
             return
         stmt.elapsed = elapsed
