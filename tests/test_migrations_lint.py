@@ -346,7 +346,7 @@ def test_readme_lists_every_rule() -> None:
 
 def test_every_rule_has_a_case() -> None:
     covered = {case[0] for case in CASES}
-    # index-corruption-pg14 needs a PostgreSQL 14.0-14.3 server: test_concurrent_index_on_a_buggy_postgresql_14 fakes one
+    # index-corruption-pg14 needs PostgreSQL 14.0-14.3: test_concurrent_index_on_a_buggy_postgresql_14 fakes it
     assert set(RULES) - covered == {"index-corruption-pg14"}
 
 
