@@ -135,6 +135,15 @@ OPTIONS: tuple[Option, ...] = (
         flag="--dbarch-gate",
         env="DBARCH_GATE",
     ),
+    # --- migration lint (issue 4)
+    Option(
+        "migration_lint_ignore",
+        "lock-safety lint rules to switch off for the whole project, one id per line "
+        "(e.g. migrations.lint.prefer-text-field); prefer a '-- dbarch: allow <rule> because "
+        "<reason>' waiver in the migration",
+        kind="linelist",
+        default=(),
+    ),
 )
 
 
@@ -158,6 +167,8 @@ class Settings:
     report_description: str | None = None
     report_reuse: str = "on"
     gate: str | None = None
+    # --- migration lint (issue 4)
+    migration_lint_ignore: tuple[str, ...] = ()
     rootdir: str = "."
     sources: dict[str, str] = field(default_factory=dict)
 
