@@ -1,0 +1,52 @@
+"""Differences between two snapshots, phrased the way a reviewer would write them.
+
+``compare(expected, actual)`` lists what ``actual`` lost ("column contacts.id: default
+nextval('contacts_id_seq'::regclass) lost"), what it has that ``expected`` did not
+("index ix_contacts_status left behind") and what changed ("constraint ck_x on t:
+definition changed from ... to ..."), one line each, in a stable order.
+"""
+
+from __future__ import annotations
+
+from pytest_dbarch.migrations.snapshot import Snapshot
+
+_LONG = 160  # definitions longer than this are shown on their own lines
+
+
+def compare(expected: Snapshot, actual: Snapshot, lost: str = "lost", extra: str = "left behind") -> list[str]:
+    lines: list[str] = []
+    before, after = expected.objects, actual.objects
+    for key in sorted(before.keys() | after.keys()):
+        kind, name = key
+        if key not in after:
+            lines.append(f"{kind} {name} {lost}")
+        elif key not in before:
+            lines.append(f"{kind} {name} {extra}")
+        else:
+            lines.extend(_field_changes(kind, name, before[key], after[key], lost, extra))
+    return lines
+
+
+def _field_changes(kind: str, name: str, old: dict[str, str], new: dict[str, str], lost: str, extra: str) -> list[str]:
+    lines = []
+    for fname in sorted(old.keys() | new.keys()):
+        was, now = old.get(fname, ""), new.get(fname, "")
+        if was == now:
+            continue
+        if fname == "columns" and sorted(was.split(", ")) != sorted(now.split(", ")):
+            continue  # added or missing columns are reported one by one
+        subject = f"{kind} {name}: {fname}"
+        if fname == "columns":
+            lines.append(f"{subject} order changed from ({was}) to ({now})")
+        elif now == "":
+            lines.append(f"{subject} {_show(was)} {lost}" if was != "yes" else f"{kind} {name}: no longer {fname}")
+        elif was == "":
+            lines.append(f"{subject} {_show(now)} {extra}" if now != "yes" else f"{kind} {name}: now {fname}")
+        else:
+            lines.append(f"{subject} changed from {_show(was)} to {_show(now)}")
+    return lines
+
+
+def _show(value: str) -> str:
+    flat = " ".join(value.split())
+    return flat if len(flat) <= _LONG else flat[: _LONG - 3] + "..."

@@ -1,0 +1,58 @@
+"""The disposable databases migration checks run in.
+
+Each is created empty from ``template0`` (never from the user's template or
+``template1``, which an administrator may have filled) by the session's janitor, so it
+is dropped on every exit path with the session's other databases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import psycopg
+from psycopg import sql
+
+from pytest_dbarch.errors import SchemaError
+
+if TYPE_CHECKING:
+    from pytest_dbarch.postgres.databases import Databases
+
+
+@dataclass(frozen=True)
+class ScratchDatabase:
+    name: str
+    url: str
+    dsn: str
+
+
+class Scratch:
+    """Creates empty databases (with the configured extensions) and drops them."""
+
+    def __init__(self, databases: Databases, extensions: tuple[str, ...] = ()) -> None:
+        self.databases = databases
+        self.extensions = extensions
+
+    def create(self) -> ScratchDatabase:
+        server = self.databases.start()
+        janitor = self.databases.janitor
+        assert janitor is not None
+        name = janitor.create(janitor.new_name("migrations"), "template0")
+        database = ScratchDatabase(name, server.url(name), server.dsn(name))
+        if self.extensions:
+            with psycopg.connect(database.dsn, autocommit=True) as conn:
+                for ext in self.extensions:
+                    try:
+                        conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(ext)))
+                    except psycopg.Error as exc:
+                        self.drop(database)
+                        raise SchemaError(
+                            f"extension {ext!r} could not be created: {str(exc).strip()}",
+                            "install it for this server version or remove it from dbarch_extensions",
+                        ) from None
+        return database
+
+    def drop(self, database: ScratchDatabase) -> None:
+        janitor = self.databases.janitor
+        if janitor is not None and janitor.owns(database.name):
+            janitor.drop(database.name)
