@@ -288,8 +288,15 @@ def verdict(
     problems = default_problems + (lost_rows or [])
     notes = [f"not seeded: {s}" for s in seeded.skipped]
     checked = ", ".join(t.table for t in seeded.tables) or "no table"
-    if lost_rows is None:
-        problems.append("not verified: the upgrade after the downgrade failed (see the round trip)")
+    if lost_rows is None and not problems:
+        return make(
+            DATA_ROUND_TRIP,
+            Status.WARNING,
+            f"revision {rev.id}: data round trip not finished: the upgrade after the downgrade "
+            "failed (see the round trip)",
+            rev,
+            "\n".join(notes),
+        )
     if problems:
         return make(
             DATA_ROUND_TRIP,

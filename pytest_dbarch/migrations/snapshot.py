@@ -222,7 +222,9 @@ def take(conn: Any, exclude: Iterable[str] = ()) -> Snapshot:
 
     idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     try:
-        rows = {kind: conn.execute(query).fetchall() for kind, query in QUERIES.items()}
+        with conn.pipeline():  # one round trip for all the queries
+            cursors = {kind: conn.cursor().execute(query) for kind, query in QUERIES.items()}
+        rows = {kind: cursor.fetchall() for kind, cursor in cursors.items()}
     finally:
         if idle and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.rollback()
