@@ -208,6 +208,7 @@ class AlembicRunner:
                 f"'alembic {action} {revision.id if action == 'upgrade' else revision.id + '-1'}'",
                 revision=revision.id,
                 where=where,
+                reason=cause,
             )
         if env_frames:
             where = f"{env_frames[-1].filename}:{env_frames[-1].lineno}"
@@ -218,6 +219,7 @@ class AlembicRunner:
                 "(or sqlalchemy.url) without other side effects",
                 revision=revision.id,
                 where=where,
+                reason=cause,
             )
         return MigrationError(
             f"{action} of revision {revision.id} ({revision.path}) failed: {cause}",

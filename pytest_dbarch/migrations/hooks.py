@@ -40,9 +40,8 @@ class MigrationCheckFailed(Exception):
 def _render(findings: Iterable[Finding]) -> str:
     lines = []
     for finding in findings:
-        lines.append(f"[{finding.rule}] {finding.status.value}: {finding.title}")
-        if finding.where:
-            lines.append(f"  at {finding.where}")
+        lines.append(finding.title)
+        lines.append(f"  [{finding.rule}] {finding.status.value}" + (f" at {finding.where}" if finding.where else ""))
         lines += [f"  | {line}" for line in finding.evidence.splitlines()]
         if finding.fix:
             lines.append(f"  fix: {finding.fix}")

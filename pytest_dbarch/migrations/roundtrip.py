@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +138,7 @@ class RoundTrip:
         try:
             self.runner.downgrade(rev)
         except MigrationError as exc:
-            self._fail(rev, f"revision {rev.id}: downgrade raised", [str(exc)], exc.fix)
+            self._fail(rev, f"revision {rev.id}: downgrade raised {exc.reason}", [str(exc)], exc.fix, exc.where)
             return self._restore(rev, applied, s1)
         s2 = self._snap()
         default_problems = self._check_defaults(rev, s0, s2) if seeded is not None else []
@@ -210,17 +210,18 @@ class RoundTrip:
             ),
         )
 
-    def _fail(self, rev: Revision, title: str, evidence: list[str], fix: str) -> None:
-        self.outcome.add(
-            "round-trip", rev.id, self._finding(ROUND_TRIP, Status.FAILED, title, rev, "\n".join(evidence), fix)
-        )
+    def _fail(self, rev: Revision, title: str, evidence: list[str], fix: str, where: str = "") -> None:
+        finding = self._finding(ROUND_TRIP, Status.FAILED, title, rev, "\n".join(evidence), fix)
+        if where:
+            finding = replace(finding, where=self._where(where))
+        self.outcome.add("round-trip", rev.id, finding)
 
     def _error(self, rev: Revision, title: str, exc: MigrationError) -> None:
         finding = Finding(
             rule=ROUND_TRIP,
             area=Area.MIGRATIONS,
             status=Status.ERROR,
-            title=f"{title}: {exc.cause}",
+            title=f"{title}: {exc.reason}",
             evidence=str(exc),
             where=self._where(exc.where) if exc.where else relative(rev.path, self.rootdir),
             fix=exc.fix,

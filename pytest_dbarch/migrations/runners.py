@@ -27,10 +27,11 @@ if TYPE_CHECKING:
 class MigrationError(DbarchError):
     """A history that cannot be loaded, or a revision that cannot be applied or reverted."""
 
-    def __init__(self, cause: str, fix: str = "", revision: str = "", where: str = "") -> None:
+    def __init__(self, cause: str, fix: str = "", revision: str = "", where: str = "", reason: str = "") -> None:
         super().__init__(cause, fix)
         self.revision = revision
         self.where = where
+        self.reason = reason or cause  # the error itself, without the where
 
 
 # Waivers are written where reviewers see them: in the revision file itself, e.g.

@@ -231,6 +231,7 @@ class SqlDirectoryRunner:
                 f"fix the statement at that line; {'the script runs in one transaction' if script.transactional else 'the script runs outside a transaction (transaction:false), so earlier statements stayed applied'}",
                 revision=revision.id,
                 where=f"{script.path}:{line}",
+                reason=message,
             ) from None
 
     def close(self) -> None:
