@@ -41,6 +41,7 @@ class Options:
     drift: bool = True
     metadata: str | None = None  # module:attribute; default: env.py's target_metadata
     extensions: tuple[str, ...] = ()
+    only: frozenset[str] | None = None  # round-trip only these revisions (e.g. added since a branch)
 
 
 @dataclass
@@ -114,7 +115,8 @@ def run(
         checks.single_head(runner.heads(), options.heads, runner.source, the_plan.rootdir)
     ]
     for rev in the_plan.revisions:
-        results.findings[("empty-downgrade", rev.id)] = [checks.empty_downgrade(rev, the_plan.rootdir)]
+        if options.only is None or rev.id in options.only:
+            results.findings[("empty-downgrade", rev.id)] = [checks.empty_downgrade(rev, the_plan.rootdir)]
     factories = list(OBSERVERS if observers is None else observers)
     drift_findings: list[Finding] = []
 
@@ -132,6 +134,7 @@ def run(
         floor=options.min_downgrade,
         data=options.data,
         at_head=at_head,
+        only=options.only,
     )
     try:
         outcome = round_trip.run()
