@@ -192,6 +192,21 @@ def _insert(
     return tuple(row)
 
 
+def _advance_sequences(conn: psycopg.Connection[Any], table: str, columns: list[Column]) -> None:
+    """Move key sequences past the explicit keys, as an application's import would, so
+    the default-INSERT probe does not collide with the seeded rows."""
+    regclass = table if "." in table else f"public.{table}"
+    quoted = ".".join(f'"{part}"' for part in regclass.split("."))
+    for column in columns:
+        conn.execute(
+            sql.SQL(
+                "SELECT setval(seq, (SELECT max({col}) FROM {table})) "
+                "FROM pg_get_serial_sequence(%s, %s) AS seq WHERE seq IS NOT NULL"
+            ).format(col=sql.Identifier(column.name), table=_ident(table)),
+            (quoted, column.name),
+        )
+
+
 def seed(conn: psycopg.Connection[Any], before: Snapshot, after: Snapshot) -> Seeded:
     """Write rows into the tables the revision changed; remember them by key."""
     seeded = Seeded()
@@ -212,6 +227,7 @@ def seed(conn: psycopg.Connection[Any], before: Snapshot, after: Snapshot) -> Se
             rows[tuple(by_name[k] for k in keys)] = tuple(by_name[c] for c in compared)
         if rows:
             seeded.tables.append(SeededTable(table, keys, compared, rows))
+            _advance_sequences(conn, table, [c for c in columns if c.is_key and c.has_default and c.type in ("smallint", "integer", "bigint")])
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         conn.commit()
     return seeded
