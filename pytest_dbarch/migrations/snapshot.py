@@ -34,6 +34,14 @@ def _not_extension_member(oid: str, catalog: str) -> str:
     )
 
 
+def _comment(oid: str, catalog: str, subid: str = "0") -> str:
+    """A scalar subquery, not obj_description(): that SQL function costs a query per row."""
+    return (
+        f"(SELECT d.description FROM pg_description d WHERE d.objoid = {oid} "
+        f"AND d.classoid = '{catalog}'::regclass AND d.objsubid = {subid})"
+    )
+
+
 def _acl(column: str, kind: str, owner: str) -> str:
     """An ACL as sorted text, NULL read as the owner's default, so grant order and an
     explicit-but-default ACL do not count as differences."""
@@ -63,7 +71,7 @@ QUERIES: dict[str, str] = {
                CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid, true) END,
                CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END,
                CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END,
-               obj_description(c.oid, 'pg_class'), pg_get_userbyid(c.relowner)
+               {_comment('c.oid', 'pg_class')}, pg_get_userbyid(c.relowner)
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c') AND {_user('n')}
           AND {_not_extension_member('c.oid', 'pg_class')}
@@ -72,7 +80,7 @@ QUERIES: dict[str, str] = {
         SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
                a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
                CASE WHEN a.attcollation <> t.typcollation THEN co.collname END,
-               col_description(c.oid, a.attnum),
+               {_comment('c.oid', 'pg_class', 'a.attnum')},
                (SELECT string_agg(x::text, ' ' ORDER BY x::text) FROM unnest(a.attacl) x)
         FROM pg_attribute a
         JOIN pg_class c ON c.oid = a.attrelid
@@ -87,7 +95,7 @@ QUERIES: dict[str, str] = {
     "constraints": f"""
         SELECT n.nspname, coalesce(c.relname, ty.typname), con.conname, con.contype,
                pg_get_constraintdef(con.oid), con.convalidated,
-               obj_description(con.oid, 'pg_constraint'), c.relname IS NULL
+               {_comment('con.oid', 'pg_constraint')}, c.relname IS NULL
         FROM pg_constraint con
         JOIN pg_namespace n ON n.oid = con.connamespace
         LEFT JOIN pg_class c ON c.oid = con.conrelid
@@ -96,7 +104,7 @@ QUERIES: dict[str, str] = {
         ORDER BY 1, 2, 3""",
     "indexes": f"""
         SELECT n.nspname, t.relname, i.relname, pg_get_indexdef(i.oid), x.indisvalid,
-               obj_description(i.oid, 'pg_class')
+               {_comment('i.oid', 'pg_class')}
         FROM pg_index x
         JOIN pg_class i ON i.oid = x.indexrelid
         JOIN pg_class t ON t.oid = x.indrelid
@@ -125,7 +133,7 @@ QUERIES: dict[str, str] = {
                (SELECT string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder)
                 FROM pg_enum e WHERE e.enumtypid = t.oid),
                CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END,
-               t.typnotnull, t.typdefault, obj_description(t.oid, 'pg_type'),
+               t.typnotnull, t.typdefault, {_comment('t.oid', 'pg_type')},
                {_acl('t.typacl', "'T'", 't.typowner')}
         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
         WHERE t.typtype IN ('e', 'd', 'r') AND {_user('n')}
@@ -134,13 +142,13 @@ QUERIES: dict[str, str] = {
     "functions": f"""
         SELECT n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), p.prokind,
                CASE WHEN p.prokind IN ('f', 'p', 'w') THEN pg_get_functiondef(p.oid) END,
-               obj_description(p.oid, 'pg_proc'), {_acl('p.proacl', "'f'", 'p.proowner')}
+               {_comment('p.oid', 'pg_proc')}, {_acl('p.proacl', "'f'", 'p.proowner')}
         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
         WHERE {_user('n')} AND {_not_extension_member('p.oid', 'pg_proc')}
         ORDER BY 1, 2, 3""",
     "triggers": f"""
         SELECT n.nspname, c.relname, tg.tgname, pg_get_triggerdef(tg.oid), tg.tgenabled,
-               obj_description(tg.oid, 'pg_trigger')
+               {_comment('tg.oid', 'pg_trigger')}
         FROM pg_trigger tg
         JOIN pg_class c ON c.oid = tg.tgrelid
         JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -158,7 +166,7 @@ QUERIES: dict[str, str] = {
         ORDER BY 1, 2, 3""",
     "schemas": f"""
         SELECT n.nspname, pg_get_userbyid(n.nspowner), {_acl('n.nspacl', "'n'", 'n.nspowner')},
-               obj_description(n.oid, 'pg_namespace')
+               {_comment('n.oid', 'pg_namespace')}
         FROM pg_namespace n
         WHERE {_user('n')} AND {_not_extension_member('n.oid', 'pg_namespace')}
         ORDER BY 1""",
