@@ -55,6 +55,9 @@ class MigrationCheck(pytest.Item):
         super().__init__(**kwargs)
         self.check = check
         self.revision = revision
+        # Under pytest-xdist --dist loadgroup all checks share one worker, so the history
+        # is walked once; with other modes each worker that gets one walks it itself.
+        self.add_marker(pytest.mark.xdist_group("dbarch-migrations"))
 
     def runtest(self) -> None:
         results = _results(self.config)
@@ -157,7 +160,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     items.extend(history.collect())
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    """After the fixtures' teardown: close the databases if only migration items used them."""
     from pytest_dbarch.stash import DATABASES
 
     databases = session.config.stash.get(DATABASES, None)

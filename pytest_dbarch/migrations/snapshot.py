@@ -231,7 +231,7 @@ def take(conn: Any, exclude: Iterable[str] = ()) -> Snapshot:
     idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     try:
         with conn.pipeline():  # one round trip for all the queries
-            cursors = {kind: conn.cursor().execute(query) for kind, query in QUERIES.items()}
+            cursors = {kind: conn.cursor().execute(query, prepare=True) for kind, query in QUERIES.items()}
         rows = {kind: cursor.fetchall() for kind, cursor in cursors.items()}
     finally:
         if idle and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
