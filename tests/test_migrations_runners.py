@@ -200,3 +200,23 @@ def test_split_statements_respects_quotes_and_comments() -> None:
     )
     assert [line for _, line in split_statements(sql)] == [1, 3, 4, 5]
     assert [s.split()[-1] for s, _ in split_statements(sql)][:2] == ["'a;b')", "sql"]
+
+
+def test_missing_revision_and_cycle_are_named(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from pytest_dbarch.migrations.suite import plan
+
+    missing = tmp_path / "missing"
+    missing.mkdir()
+    write_alembic(missing, [Rev("r1", ["SELECT 1"], ["SELECT 1"], down=None), Rev("r2", ["SELECT 1"], ["SELECT 1"], down="gone")])
+    loaded = plan("alembic.ini", missing)
+    assert loaded.error is not None
+    assert "cannot be loaded" in loaded.error.cause
+    assert "Revision gone referenced from gone -> r2 (head), r2 is not present" in loaded.error.cause
+    assert "down_revision" in loaded.error.fix
+
+    cycle = tmp_path / "cycle"
+    cycle.mkdir()
+    write_alembic(cycle, [Rev("r1", ["SELECT 1"], ["SELECT 1"], down="r2"), Rev("r2", ["SELECT 1"], ["SELECT 1"], down="r1")])
+    loaded = plan("alembic.ini", cycle)
+    assert loaded.error is not None and "cannot be loaded" in loaded.error.cause
+    assert "r1" in loaded.error.cause and "r2" in loaded.error.cause

@@ -17,6 +17,7 @@ import contextlib
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -78,13 +79,16 @@ class AlembicRunner:
         self._metadata: Any = None
         self.config = Config(str(ini))
         try:
-            with _chdir(ini.parent):
+            with _chdir(ini.parent), warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
                 self.script = ScriptDirectory.from_config(self.config)
                 ordered = list(self.script.walk_revisions("base", "heads"))
         except Exception as exc:
+            # Alembic names a missing down_revision only in a warning.
+            notes = "".join(f"; {w.message}" for w in seen if "not present" in str(w.message))
             raise MigrationError(
                 f"the Alembic history of {ini} cannot be loaded: {type(exc).__name__}: "
-                f"{_first_line(exc)}",
+                f"{_first_line(exc)}{notes}",
                 "fix the revision named above (a syntax error, an import error, a cycle, or "
                 "a down_revision that points at no revision), then run 'alembic history' to check",
             ) from None

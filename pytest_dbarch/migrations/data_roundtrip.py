@@ -27,6 +27,7 @@ from pytest_dbarch.migrations.runners import Revision
 from pytest_dbarch.migrations.snapshot import Snapshot
 
 KEYS = (2, 5, 11)
+_INTEGERS = ("smallint", "integer", "bigint")
 PROBE = 97  # the key of the row the default-INSERT probe writes
 
 _COLUMNS = """
@@ -227,7 +228,8 @@ def seed(conn: psycopg.Connection[Any], before: Snapshot, after: Snapshot) -> Se
             rows[tuple(by_name[k] for k in keys)] = tuple(by_name[c] for c in compared)
         if rows:
             seeded.tables.append(SeededTable(table, keys, compared, rows))
-            _advance_sequences(conn, table, [c for c in columns if c.is_key and c.has_default and c.type in ("smallint", "integer", "bigint")])
+            integer_keys = [c for c in columns if c.is_key and c.has_default and c.type in _INTEGERS]
+            _advance_sequences(conn, table, integer_keys)
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         conn.commit()
     return seeded
