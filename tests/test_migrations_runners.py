@@ -220,3 +220,31 @@ def test_missing_revision_and_cycle_are_named(tmp_path) -> None:  # type: ignore
     loaded = plan("alembic.ini", cycle)
     assert loaded.error is not None and "cannot be loaded" in loaded.error.cause
     assert "r1" in loaded.error.cause and "r2" in loaded.error.cause
+
+
+def test_registered_observers_get_items_of_their_own(external_pytester: pytest.Pytester) -> None:
+    """The place the lock-safety lint plugs in: suite.OBSERVERS, one item per revision."""
+    write_alembic(external_pytester.path, [Rev("r1", ["CREATE TABLE t (id int)"], ["DROP TABLE t"])])
+    external_pytester.makeini("[pytest]\ndbarch_migrations = alembic.ini\ndbarch_migrations_data = off\n")
+    external_pytester.makeconftest(
+        """
+from pytest_dbarch.findings import Finding
+from pytest_dbarch.migrations import suite
+
+class CountStatements:
+    def begin_revision(self, revision, connection):
+        self.count = 0
+    def before_statement(self, statement, connection):
+        self.count += 1
+    def after_statement(self, statement, connection, elapsed, error):
+        pass
+    def end_revision(self, revision, connection):
+        status = "failed" if self.count > 0 else "passed"
+        return [Finding("migrations.example", "migrations", status, f"{revision} ran {self.count} statements")]
+
+suite.OBSERVERS.append(CountStatements)
+"""
+    )
+    result = external_pytester.runpytest("-rf")
+    result.stdout.fnmatch_lines(["FAILED alembic.ini::statements[[]r1[]] - r1 ran 1 statements"])
+    result.assert_outcomes(passed=3, failed=1, skipped=2)  # data round trip off, no models

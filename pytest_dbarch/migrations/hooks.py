@@ -86,6 +86,8 @@ class MigrationCheck(pytest.Item):
 def _why_nothing(check: str) -> str:
     if check == "drift":
         return "no models to compare: env.py has no target_metadata and dbarch_migrations_metadata is not set (or dbarch_migrations_drift = off)"
+    if check == "statements":
+        return "the statement observers reported nothing for this revision"
     if check == "data-round-trip":
         return "data round trip off, or the revision was waived or could not be upgraded"
     return "not checked"

@@ -60,6 +60,8 @@ class Plan:
         keys = [("single-head", "")]
         for check in PER_REVISION:
             keys += [(check, rev.id) for rev in self.revisions]
+        if OBSERVERS:  # what the registered statement observers found, per revision
+            keys += [("statements", rev.id) for rev in self.revisions]
         keys.append(("drift", ""))
         return keys
 
