@@ -153,7 +153,7 @@ def test_failures_are_named_and_other_checks_still_run(external_pytester: pytest
     external_pytester.makeini("[pytest]\ndbarch_migrations = alembic.ini\n")
     result = external_pytester.runpytest("-rfEs")
     output = result.stdout.str()
-    assert "FAILED alembic.ini::single-head - the history has 2 heads: r3, x" in output
+    assert "FAILED alembic.ini::single-head" in output and "the history has 2 heads: r3, x" in output
     assert "alembic merge" in output
     assert "revision r2: upgrade failed: ProgrammingError: (psycopg.errors.UndefinedTable) relation" in output
     assert "upgrade of revision r2 failed at" in output and "versions/r2.py:9" in output
@@ -246,5 +246,6 @@ suite.OBSERVERS.append(CountStatements)
 """
     )
     result = external_pytester.runpytest("-rf")
-    result.stdout.fnmatch_lines(["FAILED alembic.ini::statements[[]r1[]] - r1 ran 1 statements"])
+    output = result.stdout.str()
+    assert "FAILED alembic.ini::statements[r1]" in output and "r1 ran 1 statements" in output
     result.assert_outcomes(passed=3, failed=1, skipped=2)  # data round trip off, no models

@@ -65,6 +65,9 @@ class MigrationCheck(pytest.Item):
         for finding in findings:
             self.user_properties.append((USER_PROPERTY, finding.to_json()))
         if not findings:
+            broken = results.for_item("history")  # the walk itself stopped (e.g. no server)
+            if broken:
+                raise MigrationCheckFailed(broken)
             pytest.skip(_why_nothing(self.check))
         problems = [f for f in findings if f.status in (Status.FAILED, Status.ERROR)]
         if problems:

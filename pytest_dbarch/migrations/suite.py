@@ -140,7 +140,8 @@ def run(
     )
     try:
         outcome = round_trip.run()
-    except DbarchError as exc:
+    except DbarchError as exc:  # e.g. the server could not start: keep what was found
+        results.findings.update(round_trip.outcome.findings)
         results.findings[("history", "")] = [_history_error(exc, the_plan)]
         return results
     results.findings.update(outcome.findings)
