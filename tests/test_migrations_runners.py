@@ -249,3 +249,13 @@ suite.OBSERVERS.append(CountStatements)
     output = result.stdout.str()
     assert "FAILED alembic.ini::statements[r1]" in output and "r1 ran 1 statements" in output
     result.assert_outcomes(passed=3, failed=1, skipped=2)  # data round trip off, no models
+
+
+def test_waivers_are_read_in_both_spellings() -> None:
+    from pytest_dbarch.migrations.runners import read_waivers
+
+    python = 'revision = "x"\ndbarch_one_way = "splits names for good"\ndbarch_min_downgrade = \'squashed baseline\'\n'
+    assert read_waivers(python) == {"one-way": "splits names for good", "min-downgrade": "squashed baseline"}
+    sql = "-- dbarch: one-way: data moved to the warehouse\nALTER TABLE t DROP COLUMN c;\n"
+    assert read_waivers(sql) == {"one-way": "data moved to the warehouse"}
+    assert read_waivers("def upgrade():\n    pass\n") == {}
