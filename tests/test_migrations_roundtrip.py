@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import database_names
 from tests.migrations_support import PLANTED, planted_history
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_ten_planted_downgrade_defects_are_all_caught(external_pytester: pytest.Pytester) -> None:
+def test_ten_planted_downgrade_defects_are_all_caught(external_pytester: pytest.Pytester, admin) -> None:  # type: ignore[no-untyped-def]
+    before = database_names(admin)
     planted_history(external_pytester.path)
     external_pytester.makeini("[pytest]\ndbarch_migrations = alembic.ini\n")
     result = external_pytester.runpytest("-rfs")
@@ -32,6 +34,7 @@ def test_ten_planted_downgrade_defects_are_all_caught(external_pytester: pytest.
     # data round trips whose re-upgrade failed, and drift (no models), are skipped.
     result.assert_outcomes(passed=21, failed=11, skipped=6)
     assert "Traceback" not in output
+    assert database_names(admin) == before  # the disposable databases are gone
 
 
 def test_example_project_history_passes(dbarch_migrations) -> None:  # type: ignore[no-untyped-def]
