@@ -144,6 +144,42 @@ OPTIONS: tuple[Option, ...] = (
         kind="linelist",
         default=(),
     ),
+    # --- migrations (issue 4)
+    Option(
+        "migrations",
+        "migration history to check (an alembic.ini or a directory of .sql migrations): "
+        "round trips, data round trips, drift, single head, empty downgrades, one test "
+        "item per check per revision",
+        flag="--dbarch-migrations",
+        env="DBARCH_MIGRATIONS",
+    ),
+    Option(
+        "migrations_heads",
+        "the heads the migration history is meant to have (default: exactly one)",
+        kind="linelist",
+        default=(),
+    ),
+    Option(
+        "migrations_min_downgrade",
+        "oldest revision that is ever downgraded; it and its ancestors are not round-tripped",
+    ),
+    Option(
+        "migrations_metadata",
+        "models to compare the migrated schema with, as 'module:attribute' "
+        "(default: env.py's target_metadata)",
+    ),
+    Option(
+        "migrations_data",
+        "data round trips (seed rows, downgrade, upgrade, compare): 'on' or 'off'",
+        default="on",
+        choices=("on", "off"),
+    ),
+    Option(
+        "migrations_drift",
+        "compare the schema at head with the models: 'on' or 'off'",
+        default="on",
+        choices=("on", "off"),
+    ),
 )
 
 
@@ -169,6 +205,13 @@ class Settings:
     gate: str | None = None
     # --- migration lint (issue 4)
     migration_lint_ignore: tuple[str, ...] = ()
+    # --- migrations (issue 4)
+    migrations: str | None = None
+    migrations_heads: tuple[str, ...] = ()
+    migrations_min_downgrade: str | None = None
+    migrations_metadata: str | None = None
+    migrations_data: str = "on"
+    migrations_drift: str = "on"
     rootdir: str = "."
     sources: dict[str, str] = field(default_factory=dict)
 

@@ -14,7 +14,7 @@ import pytest
 from pytest_dbarch.errors import DbarchError
 from pytest_dbarch.findings import USER_PROPERTY, Finding
 from pytest_dbarch.markers import read_dbarch
-from pytest_dbarch.stash import SETTINGS, worker_id
+from pytest_dbarch.stash import SETTINGS, session_databases
 
 if TYPE_CHECKING:
     import psycopg
@@ -34,9 +34,7 @@ def fail_on_dbarch_error(exc: DbarchError) -> NoReturn:
 
 @pytest.fixture(scope="session")
 def _dbarch_databases(request: pytest.FixtureRequest) -> Iterator[Databases]:
-    from pytest_dbarch.postgres.databases import Databases
-
-    databases = Databases(request.config.stash[SETTINGS], worker_id(request.config))
+    databases = session_databases(request.config)
     try:
         yield databases
     finally:

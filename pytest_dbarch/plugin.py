@@ -56,6 +56,9 @@ def pytest_configure(config: pytest.Config) -> None:
     else:
         from pytest_dbarch import async_missing as async_module  # type: ignore[no-redef]
     config.pluginmanager.register(async_module, "dbarch-async")
+    from pytest_dbarch.migrations import hooks as migration_hooks
+
+    config.pluginmanager.register(migration_hooks, "dbarch-migrations")
     _install_sigterm_handler(config)
 
 

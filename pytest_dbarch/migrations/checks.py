@@ -1,0 +1,63 @@
+"""Checks read from the history itself, without a database: heads and empty downgrades."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from pytest_dbarch.findings import Area, Finding, Status
+from pytest_dbarch.migrations.roundtrip import relative
+from pytest_dbarch.migrations.runners import Revision
+
+SINGLE_HEAD = "migrations.single-head"
+EMPTY_DOWNGRADE = "migrations.empty-downgrade"
+
+
+def single_head(heads: Sequence[str], declared: Sequence[str], source: str, rootdir: str | Path) -> Finding:
+    """One head, or exactly the heads the project declared (dbarch_migrations_heads)."""
+    where = relative(source, rootdir)
+    expected = sorted(declared)
+    if (expected and sorted(heads) == expected) or (not expected and len(heads) == 1):
+        title = f"the history has {'the declared heads ' + ', '.join(heads) if expected else 'a single head ' + heads[0]}"
+        return Finding(SINGLE_HEAD, Area.MIGRATIONS, Status.PASSED, title, where=where)
+    if expected:
+        title = f"the history's heads are {', '.join(heads)}, not the declared {', '.join(expected)}"
+        fix = "merge the unexpected branches (alembic merge) or update dbarch_migrations_heads"
+    else:
+        title = f"the history has {len(heads)} heads: {', '.join(heads)}"
+        fix = (
+            f"merge them with 'alembic merge -m \"merge heads\" {' '.join(heads)}', or declare "
+            "them in dbarch_migrations_heads if the branches are intended"
+        )
+    return Finding(SINGLE_HEAD, Area.MIGRATIONS, Status.FAILED, title, "heads: " + ", ".join(heads), where, fix)
+
+
+def empty_downgrade(revision: Revision, rootdir: str | Path) -> Finding:
+    """A revision that changes something must be able to undo it, or say why not."""
+    where = f"{relative(revision.path, rootdir)} (revision {revision.id})"
+    waived = "one-way" in revision.waivers
+    if revision.upgrade_empty or not revision.downgrade_empty:
+        title = (
+            f"revision {revision.id}: upgrade does nothing, so an empty downgrade is right"
+            if revision.upgrade_empty
+            else f"revision {revision.id}: has a downgrade"
+        )
+        return Finding(EMPTY_DOWNGRADE, Area.MIGRATIONS, Status.PASSED, title, where=where)
+    if waived and revision.waivers["one-way"]:
+        return Finding(
+            EMPTY_DOWNGRADE,
+            Area.MIGRATIONS,
+            Status.WARNING,
+            f"revision {revision.id}: one-way by decision: {revision.waivers['one-way']}",
+            where=where,
+        )
+    return Finding(
+        EMPTY_DOWNGRADE,
+        Area.MIGRATIONS,
+        Status.FAILED,
+        f"revision {revision.id}: downgrade is empty ({revision.downgrade_note})",
+        where=where,
+        fix=f"write downgrade() of revision {revision.id} to undo its upgrade, or mark the "
+        "revision one-way with a reason reviewers can see: dbarch_one_way = '<why>' "
+        "(SQL: -- dbarch: one-way: <why>)",
+    )

@@ -1,0 +1,342 @@
+"""Data round trips: rows survive a revision's downgrade and upgrade, with their keys.
+
+A schema can come back identical while the data does not: a downgrade that copies a
+table and renumbers it, or one that loses a column default so the application's next
+INSERT fails. Before the downgrade, a few rows are written into each table the revision
+changed that existed before it (keys with gaps: 2, 5, 11, so renumbering shows); after
+the downgrade, an INSERT that leaves every defaulted column to its default must still
+work (rolled back); after upgrading again the same rows, with the same keys and values
+in the columns that lived through both, must be there.
+
+Values come from each column's type (enums take their first label; NOT NULL foreign
+keys borrow a row of the referenced table); a table no generated row fits (a CHECK it
+cannot satisfy, an unknown type) is named in the evidence and left unchecked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from pytest_dbarch.findings import Finding, Status
+from pytest_dbarch.migrations.runners import Revision
+from pytest_dbarch.migrations.snapshot import Snapshot
+
+KEYS = (2, 5, 11)
+_INTEGERS = ("smallint", "integer", "bigint")
+PROBE = 97  # the key of the row the default-INSERT probe writes
+
+_COLUMNS = """
+SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typtype, a.attnotnull,
+       a.atthasdef OR a.attidentity <> '' AS has_default, a.attgenerated <> '' AS generated,
+       coalesce(x.indisprimary AND a.attnum = ANY(x.indkey), false) AS is_key,
+       (SELECT e.enumlabel FROM pg_enum e WHERE e.enumtypid = a.atttypid ORDER BY e.enumsortorder LIMIT 1),
+       (SELECT format('%%I.%%I', rn.nspname, rc.relname) || ':' || ra.attname
+          FROM pg_constraint f
+          JOIN pg_class rc ON rc.oid = f.confrelid
+          JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+          JOIN pg_attribute ra ON ra.attrelid = f.confrelid AND ra.attnum = f.confkey[1]
+         WHERE f.conrelid = a.attrelid AND f.contype = 'f' AND f.conkey = ARRAY[a.attnum] LIMIT 1)
+FROM pg_attribute a
+JOIN pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_index x ON x.indrelid = a.attrelid AND x.indisprimary
+WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
+
+
+@dataclass
+class Column:
+    name: str
+    type: str
+    typtype: str
+    not_null: bool
+    has_default: bool
+    generated: bool
+    is_key: bool
+    enum_label: str | None
+    references: str | None
+
+
+@dataclass
+class SeededTable:
+    table: str
+    keys: list[str]
+    compared: list[str]
+    rows: dict[tuple[str, ...], tuple[str, ...]]
+
+
+@dataclass
+class Seeded:
+    tables: list[SeededTable] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "table: why"
+    considered: list[str] = field(default_factory=list)
+
+
+def changed_tables(before: Snapshot, after: Snapshot) -> list[str]:
+    """Tables that existed before the revision, still exist, and whose definition changed."""
+    both = before.tables() & after.tables()
+    touched = set()
+    for key in before.objects.keys() | after.objects.keys():
+        if before.objects.get(key) == after.objects.get(key):
+            continue
+        kind, name = key
+        if kind == "table":
+            touched.add(name)
+        elif kind == "column":
+            touched.add(name.rsplit(".", 1)[0])
+        elif " on " in name:
+            touched.add(name.rsplit(" on ", 1)[1])
+    return sorted(touched & both)
+
+
+def _ident(table: str) -> sql.Composable:
+    return sql.Identifier(*table.split(".")) if "." in table else sql.Identifier(table)
+
+
+def _columns(conn: psycopg.Connection[Any], table: str) -> list[Column]:
+    regclass = table if "." in table else f"public.{table}"
+    quoted = ".".join(f'"{part}"' for part in regclass.split("."))
+    return [Column(*row) for row in conn.execute(_COLUMNS, (quoted,)).fetchall()]
+
+
+def _value(column: Column, n: int, conn: psycopg.Connection[Any], depth: int = 0) -> tuple[bool, Any]:
+    """(True, value) for a value of the column's type, (False, reason) when there is none."""
+    if column.references:
+        target, _, col = column.references.rpartition(":")
+        row = conn.execute(
+            sql.SQL("SELECT {}::text FROM {} LIMIT 1").format(sql.Identifier(col), sql.SQL(target))
+        ).fetchone()
+        if row is None and column.not_null and depth < 3:
+            # Borrowing needs a parent row: write one (not checked itself).
+            parent = target.replace('"', "")
+            _insert(conn, parent, _columns(conn, parent), 1000 + n, None, depth + 1)
+            row = conn.execute(
+                sql.SQL("SELECT {}::text FROM {} LIMIT 1").format(sql.Identifier(col), sql.SQL(target))
+            ).fetchone()
+        if row is None:
+            return (True, None) if not column.not_null else (False, f"no row in {target} to reference")
+        return True, row[0]
+    if column.enum_label is not None:
+        return True, column.enum_label
+    t = column.type
+    if t in ("smallint", "integer", "bigint") or t.startswith(("numeric", "real", "double")):
+        return True, str(n)
+    if t.startswith(("character varying", "text", "character", "citext", "varchar")):
+        return True, f"v{n}"
+    if t == "uuid":
+        return True, f"00000000-0000-4000-8000-{n:012d}"
+    if t == "boolean":
+        return True, "true"
+    if t.startswith(("timestamp", "date")):
+        return True, f"2024-01-{n % 28 + 1:02d}"
+    if t.startswith(("time", "interval")):
+        return True, "01:00:00"
+    if t in ("json", "jsonb"):
+        return True, "{}"
+    if t == "bytea":
+        return True, "\\x00"
+    if t.endswith("[]"):
+        return True, "{}"
+    return False, f"no generated value for type {t} (column {column.name})"
+
+
+def _insert(
+    conn: psycopg.Connection[Any],
+    table: str,
+    columns: list[Column],
+    n: int,
+    skip_defaulted: set[str] | None,
+    depth: int = 0,
+) -> tuple[str, ...] | str:
+    """INSERT one row keyed by ``n``; the returned text of every column, or why it failed.
+
+    ``skip_defaulted``: columns left to their defaults (the probe); otherwise keys are
+    given explicitly and other defaulted columns use their defaults.
+    """
+    names, values = [], []
+    for column in columns:
+        if column.generated:
+            continue
+        if skip_defaulted is not None:
+            if column.name in skip_defaulted:
+                continue
+        elif column.has_default and not column.is_key:
+            continue
+        if not column.not_null and not column.is_key and not column.references:
+            continue
+        ok, value = _value(column, n, conn, depth)
+        if not ok:
+            return str(value)
+        names.append(sql.Identifier(column.name))
+        values.append(sql.Literal(value) if value is None else sql.SQL("{}::{}").format(sql.Literal(value), sql.SQL(column.type)))
+    query = sql.SQL("INSERT INTO {} {} OVERRIDING SYSTEM VALUE VALUES ({}) RETURNING {}").format(
+        _ident(table),
+        sql.SQL("({})").format(sql.SQL(", ").join(names)) if names else sql.SQL(""),
+        sql.SQL(", ").join(values),
+        sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c.name)) for c in columns),
+    )
+    if not names:
+        query = sql.SQL("INSERT INTO {} DEFAULT VALUES RETURNING {}").format(
+            _ident(table), sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c.name)) for c in columns)
+        )
+    try:
+        with conn.transaction():
+            row = conn.execute(query).fetchone()
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0]
+    assert row is not None
+    return tuple(row)
+
+
+def _advance_sequences(conn: psycopg.Connection[Any], table: str, columns: list[Column]) -> None:
+    """Move key sequences past the explicit keys, as an application's import would, so
+    the default-INSERT probe does not collide with the seeded rows."""
+    regclass = table if "." in table else f"public.{table}"
+    quoted = ".".join(f'"{part}"' for part in regclass.split("."))
+    for column in columns:
+        conn.execute(
+            sql.SQL(
+                "SELECT setval(seq, (SELECT max({col}) FROM {table})) "
+                "FROM pg_get_serial_sequence(%s, %s) AS seq WHERE seq IS NOT NULL"
+            ).format(col=sql.Identifier(column.name), table=_ident(table)),
+            (quoted, column.name),
+        )
+
+
+def seed(conn: psycopg.Connection[Any], before: Snapshot, after: Snapshot) -> Seeded:
+    """Write rows into the tables the revision changed; remember them by key."""
+    seeded = Seeded()
+    columns_before = {name for kind, name in before.objects if kind == "column"}
+    for table in changed_tables(before, after):
+        seeded.considered.append(table)
+        columns = _columns(conn, table)
+        keys = [c.name for c in columns if c.is_key] or [c.name for c in columns]
+        compared = [c.name for c in columns if f"{table}.{c.name}" in columns_before]
+        rows: dict[tuple[str, ...], tuple[str, ...]] = {}
+        for n in KEYS:
+            result = _insert(conn, table, columns, n, None)
+            if isinstance(result, str):
+                seeded.skipped.append(f"{table}: {result}")
+                rows = {}
+                break
+            by_name = dict(zip([c.name for c in columns], result))
+            rows[tuple(by_name[k] for k in keys)] = tuple(by_name[c] for c in compared)
+        if rows:
+            seeded.tables.append(SeededTable(table, keys, compared, rows))
+            integer_keys = [c for c in columns if c.is_key and c.has_default and c.type in _INTEGERS]
+            _advance_sequences(conn, table, integer_keys)
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.commit()
+    return seeded
+
+
+def insert_with_defaults(
+    conn: psycopg.Connection[Any], before: Snapshot, downgraded: Snapshot, tables: list[str]
+) -> list[str]:
+    """After the downgrade: an INSERT into ``tables`` relying on the defaults they had
+    before the revision must work. Rolled back."""
+    problems = []
+    for table in sorted(set(tables) & before.tables() & downgraded.tables()):
+        defaulted = {
+            name.rsplit(".", 1)[1]
+            for (kind, name), fields in before.objects.items()
+            if kind == "column" and name.rsplit(".", 1)[0] == table and ("default" in fields or "identity" in fields)
+        }
+        if not defaulted:
+            continue
+        columns = _columns(conn, table)
+        try:
+            with conn.transaction(force_rollback=True):
+                result = _insert(conn, table, columns, PROBE, defaulted)
+        except psycopg.Error as exc:
+            result = str(exc).strip().splitlines()[0]
+        if isinstance(result, str) and not result.startswith("no "):
+            problems.append(f"INSERT into {table} relying on the defaults of {', '.join(sorted(defaulted))} fails: {result}")
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.rollback()
+    return problems
+
+
+def verify(conn: psycopg.Connection[Any], seeded: Seeded) -> list[str]:
+    """After upgrading again: the seeded rows, same keys, same surviving values."""
+    problems = []
+    for table in seeded.tables:
+        select = sql.SQL("SELECT {} FROM {}").format(
+            sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in table.keys + table.compared),
+            _ident(table.table),
+        )
+        try:
+            found = {
+                tuple(row[: len(table.keys)]): tuple(row[len(table.keys) :]) for row in conn.execute(select).fetchall()
+            }
+        except psycopg.Error as exc:
+            problems.append(f"{table.table}: cannot read the seeded rows back: {str(exc).strip().splitlines()[0]}")
+            conn.rollback()
+            continue
+        for key, values in table.rows.items():
+            shown = ", ".join(f"{k}={v}" for k, v in zip(table.keys, key))
+            if key not in found:
+                problems.append(f"{table.table}: row {shown} lost (keys renumbered or rows dropped)")
+            elif found[key] != values:
+                changed = [
+                    f"{c} {old!r} -> {new!r}"
+                    for c, old, new in zip(table.compared, values, found[key])
+                    if old != new
+                ]
+                problems.append(f"{table.table}: row {shown} changed: {', '.join(changed)}")
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.rollback()
+    return problems
+
+
+def verdict(
+    rev: Revision,
+    seeded: Seeded,
+    default_problems: list[str],
+    lost_rows: list[str] | None,
+    make: Callable[..., Finding],
+) -> Finding:
+    from pytest_dbarch.migrations.roundtrip import DATA_ROUND_TRIP
+
+    problems = default_problems + (lost_rows or [])
+    notes = [f"not seeded: {s}" for s in seeded.skipped]
+    checked = ", ".join(t.table for t in seeded.tables) or "no table"
+    if lost_rows is None and not problems:
+        return make(
+            DATA_ROUND_TRIP,
+            Status.WARNING,
+            f"revision {rev.id}: data round trip not finished: the upgrade after the downgrade "
+            "failed (see the round trip)",
+            rev,
+            "\n".join(notes),
+        )
+    if problems:
+        return make(
+            DATA_ROUND_TRIP,
+            Status.FAILED,
+            f"revision {rev.id}: data does not survive the round trip: {problems[0]}"
+            + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""),
+            rev,
+            "\n".join(problems + notes + [f"rows seeded into: {checked}"]),
+            f"make downgrade() of revision {rev.id} keep rows, keys and column defaults as they "
+            "were before upgrade() ran",
+        )
+    if not seeded.considered:
+        title = f"revision {rev.id}: data round trip: changes no existing table; INSERTs with defaults still work after its downgrade"
+    elif not seeded.tables:
+        return make(
+            DATA_ROUND_TRIP,
+            Status.WARNING,
+            f"revision {rev.id}: data round trip not checked: no rows could be seeded",
+            rev,
+            "\n".join(notes),
+            "seed these tables yourself in a test with the dbarch_migrations fixture",
+        )
+    else:
+        title = f"revision {rev.id}: rows and keys of {checked} survive downgrade and upgrade"
+    return make(DATA_ROUND_TRIP, Status.PASSED, title, rev, "\n".join(notes))

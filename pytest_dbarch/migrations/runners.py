@@ -1,0 +1,194 @@
+"""The small protocol every migration system is driven through, and how to pick one.
+
+A runner knows a history (revisions, base first, with their parents), applies or
+reverts one revision at a time on one connection to a disposable database, and tells
+statement observers (lint, lock report) about the first upgrade of each revision.
+Alembic histories live in ``alembic_runner.py``, plain SQL directories in
+``sql_runner.py``; the round trip, the checks and the CLI only see this protocol.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pytest_dbarch.errors import DbarchError
+from pytest_dbarch.findings import Area, Finding, Status
+from pytest_dbarch.migrations.observe import RanStatement, StatementObserver
+
+if TYPE_CHECKING:
+    import psycopg
+
+
+class MigrationError(DbarchError):
+    """A history that cannot be loaded, or a revision that cannot be applied or reverted."""
+
+    def __init__(self, cause: str, fix: str = "", revision: str = "", where: str = "", reason: str = "") -> None:
+        super().__init__(cause, fix)
+        self.revision = revision
+        self.where = where
+        self.reason = reason or cause  # the error itself, without the where
+
+
+# Waivers are written where reviewers see them: in the revision file itself, e.g.
+#   dbarch_one_way = "drops the legacy audit table; restore from backup instead"
+#   -- dbarch: one-way: data is split irreversibly
+#   dbarch_min_downgrade = "squashed baseline; never downgraded below this"
+_WAIVER = re.compile(
+    r"""dbarch[_:\s]+(one[-_]way|min[-_]downgrade)\s*[:=]\s*(?P<q>["']?)(?P<reason>.*?)(?P=q)\s*$""",
+    re.IGNORECASE | re.MULTILINE,
+)
+WAIVER_KINDS = ("one-way", "min-downgrade")
+
+
+def read_waivers(text: str) -> dict[str, str]:
+    """Revision-level waivers found in a revision file's text: kind -> reason."""
+    found: dict[str, str] = {}
+    for match in _WAIVER.finditer(text):
+        kind = match.group(1).lower().replace("_", "-")
+        found[kind] = match.group("reason").strip()
+    return found
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One step of a history; ``down`` is empty for a base and has two ids for a merge."""
+
+    id: str
+    down: tuple[str, ...]
+    path: str  # the file that defines it
+    doc: str = ""
+    upgrade_empty: bool = False
+    downgrade_empty: bool = False
+    downgrade_note: str = ""  # why the downgrade counts as empty (pass, NotImplementedError...)
+    waivers: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def label(self) -> str:
+        return f"{self.id} ({self.doc})" if self.doc else self.id
+
+
+class MigrationRunner(Protocol):
+    """Drives one migration system. ``open`` before ``upgrade``/``downgrade``."""
+
+    source: str  # what the user configured, for messages
+    version_table: str  # relation the runner keeps its state in ('' if none); not schema
+
+    def revisions(self) -> list[Revision]:
+        """Every revision, base first, each after all of its parents."""
+        ...
+
+    def heads(self) -> list[str]: ...
+
+    def open(self, url: str, dsn: str) -> None:
+        """Connect to the (empty, disposable) database the history is run against."""
+        ...
+
+    def upgrade(self, revision: Revision, relay: StatementRelay | None = None) -> None:
+        """Apply ``revision`` (its parents are applied); tell ``relay`` each statement."""
+        ...
+
+    def downgrade(self, revision: Revision) -> None:
+        """Revert ``revision`` (nothing that depends on it is applied)."""
+        ...
+
+    def connection(self) -> psycopg.Connection[Any]:
+        """The raw psycopg connection migrations run on, for catalog reads between steps."""
+        ...
+
+    def target_metadata(self) -> Any:
+        """The SQLAlchemy MetaData the history declares (env.py's ``target_metadata``)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class StatementRelay:
+    """Hands a revision's statements to every observer and gathers their Findings.
+
+    An observer that raises does not stop the migration: its failure becomes an error
+    Finding naming the observer, and it hears nothing more about that revision.
+    """
+
+    def __init__(self, observers: Sequence[StatementObserver], revision: Revision) -> None:
+        self.observers = list(observers)
+        self.revision = revision
+        self.findings: list[Finding] = []
+        self.statements = 0
+        self._open = False
+        self._started = 0.0
+
+    def begin(self, connection: psycopg.Connection[Any]) -> None:
+        self._open = True
+        self._each("begin_revision", self.revision.id, connection)
+
+    def before(self, statement: RanStatement, connection: psycopg.Connection[Any]) -> None:
+        if self._open:
+            self.statements += 1
+            self._started = time.perf_counter()
+            self._each("before_statement", statement, connection)
+
+    def after(
+        self, statement: RanStatement, connection: psycopg.Connection[Any], error: BaseException | None
+    ) -> None:
+        if self._open:
+            elapsed = time.perf_counter() - self._started
+            self._each("after_statement", statement, connection, elapsed, error)
+
+    def end(self, connection: psycopg.Connection[Any]) -> None:
+        if not self._open:
+            return
+        self._open = False
+        for observer in list(self.observers):
+            try:
+                self.findings.extend(observer.end_revision(self.revision.id, connection) or [])
+            except Exception as exc:
+                self._broken(observer, exc)
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    def _each(self, method: str, *args: Any) -> None:
+        for observer in list(self.observers):
+            try:
+                getattr(observer, method)(*args)
+            except Exception as exc:
+                self._broken(observer, exc)
+
+    def _broken(self, observer: StatementObserver, exc: Exception) -> None:
+        self.observers.remove(observer)
+        name = type(observer).__name__
+        self.findings.append(
+            Finding(
+                rule="migrations.observer-error",
+                area=Area.MIGRATIONS,
+                status=Status.ERROR,
+                title=f"revision {self.revision.id}: statement observer {name} failed: "
+                f"{type(exc).__name__}: {exc}",
+                where=self.revision.path,
+                fix=f"this is a bug in {name}; the migration itself ran on",
+            )
+        )
+
+
+def open_runner(source: str, rootdir: str | Path = ".") -> MigrationRunner:
+    """The runner for ``source``: an alembic.ini file or a directory of SQL migrations."""
+    path = (Path(rootdir) / source).resolve()
+    if path.is_dir():
+        from pytest_dbarch.migrations.sql_runner import SqlDirectoryRunner
+
+        return SqlDirectoryRunner(path)
+    if path.is_file():
+        from pytest_dbarch.migrations.alembic_runner import AlembicRunner
+
+        return AlembicRunner(path)
+    raise MigrationError(
+        f"the migration source {source!r} ({path}) does not exist",
+        "set dbarch_migrations to an alembic.ini or a directory of .sql migrations, "
+        "relative to the pytest rootdir (or give the path to 'dbarch migrations check')",
+    )

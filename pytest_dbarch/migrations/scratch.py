@@ -1,0 +1,101 @@
+"""The disposable databases migration checks run in.
+
+Each is created empty from ``template0`` (never from the user's template or
+``template1``, which an administrator may have filled) by the session's janitor, so it
+is dropped on every exit path with the session's other databases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import sql
+
+from pytest_dbarch.errors import SchemaError
+
+if TYPE_CHECKING:
+    from pytest_dbarch.postgres.databases import Databases
+
+
+@dataclass(frozen=True)
+class ScratchDatabase:
+    name: str
+    url: str
+    dsn: str
+
+
+class Scratch:
+    """Creates empty databases (with the configured extensions) and drops them."""
+
+    def __init__(self, databases: Databases, extensions: tuple[str, ...] = ()) -> None:
+        self.databases = databases
+        self.extensions = extensions
+
+    def create(self) -> ScratchDatabase:
+        server = self.databases.start()
+        janitor = self.databases.janitor
+        assert janitor is not None
+        name = janitor.create(janitor.new_name("migrations"), "template0")
+        database = ScratchDatabase(name, server.url(name), server.dsn(name))
+        if self.extensions:
+            with psycopg.connect(database.dsn, autocommit=True) as conn:
+                for ext in self.extensions:
+                    try:
+                        conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(ext)))
+                    except psycopg.Error as exc:
+                        self.drop(database)
+                        raise SchemaError(
+                            f"extension {ext!r} could not be created: {str(exc).strip()}",
+                            "install it for this server version or remove it from dbarch_extensions",
+                        ) from None
+        return database
+
+    def drop(self, database: ScratchDatabase) -> None:
+        janitor = self.databases.janitor
+        if janitor is not None and janitor.owns(database.name):
+            janitor.drop(database.name)
+
+
+def scratch_public(conn: psycopg.Connection[Any]) -> tuple[str, ...]:
+    """SQL that recreates the public schema exactly as the fresh database had it."""
+    owner, acl, comment = conn.execute(
+        "SELECT pg_get_userbyid(nspowner), nspacl::text[], obj_description(oid, 'pg_namespace') "
+        "FROM pg_namespace WHERE nspname = 'public'"
+    ).fetchone() or ("", None, None)
+    conn.rollback()
+    if not owner:
+        return ()
+    statements = ["CREATE SCHEMA public", f"ALTER SCHEMA public OWNER TO {sql.Identifier(owner).as_string(conn)}",
+                  "REVOKE ALL ON SCHEMA public FROM PUBLIC"]
+    for item in acl or []:
+        grantee, _, rest = item.partition("=")
+        privileges = rest.split("/")[0]
+        names = {"U": "USAGE", "C": "CREATE"}
+        for letter in privileges:
+            if letter in names:
+                who = sql.Identifier(grantee).as_string(conn) if grantee else "PUBLIC"
+                statements.append(f"GRANT {names[letter]} ON SCHEMA public TO {who}")
+    if comment:
+        statements.append(f"COMMENT ON SCHEMA public IS {sql.Literal(comment).as_string(conn)}")
+    return tuple(statements)
+
+
+def empty(conn: psycopg.Connection[Any], public: tuple[str, ...]) -> None:
+    """Drop every user schema (with all it holds) and event trigger; recreate public."""
+    rows = conn.execute(
+        "SELECT nspname FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema') "
+        "AND nspname NOT LIKE 'pg\\_%'"
+    ).fetchall()
+    events = conn.execute("SELECT evtname FROM pg_event_trigger").fetchall()
+    conn.rollback()
+    with conn.transaction():
+        for (name,) in events:
+            conn.execute(sql.SQL("DROP EVENT TRIGGER {}").format(sql.Identifier(name)))
+        for (name,) in rows:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+        for statement in public:
+            conn.execute(statement.encode())
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.commit()

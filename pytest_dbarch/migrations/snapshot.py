@@ -1,0 +1,337 @@
+"""A snapshot of the live schema, read from PostgreSQL's own catalog.
+
+Autogenerate-style comparisons only see what SQLAlchemy models can express; a downgrade
+that leaves a view, a function, an enum type, a grant or a comment behind slips past
+them. The catalog sees everything, and PostgreSQL renders each object canonically
+(``pg_get_constraintdef``, ``pg_get_indexdef``, ``pg_get_viewdef``,
+``pg_get_functiondef``, ``pg_get_triggerdef``), so two snapshots compare as plain data.
+
+A snapshot maps ``(kind, name)`` to a few named fields. Objects that belong to an
+extension, and the migration tool's version table, are left out. One query per kind of
+object, whatever the number of tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+_USER_NS = (
+    "{ns}.nspname NOT IN ('pg_catalog', 'information_schema') "
+    "AND {ns}.nspname NOT LIKE 'pg\\_toast%' AND {ns}.nspname NOT LIKE 'pg\\_temp%'"
+)
+
+
+def _user(ns: str) -> str:
+    return _USER_NS.format(ns=ns)
+
+
+def _not_extension_member(oid: str, catalog: str) -> str:
+    return (
+        f"NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = '{catalog}'::regclass "
+        f"AND e.objid = {oid} AND e.deptype = 'e')"
+    )
+
+
+def _comment(oid: str, catalog: str, subid: str = "0") -> str:
+    """A scalar subquery, not obj_description(): that SQL function costs a query per row."""
+    return (
+        f"(SELECT d.description FROM pg_description d WHERE d.objoid = {oid} "
+        f"AND d.classoid = '{catalog}'::regclass AND d.objsubid = {subid})"
+    )
+
+
+def _acl(column: str, kind: str, owner: str) -> str:
+    """An ACL as sorted text, NULL read as the owner's default, so grant order and an
+    explicit-but-default ACL do not count as differences."""
+    return (
+        f"(SELECT string_agg(a::text, ' ' ORDER BY a::text) FROM "
+        f"unnest(coalesce({column}, acldefault({kind}, {owner}))) a)"
+    )
+
+
+_RELATION_ACL_KIND = "(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END)::\"char\""
+
+RELKINDS = {
+    "r": "table",
+    "p": "table",
+    "v": "view",
+    "m": "materialized view",
+    "S": "sequence",
+    "f": "foreign table",
+    "c": "composite type",
+}
+
+QUERIES: dict[str, str] = {
+    "relations": f"""
+        SELECT n.nspname, c.relname, c.relkind, c.relpersistence, c.relrowsecurity,
+               c.relforcerowsecurity, array_to_string(c.reloptions, ', '),
+               {_acl('c.relacl', _RELATION_ACL_KIND, 'c.relowner')},
+               CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid, true) END,
+               CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END,
+               CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END,
+               {_comment('c.oid', 'pg_class')}, pg_get_userbyid(c.relowner)
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c') AND {_user('n')}
+          AND {_not_extension_member('c.oid', 'pg_class')}
+        ORDER BY 1, 2""",
+    "columns": f"""
+        SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
+               a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
+               CASE WHEN a.attcollation <> t.typcollation THEN co.collname END,
+               {_comment('c.oid', 'pg_class', 'a.attnum')},
+               (SELECT string_agg(x::text, ' ' ORDER BY x::text) FROM unnest(a.attacl) x)
+        FROM pg_attribute a
+        JOIN pg_class c ON c.oid = a.attrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_type t ON t.oid = a.atttypid
+        LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+        LEFT JOIN pg_collation co ON co.oid = a.attcollation
+        WHERE a.attnum > 0 AND NOT a.attisdropped
+          AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'c') AND {_user('n')}
+          AND {_not_extension_member('c.oid', 'pg_class')}
+        ORDER BY 1, 2, a.attnum""",
+    "constraints": f"""
+        SELECT n.nspname, coalesce(c.relname, ty.typname), con.conname, con.contype,
+               pg_get_constraintdef(con.oid), con.convalidated,
+               {_comment('con.oid', 'pg_constraint')}, c.relname IS NULL
+        FROM pg_constraint con
+        JOIN pg_namespace n ON n.oid = con.connamespace
+        LEFT JOIN pg_class c ON c.oid = con.conrelid
+        LEFT JOIN pg_type ty ON ty.oid = con.contypid
+        WHERE {_user('n')}
+        ORDER BY 1, 2, 3""",
+    "indexes": f"""
+        SELECT n.nspname, t.relname, i.relname, pg_get_indexdef(i.oid), x.indisvalid,
+               {_comment('i.oid', 'pg_class')}
+        FROM pg_index x
+        JOIN pg_class i ON i.oid = x.indexrelid
+        JOIN pg_class t ON t.oid = x.indrelid
+        JOIN pg_namespace n ON n.oid = i.relnamespace
+        WHERE {_user('n')} AND {_not_extension_member('t.oid', 'pg_class')}
+        ORDER BY 1, 2, 3""",
+    "sequences": f"""
+        SELECT n.nspname, c.relname, format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement,
+               s.seqmin, s.seqmax, s.seqcache, s.seqcycle,
+               (SELECT tn.nspname || '.' || tc.relname || '.' || a.attname
+                  || CASE d.deptype WHEN 'i' THEN ' (identity)' ELSE '' END
+                FROM pg_depend d
+                JOIN pg_class tc ON tc.oid = d.refobjid
+                JOIN pg_namespace tn ON tn.oid = tc.relnamespace
+                JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+                WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                  AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+                LIMIT 1)
+        FROM pg_sequence s
+        JOIN pg_class c ON c.oid = s.seqrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE {_user('n')} AND {_not_extension_member('c.oid', 'pg_class')}
+        ORDER BY 1, 2""",
+    "types": f"""
+        SELECT n.nspname, t.typname, t.typtype,
+               (SELECT string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder)
+                FROM pg_enum e WHERE e.enumtypid = t.oid),
+               CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END,
+               t.typnotnull, t.typdefault, {_comment('t.oid', 'pg_type')},
+               {_acl('t.typacl', "'T'", 't.typowner')}
+        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+        WHERE t.typtype IN ('e', 'd', 'r') AND {_user('n')}
+          AND {_not_extension_member('t.oid', 'pg_type')}
+        ORDER BY 1, 2""",
+    "functions": f"""
+        SELECT n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), p.prokind,
+               CASE WHEN p.prokind IN ('f', 'p', 'w') THEN pg_get_functiondef(p.oid) END,
+               {_comment('p.oid', 'pg_proc')}, {_acl('p.proacl', "'f'", 'p.proowner')}
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE {_user('n')} AND {_not_extension_member('p.oid', 'pg_proc')}
+        ORDER BY 1, 2, 3""",
+    "triggers": f"""
+        SELECT n.nspname, c.relname, tg.tgname, pg_get_triggerdef(tg.oid), tg.tgenabled,
+               {_comment('tg.oid', 'pg_trigger')}
+        FROM pg_trigger tg
+        JOIN pg_class c ON c.oid = tg.tgrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE NOT tg.tgisinternal AND {_user('n')}
+        ORDER BY 1, 2, 3""",
+    "policies": f"""
+        SELECT n.nspname, c.relname, p.polname, p.polcmd, p.polpermissive,
+               (SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(r) END, ', '
+                                  ORDER BY 1) FROM unnest(p.polroles) r),
+               pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)
+        FROM pg_policy p
+        JOIN pg_class c ON c.oid = p.polrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE {_user('n')}
+        ORDER BY 1, 2, 3""",
+    "schemas": f"""
+        SELECT n.nspname, pg_get_userbyid(n.nspowner), {_acl('n.nspacl', "'n'", 'n.nspowner')},
+               {_comment('n.oid', 'pg_namespace')}
+        FROM pg_namespace n
+        WHERE {_user('n')} AND {_not_extension_member('n.oid', 'pg_namespace')}
+        ORDER BY 1""",
+    "extensions": """
+        SELECT e.extname, e.extversion, n.nspname
+        FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+        ORDER BY 1""",
+    "default_privileges": """
+        SELECT pg_get_userbyid(d.defaclrole), coalesce(n.nspname, ''), d.defaclobjtype,
+               (SELECT string_agg(a::text, ' ' ORDER BY a::text) FROM unnest(d.defaclacl) a)
+        FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace
+        ORDER BY 1, 2, 3""",
+    "event_triggers": """
+        SELECT evtname, evtevent, evtfoid::regproc::text, evtenabled,
+               array_to_string(evttags, ', ')
+        FROM pg_event_trigger ORDER BY 1""",
+}
+
+_CONSTRAINT_KINDS = {"p": "primary key", "f": "foreign key", "u": "unique", "c": "check", "x": "exclusion", "t": "constraint trigger", "n": "not-null constraint"}
+_IDENTITY = {"a": "generated always as identity", "d": "generated by default as identity"}
+
+
+def qualified(schema: str, name: str) -> str:
+    """``name`` for the public schema (what reviewers write), ``schema.name`` otherwise."""
+    return name if schema == "public" else f"{schema}.{name}"
+
+
+@dataclass
+class Snapshot:
+    """The schema as ``(kind, name) -> {field: value}``; empty fields are left out."""
+
+    objects: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+
+    def add(self, kind: str, name: str, /, **fields: Any) -> None:
+        self.objects[(kind, name)] = {k: _text(v) for k, v in fields.items() if _text(v)}
+
+    def tables(self) -> set[str]:
+        return {name for kind, name in self.objects if kind == "table"}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Snapshot) and self.objects == other.objects
+
+    def __len__(self) -> int:
+        return len(self.objects)
+
+
+def _text(value: Any) -> str:
+    if value is None or value is False:
+        return ""
+    if value is True:
+        return "yes"
+    return str(value).strip()
+
+
+def take(conn: Any, exclude: Iterable[str] = ()) -> Snapshot:
+    """Read the schema over a psycopg connection, leaving its transaction state as it was.
+
+    ``exclude`` names relations to leave out with everything on them (the version table).
+    """
+    import psycopg
+
+    idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    try:
+        with conn.pipeline():  # one round trip for all the queries
+            cursors = {kind: conn.cursor().execute(query, prepare=True) for kind, query in QUERIES.items()}
+        rows = {kind: cursor.fetchall() for kind, cursor in cursors.items()}
+    finally:
+        if idle and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.rollback()
+    return build(rows, set(exclude))
+
+
+def build(rows: dict[str, list[tuple[Any, ...]]], exclude: set[str]) -> Snapshot:
+    snap = Snapshot()
+    skip = {qualified("public", e) if "." not in e else e for e in exclude if e}
+    columns: dict[str, list[str]] = {}
+    for schema, table, name, typ, notnull, default, identity, generated, collation, comment, acl in rows["columns"]:
+        owner = qualified(schema, table)
+        if owner in skip:
+            continue
+        columns.setdefault(owner, []).append(name)
+        fields: dict[str, Any] = {"type": typ, "not null": notnull, "collation": collation, "comment": comment, "privileges": acl}
+        if generated:
+            fields["generated"] = f"always as ({default}) stored"
+        else:
+            fields["default"] = default
+        fields["identity"] = _IDENTITY.get(identity or "", "")
+        snap.add("column", f"{owner}.{name}", **fields)
+    for schema, name, relkind, persistence, rls, force_rls, options, acl, viewdef, partkey, bound, comment, owner in rows["relations"]:
+        full = qualified(schema, name)
+        if full in skip:
+            continue
+        snap.add(
+            RELKINDS[relkind],
+            full,
+            columns=", ".join(columns.get(full, [])) if relkind != "S" else "",
+            unlogged=persistence == "u",
+            **{"row level security": rls, "forced row level security": force_rls},
+            options=options,
+            privileges=acl,
+            definition=viewdef,
+            **{"partitioned by": partkey, "partition of": bound},
+            comment=comment,
+            owner=owner,
+        )
+    for schema, table, name, contype, definition, validated, comment, on_domain in rows["constraints"]:
+        owner = qualified(schema, table)
+        if owner in skip:
+            continue
+        snap.add(
+            "constraint",
+            f"{name} on {'domain ' if on_domain else ''}{owner}",
+            kind=_CONSTRAINT_KINDS.get(contype, contype),
+            definition=definition,
+            **{"not validated": not validated},
+            comment=comment,
+        )
+    for schema, table, name, definition, valid, comment in rows["indexes"]:
+        if qualified(schema, table) in skip:
+            continue
+        snap.add("index", qualified(schema, name), definition=definition, invalid=not valid, comment=comment)
+    for schema, name, typ, start, increment, minimum, maximum, cache, cycle, owned in rows["sequences"]:
+        key = ("sequence", qualified(schema, name))
+        if key not in snap.objects:
+            continue
+        snap.objects[key].update(
+            {
+                k: v
+                for k, v in {
+                    "as": typ,
+                    "start": str(start),
+                    "increment": str(increment),
+                    "min": str(minimum),
+                    "max": str(maximum),
+                    "cache": str(cache),
+                    "cycle": "yes" if cycle else "",
+                    "owned by": owned or "",
+                }.items()
+                if v
+            }
+        )
+    kinds = {"e": "enum type", "d": "domain", "r": "range type"}
+    for schema, name, typtype, labels, base, notnull, default, comment, acl in rows["types"]:
+        snap.add(kinds[typtype], qualified(schema, name), labels=labels, type=base, **{"not null": notnull}, default=default, comment=comment, privileges=acl)
+    for schema, name, args, prokind, definition, comment, acl in rows["functions"]:
+        kind = {"p": "procedure", "a": "aggregate", "w": "window function"}.get(prokind, "function")
+        snap.add(kind, f"{qualified(schema, name)}({args})", definition=definition, comment=comment, privileges=acl)
+    for schema, table, name, definition, enabled, comment in rows["triggers"]:
+        snap.add("trigger", f"{name} on {qualified(schema, table)}", definition=definition, enabled=enabled, comment=comment)
+    for schema, table, name, cmd, permissive, roles, using, check in rows["policies"]:
+        snap.add(
+            "policy",
+            f"{name} on {qualified(schema, table)}",
+            command={"r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE", "*": "ALL"}.get(cmd, cmd),
+            restrictive=not permissive,
+            roles=roles,
+            using=using,
+            **{"with check": check},
+        )
+    for name, owner, acl, comment in rows["schemas"]:
+        snap.add("schema", name, owner=owner, privileges=acl, comment=comment)
+    for name, version, schema in rows["extensions"]:
+        snap.add("extension", name, version=version, schema=schema)
+    for role, schema, objtype, acl in rows["default_privileges"]:
+        snap.add("default privileges", f"for {role}{' in ' + schema if schema else ''} on {objtype}", privileges=acl)
+    for name, event, function, enabled, tags in rows["event_triggers"]:
+        snap.add("event trigger", name, event=event, function=function, enabled=enabled, tags=tags)
+    return snap

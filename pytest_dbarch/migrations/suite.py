@@ -1,0 +1,195 @@
+"""All migration checks of one history, run once, as Findings keyed by check and revision.
+
+Used by the pytest items (one per check per revision), the ``dbarch_migrations``
+fixture and ``dbarch migrations check``. Every run watches each revision's first upgrade
+with the lock-safety lint and the lock report (``default_observers``); projects may add
+observers of their own to ``OBSERVERS`` (factories called once per revision).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_dbarch.errors import DbarchError
+from pytest_dbarch.findings import Area, Finding, Status
+from pytest_dbarch.migrations import checks
+from pytest_dbarch.migrations.observe import StatementObserver
+from pytest_dbarch.migrations.runners import MigrationError, MigrationRunner, Revision, open_runner
+
+if TYPE_CHECKING:
+    from pytest_dbarch.postgres.databases import Databases
+
+# Factories of extra observers every run gets besides the defaults, one new observer per
+# revision (see migrations/observe.py).
+OBSERVERS: list[Callable[[], StatementObserver]] = []
+
+# Checks in the order their items are listed; "" as revision for history-wide ones.
+PER_HISTORY = ("single-head", "drift")
+PER_REVISION = ("empty-downgrade", "round-trip", "data-round-trip", "lock-safety")
+HISTORY = "migrations.history"
+
+
+@dataclass(frozen=True)
+class Options:
+    """What to check and how; from the dbarch_migrations_* settings or CLI flags."""
+
+    heads: tuple[str, ...] = ()
+    min_downgrade: str | None = None
+    data: bool = True
+    drift: bool = True
+    metadata: str | None = None  # module:attribute; default: env.py's target_metadata
+    extensions: tuple[str, ...] = ()
+    only: frozenset[str] | None = None  # round-trip only these revisions (e.g. added since a branch)
+    lint_ignore: tuple[str, ...] = ()  # lock-safety lint rules switched off
+
+
+@dataclass
+class Plan:
+    """The history as read without a database: enough to name the items."""
+
+    source: str
+    rootdir: str
+    runner: MigrationRunner | None
+    revisions: list[Revision]
+    error: MigrationError | None = None
+
+    def item_keys(self) -> list[tuple[str, str]]:
+        if self.error is not None:
+            return [("history", "")]
+        keys = [("single-head", "")]
+        for check in PER_REVISION:
+            keys += [(check, rev.id) for rev in self.revisions]
+        keys.append(("drift", ""))
+        return keys
+
+
+@dataclass
+class Results:
+    """Every finding of one run, by (check, revision id or '')."""
+
+    plan: Plan
+    findings: dict[tuple[str, str], list[Finding]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def for_item(self, check: str, revision: str = "") -> list[Finding]:
+        return list(self.findings.get((check, revision), []))
+
+    def all(self) -> list[Finding]:
+        return [f for group in self.findings.values() for f in group]
+
+    def problems(self) -> list[Finding]:
+        return [f for f in self.all() if f.status in (Status.FAILED, Status.ERROR)]
+
+    def by_rule(self, rule: str) -> list[Finding]:
+        return [f for f in self.all() if f.rule == rule]
+
+
+def plan(source: str, rootdir: str | Path = ".") -> Plan:
+    try:
+        runner = open_runner(source, rootdir)
+        return Plan(source, str(rootdir), runner, runner.revisions())
+    except MigrationError as exc:
+        return Plan(source, str(rootdir), None, [], exc)
+
+
+def run(
+    the_plan: Plan,
+    databases: Databases,
+    options: Options = Options(),
+    observers: Iterable[Callable[[], StatementObserver]] | None = None,
+) -> Results:
+    """Run every check; problems of the history become Findings, never exceptions."""
+    import time
+
+    from pytest_dbarch.migrations.roundtrip import RoundTrip
+    from pytest_dbarch.migrations.scratch import Scratch
+
+    started = time.perf_counter()
+    results = Results(the_plan)
+    if the_plan.error is not None or the_plan.runner is None:
+        results.findings[("history", "")] = [_history_error(the_plan.error, the_plan)]
+        return results
+    runner = the_plan.runner
+    results.findings[("single-head", "")] = [
+        checks.single_head(runner.heads(), options.heads, runner.source, the_plan.rootdir)
+    ]
+    for rev in the_plan.revisions:
+        if options.only is None or rev.id in options.only:
+            results.findings[("empty-downgrade", rev.id)] = [checks.empty_downgrade(rev, the_plan.rootdir)]
+    factories = default_observers(options) + OBSERVERS if observers is None else list(observers)
+    drift_findings: list[Finding] = []
+
+    def at_head(runner: MigrationRunner, database: Any) -> None:
+        if options.drift:
+            from pytest_dbarch.migrations import drift
+
+            drift_findings.extend(drift.check(runner, options.metadata, the_plan.rootdir))
+
+    round_trip = RoundTrip(
+        runner,
+        Scratch(databases, options.extensions),
+        rootdir=the_plan.rootdir,
+        observers=lambda: [make() for make in factories],
+        floor=options.min_downgrade,
+        data=options.data,
+        at_head=at_head,
+        only=options.only,
+    )
+    try:
+        outcome = round_trip.run()
+    except DbarchError as exc:  # e.g. the server could not start: keep what was found
+        results.findings.update(round_trip.outcome.findings)
+        results.findings[("history", "")] = [_history_error(exc, the_plan)]
+        return results
+    results.findings.update(outcome.findings)
+    if options.drift:
+        results.findings[("drift", "")] = drift_findings
+    results.seconds = time.perf_counter() - started
+    return results
+
+
+def _history_error(exc: DbarchError | None, the_plan: Plan) -> Finding:
+    return Finding(
+        rule=HISTORY,
+        area=Area.MIGRATIONS,
+        status=Status.ERROR,
+        title=f"migration history {the_plan.source} cannot be checked: {exc.cause if exc else 'unknown'}",
+        evidence=str(exc) if exc else "",
+        where=the_plan.source,
+        fix=exc.fix if exc else "",
+    )
+
+
+def options_from(settings: Any, overrides: dict[str, Any] | None = None) -> Options:
+    """Options from the session Settings (dbarch_migrations_* and dbarch_extensions)."""
+    values = {
+        "heads": tuple(getattr(settings, "migrations_heads", ()) or ()),
+        "min_downgrade": getattr(settings, "migrations_min_downgrade", None),
+        "data": getattr(settings, "migrations_data", "on") != "off",
+        "drift": getattr(settings, "migrations_drift", "on") != "off",
+        "metadata": getattr(settings, "migrations_metadata", None),
+        "extensions": tuple(getattr(settings, "extensions", ()) or ()),
+        "lint_ignore": tuple(getattr(settings, "migration_lint_ignore", ()) or ()),
+    }
+    values.update(overrides or {})
+    return Options(**values)
+
+
+def default_observers(options: Options) -> list[Callable[[], StatementObserver]]:
+    """The lock-safety lint and the lock report, new ones for every revision.
+
+    The lint is built once here so that a bad ``dbarch_migration_lint_ignore`` is one
+    clear error before any migration runs.
+    """
+    from pytest_dbarch.migrations.lint import LockSafetyLint
+    from pytest_dbarch.migrations.locks import LockReport
+
+    LockSafetyLint(ignore=options.lint_ignore)
+    return [lambda: LockSafetyLint(ignore=options.lint_ignore), LockReport]
+
+
+def describe(keys: Sequence[tuple[str, str]]) -> list[str]:
+    return [f"{check}[{rev}]" if rev else check for check, rev in keys]
