@@ -30,6 +30,7 @@ from pytest_dbarch.fixtures import (  # noqa: F401  (fixtures are found by name)
     dbarch_url,
 )
 from pytest_dbarch.markers import MARKERS
+from pytest_dbarch.queries import hooks as queries_hooks
 from pytest_dbarch.report import terminal
 from pytest_dbarch.stash import LEDGER, SETTINGS
 
@@ -55,6 +56,7 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_dbarch import async_missing as async_module  # type: ignore[no-redef]
     config.pluginmanager.register(async_module, "dbarch-async")
     _install_sigterm_handler(config)
+    config.pluginmanager.register(queries_hooks, "dbarch-queries")
 
 
 def _install_sigterm_handler(config: pytest.Config) -> None:
