@@ -55,8 +55,10 @@ def _read_marks(item: pytest.Item) -> dict[str, Any]:
             continue
         try:
             marks[name] = signature(*marker.args, **marker.kwargs)
+            continue
         except (TypeError, ValueError) as exc:
-            pytest.fail(f"pytest-dbarch: {item.nodeid}: bad @pytest.mark.{name}: {exc}", pytrace=False)
+            problem = f"pytest-dbarch: {item.nodeid}: bad @pytest.mark.{name}: {exc}"
+        pytest.fail(problem, pytrace=False)
     return marks
 
 
