@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_dbarch.findings import Finding
 from pytest_dbarch.queries import callsite
 from pytest_dbarch.queries.callsite import Stack
 from pytest_dbarch.queries.fingerprint import TX, Shape, shape_of
@@ -120,6 +121,13 @@ class QueryLog:
         from pytest_dbarch.queries.capture import recording
 
         return recording()
+
+    def nplusone(self, threshold: int = 2) -> list[Finding]:
+        """The N+1 findings (lazy loads and repeated queries) for what was captured so far."""
+        from pytest_dbarch.queries import nplusone
+
+        rules = nplusone.Rules(mode="warn", threshold=threshold)
+        return [f for f in nplusone.detect(self.statements, rules) if f.rule in nplusone.NPLUSONE_RULES]
 
     def clear(self) -> None:
         """Forget what was captured so far (e.g. after the arrange step of a test)."""
