@@ -107,7 +107,10 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         with capture.recording(log):
             result = yield
     except BaseException:
-        _check(item, log, test_failed=True)
+        try:
+            _check(item, log, test_failed=True)
+        except Exception:  # the test's own failure is what the user must see
+            pass
         raise
     finally:
         callsite.set_stop(None)
@@ -115,6 +118,16 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     if failures:
         raise pytest.fail.Exception("\n\n".join(failures), pytrace=False)
     return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    try:
+        return (yield)
+    finally:
+        # Items live for the whole session: the statements must not.
+        if _LOG in item.stash:
+            del item.stash[_LOG]
 
 
 def _check(item: pytest.Item, log: QueryLog, test_failed: bool) -> list[str]:

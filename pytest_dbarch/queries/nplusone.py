@@ -242,7 +242,7 @@ def to_finding(group: Group, statements: list[Statement], rules: Rules) -> Findi
     lines.append(f"sql:    {first.shape.fingerprint}")
     lines.append(f"count:  {len(group.statements)} statements, {group.distinct} distinct "
                  + ("parents" if group.rule == LAZY_LOAD else "parameter sets" if group.rule == REPEATED_QUERY else "repeats"))
-    stack = callsite.sites(first.stack)
+    stack = [site for i, site in enumerate(callsite.sites(first.stack)) if i == 0 or str(site) != str(callsite.sites(first.stack)[i - 1])]
     if len(stack) > 1:
         lines.append("stack:  " + " <- ".join(str(s) for s in stack))
     lines.append(f"id:     {ident}" + ("  (accepted in the baseline)" if accepted else ""))
