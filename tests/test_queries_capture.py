@@ -77,16 +77,36 @@ def test_narrow_block_and_clear(seeded, dbarch_psycopg, dbarch_queries):
     assert dbarch_queries.count == 0
 
 
+def test_fixtures_requested_mid_test_keep_their_savepoint_out_of_the_count(request, dbarch_queries):
+    conn = request.getfixturevalue("dbarch_psycopg")  # SAVEPOINT + txid_current now, in the call phase
+    conn.execute("SELECT 1")
+    own = [s for s in dbarch_queries.statements if s.origin == "plugin"]
+    assert any("SAVEPOINT dbarch_test" in s.sql for s in own)
+    assert dbarch_queries.count == 1 and dbarch_queries.sql == ["SELECT 1"]
+    assert dbarch_queries.round_trips == 1
+
+
+@pytest.mark.dbarch(isolation="clone")
+def test_clone_mode_commit_is_a_real_commit_round_trip(dbarch_session, dbarch_queries):
+    dbarch_session.add(Account(name="cloned"))
+    dbarch_session.commit()
+    assert [(s.sql, s.kind) for s in dbarch_queries.statements if s.kind == "tx"] == [
+        ("BEGIN", "tx"), ("COMMIT", "tx")]
+    assert dbarch_queries.count == 1 and dbarch_queries.round_trips == 3
+
+
 @pytest.mark.asyncio
 async def test_async_psycopg_and_async_session(dbarch_url, dbarch_async_session, dbarch_queries):
     await dbarch_async_session.execute(select(Account.id).where(Account.id == 1))
+    await dbarch_async_session.scalars(select(Account).options(selectinload(Account.contacts)))
     dsn = dbarch_url.replace("postgresql+psycopg://", "postgresql://")
     async with await psycopg.AsyncConnection.connect(dsn) as conn:
         async with conn.cursor() as cur:
             await cur.executemany("SELECT %s", [(1,), (2,)])
     queries = dbarch_queries.queries
-    assert [q.kind for q in queries] == ["select", "select"]
-    assert queries[1].many == 2
+    assert [q.kind for q in queries] == ["select", "select", "select"]
+    assert queries[1].relationship is None  # no accounts: selectinload has nothing to load
+    assert queries[2].many == 2
     assert all(q.where.startswith("test_capture.py:") for q in queries)
 
 
@@ -132,7 +152,7 @@ def test_capture_and_counters(external_pytester: pytest.Pytester) -> None:
     project(external_pytester)
     external_pytester.makepyfile(test_capture=CAPTURE_TESTS)
     result = external_pytester.runpytest("-p", "no:randomly")
-    result.assert_outcomes(passed=8)
+    result.assert_outcomes(passed=10)
 
 
 def test_budget_failures_print_numbered_sql_with_call_sites(external_pytester: pytest.Pytester) -> None:
