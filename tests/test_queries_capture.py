@@ -22,6 +22,7 @@ def test_raw_psycopg_sync_counts_kinds_rows_params_and_call_site(seeded, dbarch_
     assert dbarch_queries.count == 2
     first, second = dbarch_queries.queries
     assert (first.kind, first.rows, first.many) == ("select", len(rows), 0)
+    assert first.duration > 0 and not first.error
     assert (second.kind, second.many) == ("insert", 3)
     assert first.where.startswith("test_capture.py:")
     assert "hunter2" not in first.shown_params() and "password=***" in first.shown_params()

@@ -129,7 +129,7 @@ def test_true_positives_fail_in_error_mode(external_pytester: pytest.Pytester) -
             "    loop:   test_tp.py:9  for account in seeded.scalars(select(Account)).all():",
             "    relationship: Account.contacts (onetomany, lazy)",
             "    parent query: test_tp.py:9  SELECT accounts.id, accounts.name FROM accounts",
-            "    sql:    SELECT contacts.id, contacts.account_id, contacts.email FROM contacts WHERE $1 = contacts.account_id",
+            "    sql:    SELECT contacts.id, contacts.account_id, contacts.email FROM contacts WHERE $1 = contacts.account_id  (fingerprint *)",
             "    count:  3 statements, 3 distinct parents",
             "    id:     *",
             "    fix: load all of them in one query: .options(selectinload(Account.contacts)) on the query that loads Account",
@@ -142,10 +142,10 @@ def test_true_positives_fail_in_error_mode(external_pytester: pytest.Pytester) -
             "    query:  test_tp.py:33",
             "    loop:   test_tp.py:32  for account_id in ids:",
             "    parent query: test_tp.py:31  SELECT id FROM accounts",
-            "    sql:    SELECT email FROM contacts WHERE account_id = $1",
+            "    sql:    SELECT email FROM contacts WHERE account_id = $1  (fingerprint *)",
         ]
     )
-    result.stdout.fnmatch_lines(["*sql:    SELECT name FROM accounts WHERE id = $1", "*count:  3 statements, 3 distinct*"])
+    result.stdout.fnmatch_lines(["*sql:    SELECT name FROM accounts WHERE id = $1  (fingerprint *)", "*count:  3 statements, 3 distinct*"])
 
 
 def test_no_false_positives_in_error_mode(external_pytester: pytest.Pytester) -> None:
@@ -224,13 +224,16 @@ def test_session_mode_ignore_list_and_baseline(external_pytester: pytest.Pyteste
     finding_id = next(
         line.split()[1] for line in result.stdout.lines if line.strip().startswith("id:")
     )
+    fingerprint = next(
+        line.rsplit("(fingerprint ", 1)[1].rstrip(")") for line in result.stdout.lines if "(fingerprint " in line
+    )
     external_pytester.path.joinpath("baseline.txt").write_text(f"# legacy\n{finding_id}  # accepted\n")
     project(external_pytester, "dbarch_nplusone_baseline = baseline.txt\n")
     result = external_pytester.runpytest("-p", "no:randomly", "--dbarch-nplusone=error", "-k", "default or marker_error")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*WARN ?queries.nplusone-lazy-load? N+1: Account.contacts lazy-loaded for 3 parents (3 queries) ?baseline?*"])
 
-    for entry in ("relationship:Account.contacts", "function:load_contacts", "file:test_mo*.py"):
+    for entry in ("relationship:Account.contacts", "function:load_contacts", "file:test_mo*.py", f"fingerprint:{fingerprint}"):
         project(external_pytester, f"dbarch_nplusone = error\ndbarch_nplusone_ignore = {entry}\n")
         result = external_pytester.runpytest("-p", "no:randomly", "-k", "default")
         result.assert_outcomes(passed=1)

@@ -239,7 +239,7 @@ def to_finding(group: Group, statements: list[Statement], rules: Rules) -> Findi
         lines.append(f"relationship: {first.relationship.name} ({first.relationship.direction.lower()}, lazy)")
     if parent is not None and group.rule in NPLUSONE_RULES:
         lines.append(f"parent query: {parent.where}  {parent.shape.fingerprint[:200]}")
-    lines.append(f"sql:    {first.shape.fingerprint}")
+    lines.append(f"sql:    {first.shape.fingerprint}  (fingerprint {first.shape.id})")
     lines.append(f"count:  {len(group.statements)} statements, {group.distinct} distinct "
                  + ("parents" if group.rule == LAZY_LOAD else "parameter sets" if group.rule == REPEATED_QUERY else "repeats"))
     stack = [site for i, site in enumerate(callsite.sites(first.stack)) if i == 0 or str(site) != str(callsite.sites(first.stack)[i - 1])]
