@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from types import CodeType
+from types import CodeType, FrameType
 
 #: ``(code, line)`` pairs, innermost first.
 Stack = tuple[tuple[CodeType, int], ...]
@@ -61,7 +61,10 @@ def _is_user(filename: str) -> bool:
 
 def user_stack(depth: int = 2) -> Stack:
     """The user frames of the caller's stack, innermost first (cheap: no source reads)."""
-    frame = sys._getframe(depth)
+    try:
+        frame: FrameType | None = sys._getframe(depth)
+    except ValueError:  # called from the top of a thread's stack
+        return ()
     verdicts = _Config.verdicts
     stop = _Config.stop
     found: list[tuple[CodeType, int]] = []

@@ -90,7 +90,7 @@ def _record(
             log.add(begin)
     statement = Statement(text, params, origin, kind_of(text), duration, rows, many, stack, relationship, error)
     for log in _active:
-        log.add(statement)
+        log.statements.append(statement)
 
 
 def _record_end(conn: Any, word: str) -> None:

@@ -40,7 +40,7 @@ class Relationship:
     parent: Any = None  # identity key of the object being loaded from (lazy loads)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Statement:
     """One statement as captured. ``stack`` holds the user frames, innermost first."""
 
