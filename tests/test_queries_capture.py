@@ -27,7 +27,10 @@ def test_raw_psycopg_sync_counts_kinds_rows_params_and_call_site(seeded, dbarch_
     assert first.where.startswith("test_capture.py:")
     assert "hunter2" not in first.shown_params() and "password=***" in first.shown_params()
     assert dbarch_queries.by_kind() == {"select": 1, "insert": 1}
+    dbarch_psycopg.execute("SELECT %s::text AS api_token", ("s3cret",))
+    assert dbarch_queries.queries[-1].shown_params() == "*** (1 values hidden: the statement mentions a secret)"
     assert dbarch_queries.by_table() == {"accounts": 1, "events": 1}
+    assert dbarch_queries.queries[0].shown_params() == "password=***"
 
 
 def test_fixture_setup_is_outside_the_window_and_commits_are_round_trips_not_queries(seeded, dbarch_queries):

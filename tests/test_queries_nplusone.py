@@ -254,3 +254,15 @@ def test_bad_settings_are_usage_errors(external_pytester: pytest.Pytester) -> No
     project(external_pytester, "dbarch_nplusone_threshold = 1\n")
     result = external_pytester.runpytest()
     result.stderr.fnmatch_lines(["*dbarch_nplusone_threshold from ini dbarch_nplusone_threshold is 1; it must be 2 or more"])
+
+
+def test_help_markers_and_fixtures_are_documented(pytester: pytest.Pytester) -> None:
+    pytester.runpytest("--help").stdout.fnmatch_lines(
+        ["*--dbarch-nplusone={warn,error,off}*", "*dbarch_nplusone_baseline (string)*", "*dbarch_large_tables (linelist)*"]
+    )
+    pytester.runpytest("--markers").stdout.fnmatch_lines(
+        ["@pytest.mark.max_queries(n):*", "@pytest.mark.nplusone(mode='error'|'warn'|'off', threshold=2):*"]
+    )
+    result = pytester.runpytest("--fixtures")
+    for name in ("dbarch_queries", "dbarch_assert_num_queries", "dbarch_assert_max_num_queries"):
+        result.stdout.fnmatch_lines([f"{name}*", "    ?*"])

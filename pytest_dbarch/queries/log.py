@@ -77,6 +77,9 @@ class Statement:
         return repr(self.params)[:500]
 
     def shown_params(self) -> str:
+        if isinstance(self.params, (list, tuple)) and self.params and _SECRET.search(self.sql):
+            # Positional values have no names to judge by: the statement's text decides.
+            return f"*** ({len(self.params)} values hidden: the statement mentions a secret)"
         return show_params(self.params)
 
 
