@@ -17,13 +17,12 @@ so a test that touches no database imports neither.
 from __future__ import annotations
 
 import sys
-import time
+from time import perf_counter as _now
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from pytest_dbarch.queries.callsite import user_stack
-from pytest_dbarch.queries.fingerprint import TX, kind_of
 from pytest_dbarch.queries.log import QueryLog, Relationship, Statement
 from pytest_dbarch.queries.origin import APP, ORIGIN
 
@@ -85,24 +84,19 @@ def _record(
         relationship = _hint[1]
         _hint[0] = _hint[1] = None
     if began:
-        begin = Statement("BEGIN", None, origin, TX, 0.0, 0, 0, stack)
+        begin = Statement("BEGIN", None, origin, 0.0, 0, 0, stack)
         for log in _active:
             log.add(begin)
-    statement = Statement(text, params, origin, kind_of(text), duration, rows, many, stack, relationship, error)
+    statement = Statement(text, params, origin, duration, rows, many, stack, relationship, error)
     for log in _active:
         log.statements.append(statement)
 
 
 def _record_end(conn: Any, word: str) -> None:
     origin = ORIGIN.get()
-    statement = Statement(word, None, origin, TX, 0.0, 0, 0, user_stack(3) if origin == APP else ())
+    statement = Statement(word, None, origin, 0.0, 0, 0, user_stack(3) if origin == APP else ())
     for log in _active:
         log.add(statement)
-
-
-def _began(conn: Any) -> bool:
-    """psycopg sends BEGIN first when the connection is idle and not in autocommit."""
-    return not conn.autocommit and conn.pgconn.transaction_status == _IDLE
 
 
 class _Counting:
@@ -130,15 +124,16 @@ def _install_psycopg() -> None:
             if not _active:
                 return original(self, query, params, **kwargs)
             conn = self._conn
-            began = _began(conn)
-            start = time.perf_counter()
+            # psycopg sends BEGIN first when the connection is idle and not in autocommit
+            began = not conn.autocommit and conn.pgconn.transaction_status == _IDLE
+            start = _now()
             error = True
             try:
                 result = original(self, query, params, **kwargs)
                 error = False
                 return result
             finally:
-                _record(conn, query, params, 0, time.perf_counter() - start, self.rowcount, began, error)
+                _record(conn, query, params, 0, _now() - start, self.rowcount, began, error)
 
         execute.__wrapped__ = original  # type: ignore[attr-defined]
         return execute
@@ -148,16 +143,17 @@ def _install_psycopg() -> None:
             if not _active:
                 return original(self, query, params_seq, **kwargs)
             conn = self._conn
-            began = _began(conn)
+            # psycopg sends BEGIN first when the connection is idle and not in autocommit
+            began = not conn.autocommit and conn.pgconn.transaction_status == _IDLE
             counting = _Counting(params_seq)
-            start = time.perf_counter()
+            start = _now()
             error = True
             try:
                 result = original(self, query, counting, **kwargs)
                 error = False
                 return result
             finally:
-                _record(conn, query, counting.first, max(counting.n, 1), time.perf_counter() - start,
+                _record(conn, query, counting.first, max(counting.n, 1), _now() - start,
                         self.rowcount, began, error)
 
         executemany.__wrapped__ = original  # type: ignore[attr-defined]
@@ -168,15 +164,16 @@ def _install_psycopg() -> None:
             if not _active:
                 return await original(self, query, params, **kwargs)
             conn = self._conn
-            began = _began(conn)
-            start = time.perf_counter()
+            # psycopg sends BEGIN first when the connection is idle and not in autocommit
+            began = not conn.autocommit and conn.pgconn.transaction_status == _IDLE
+            start = _now()
             error = True
             try:
                 result = await original(self, query, params, **kwargs)
                 error = False
                 return result
             finally:
-                _record(conn, query, params, 0, time.perf_counter() - start, self.rowcount, began, error)
+                _record(conn, query, params, 0, _now() - start, self.rowcount, began, error)
 
         execute.__wrapped__ = original  # type: ignore[attr-defined]
         return execute
@@ -186,16 +183,17 @@ def _install_psycopg() -> None:
             if not _active:
                 return await original(self, query, params_seq, **kwargs)
             conn = self._conn
-            began = _began(conn)
+            # psycopg sends BEGIN first when the connection is idle and not in autocommit
+            began = not conn.autocommit and conn.pgconn.transaction_status == _IDLE
             counting = _Counting(params_seq)
-            start = time.perf_counter()
+            start = _now()
             error = True
             try:
                 result = await original(self, query, counting, **kwargs)
                 error = False
                 return result
             finally:
-                _record(conn, query, counting.first, max(counting.n, 1), time.perf_counter() - start,
+                _record(conn, query, counting.first, max(counting.n, 1), _now() - start,
                         self.rowcount, began, error)
 
         executemany.__wrapped__ = original  # type: ignore[attr-defined]

@@ -18,7 +18,7 @@ from typing import Any
 from pytest_dbarch.findings import Finding
 from pytest_dbarch.queries import callsite
 from pytest_dbarch.queries.callsite import Stack
-from pytest_dbarch.queries.fingerprint import TX, Shape, shape_of
+from pytest_dbarch.queries.fingerprint import TX, Shape, kind_of, shape_of
 from pytest_dbarch.queries.origin import APP, PLUGIN
 
 _SECRET = re.compile(
@@ -47,13 +47,17 @@ class Statement:
     sql: str
     params: Any
     origin: str
-    kind: str
     duration: float
     rows: int
     many: int  # rows of an executemany; 0 for a plain execute
     stack: Stack
     relationship: Relationship | None = None
     error: bool = False
+
+    @property
+    def kind(self) -> str:
+        """select / insert / update / delete / tx / catalog / other (cached per text)."""
+        return kind_of(self.sql)
 
     @property
     def counted(self) -> bool:
