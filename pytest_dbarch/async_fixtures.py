@@ -30,6 +30,10 @@ async def dbarch_async_engine(
 
     if _dbarch_database.isolation != "transaction":
         engine = create_async_engine(_dbarch_database.url, **dbarch_engine_options)
+        # Like the sync fixture: the dialect's first-connect queries belong to setup,
+        # not to the test's query count.
+        async with engine.connect():
+            pass
         yield engine
         await engine.dispose()
         return
@@ -47,6 +51,8 @@ async def dbarch_async_engine(
         **dbarch_engine_options,
     )
     try:
+        async with engine.connect():
+            pass
         yield engine
     finally:
         await engine.dispose()

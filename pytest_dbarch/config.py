@@ -13,6 +13,7 @@ from typing import Any, Literal
 import pytest
 
 ISOLATION_MODES = ("transaction", "clone")
+NPLUSONE_MODES = ("warn", "error", "off")
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,57 @@ OPTIONS: tuple[Option, ...] = (
         default="on",
         choices=("on", "off"),
     ),
+    # --- queries (issue 3)
+    Option(
+        "nplusone",
+        "N+1 detection for every test: 'warn' (findings in the summary), 'error' (the "
+        "test fails) or 'off'; per test: @pytest.mark.nplusone(mode=...)",
+        default="warn",
+        flag="--dbarch-nplusone",
+        choices=NPLUSONE_MODES,
+    ),
+    Option(
+        "nplusone_threshold",
+        "N+1: distinct parents (lazy loads) or parameter sets (same query, same call stack) "
+        "that make an N+1",
+        default=2,
+        kind="int",
+    ),
+    Option(
+        "repeated_query_threshold",
+        "the same statement with the same parameters this many times is a warning (cacheable)",
+        default=3,
+        kind="int",
+    ),
+    Option(
+        "write_loop_threshold",
+        "this many single-row writes of one shape from one call stack is a warning (use a bulk write)",
+        default=5,
+        kind="int",
+    ),
+    Option(
+        "nplusone_ignore",
+        "N+1 findings to ignore, one per line: relationship:Account.contacts, "
+        "fingerprint:<8 hex>, file:<path glob>, function:<name>",
+        kind="linelist",
+        default=(),
+    ),
+    Option(
+        "nplusone_baseline",
+        "file of accepted finding ids (one per line, '#' comments): they warn, never fail",
+    ),
+    Option(
+        "large_tables",
+        "tables too large to read whole: an unbounded read of one is a query-lint finding",
+        kind="linelist",
+        default=(),
+    ),
+    Option(
+        "query_lint_off",
+        "query-lint rules to switch off: select-star, unbounded-read, table-read-in-loop, or all",
+        kind="linelist",
+        default=(),
+    ),
 )
 
 
@@ -212,6 +264,17 @@ class Settings:
     migrations_metadata: str | None = None
     migrations_data: str = "on"
     migrations_drift: str = "on"
+    # --- queries (issue 3)
+    nplusone: str = "warn"
+    nplusone_threshold: int = 2
+    repeated_query_threshold: int = 3
+    write_loop_threshold: int = 5
+    nplusone_ignore: tuple[str, ...] = ()
+    nplusone_baseline: str | None = None
+    large_tables: tuple[str, ...] = ()
+    query_lint_off: tuple[str, ...] = ()
+    rootdir: str = "."
+    sources: dict[str, str] = field(default_factory=dict)
     rootdir: str = "."
     sources: dict[str, str] = field(default_factory=dict)
 

@@ -11,6 +11,10 @@ from pytest_dbarch.config import ISOLATION_MODES
 MARKERS = (
     "dbarch(isolation='transaction'|'clone'): per-test database isolation "
     "(default from --dbarch-isolation / dbarch_isolation)",
+    # --- queries (issue 3)
+    "max_queries(n): fail the test when its call phase runs more than n statements",
+    "nplusone(mode='error'|'warn'|'off', threshold=2): per-test N+1 detection "
+    "(default from --dbarch-nplusone / dbarch_nplusone)",
 )
 
 

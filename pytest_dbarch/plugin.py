@@ -30,6 +30,7 @@ from pytest_dbarch.fixtures import (  # noqa: F401  (fixtures are found by name)
     dbarch_url,
 )
 from pytest_dbarch.markers import MARKERS
+from pytest_dbarch.queries import hooks as queries_hooks
 from pytest_dbarch.report import terminal
 from pytest_dbarch.report.hooks import ReportHooks
 from pytest_dbarch.stash import LEDGER, SETTINGS
@@ -60,6 +61,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     config.pluginmanager.register(migration_hooks, "dbarch-migrations")
     _install_sigterm_handler(config)
+    config.pluginmanager.register(queries_hooks, "dbarch-queries")
 
 
 def _install_sigterm_handler(config: pytest.Config) -> None:

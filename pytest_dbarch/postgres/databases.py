@@ -17,6 +17,7 @@ from pytest_dbarch.postgres.info import ServerInfo
 from pytest_dbarch.postgres.isolation import SavepointConnection, TestDatabase, broken_isolation
 from pytest_dbarch.postgres.janitor import Janitor
 from pytest_dbarch.postgres.server import SUPERUSER, LocalServer
+from pytest_dbarch.queries.origin import plugin_statements
 
 _OPEN: set[Databases] = set()
 _OPEN_LOCK = threading.Lock()
@@ -78,7 +79,8 @@ class Databases:
             name = janitor.create(janitor.new_name("template"))
             self._templates[source] = name
             try:
-                template.build(source, server.dsn(name), server.url(name))
+                with plugin_statements():
+                    template.build(source, server.dsn(name), server.url(name))
                 janitor.disconnect(name)
             except BaseException:
                 del self._templates[source]

@@ -21,6 +21,7 @@ from psycopg import pq
 from psycopg.rows import tuple_row
 
 from pytest_dbarch.errors import IsolationBroken
+from pytest_dbarch.queries.origin import plugin_statements, transaction_control
 
 SAVEPOINT = "dbarch_test"
 _RELEASE = f"RELEASE SAVEPOINT {SAVEPOINT}; SAVEPOINT {SAVEPOINT}".encode()
@@ -50,6 +51,10 @@ class SavepointConnection(psycopg.Connection[Any]):
     _dbarch_defaults: tuple[Any, Any] | None = None
 
     def dbarch_begin(self) -> None:
+        with plugin_statements():
+            self._dbarch_begin()
+
+    def _dbarch_begin(self) -> None:
         if self._dbarch_defaults is None:
             self._dbarch_defaults = (self.row_factory, self.prepare_threshold)
         cur = self.cursor(row_factory=tuple_row).execute(_OPEN + b"; " + _XID)
@@ -59,11 +64,13 @@ class SavepointConnection(psycopg.Connection[Any]):
     def commit(self) -> None:
         _refuse_aborted(self)
         if self.info.transaction_status in _ACTIVE:
-            self.execute(_RELEASE)
+            with transaction_control():
+                self.execute(_RELEASE)
 
     def rollback(self) -> None:
         if self.info.transaction_status in _ACTIVE:
-            self.execute(_ROLLBACK)
+            with transaction_control():
+                self.execute(_ROLLBACK)
 
     def close(self) -> None:
         """Kept open for the rest of the test; ``dbarch_close`` really closes it."""
@@ -71,6 +78,10 @@ class SavepointConnection(psycopg.Connection[Any]):
     def dbarch_end(self) -> bool:
         """Roll everything back and reset the session; False when the test ended the
         transaction itself (or broke the connection)."""
+        with plugin_statements():
+            return self._dbarch_end()
+
+    def _dbarch_end(self) -> bool:
         intact = False
         try:
             if self.info.transaction_status in _ACTIVE:
@@ -99,6 +110,10 @@ class SavepointAsyncConnection(psycopg.AsyncConnection[Any]):
     _dbarch_xid: int | None = None
 
     async def dbarch_begin(self) -> None:
+        with plugin_statements():
+            await self._dbarch_begin()
+
+    async def _dbarch_begin(self) -> None:
         await self.execute(_OPEN)
         row = await (await self.cursor(row_factory=tuple_row).execute(_XID)).fetchone()
         self._dbarch_xid = row[0]  # type: ignore[index]
@@ -106,16 +121,22 @@ class SavepointAsyncConnection(psycopg.AsyncConnection[Any]):
     async def commit(self) -> None:
         _refuse_aborted(self)
         if self.info.transaction_status in _ACTIVE:
-            await self.execute(_RELEASE)
+            with transaction_control():
+                await self.execute(_RELEASE)
 
     async def rollback(self) -> None:
         if self.info.transaction_status in _ACTIVE:
-            await self.execute(_ROLLBACK)
+            with transaction_control():
+                await self.execute(_ROLLBACK)
 
     async def close(self) -> None:
         """Kept open for the rest of the test; ``dbarch_end`` really closes it."""
 
     async def dbarch_end(self) -> bool:
+        with plugin_statements():
+            return await self._dbarch_end()
+
+    async def _dbarch_end(self) -> bool:
         intact = False
         try:
             if self.info.transaction_status in _ACTIVE:

@@ -20,6 +20,7 @@ import psycopg
 from psycopg import sql
 
 from pytest_dbarch.errors import DbarchError
+from pytest_dbarch.queries.origin import plugin_statements
 
 
 class Janitor:
@@ -53,7 +54,7 @@ class Janitor:
             query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
             if self._major >= 15:
                 query += sql.SQL(" STRATEGY FILE_COPY")
-        with self._lock:
+        with self._lock, plugin_statements():
             self._admin.execute(query)
             self._owned.add(name)
         return name
@@ -62,7 +63,7 @@ class Janitor:
         """End other sessions on ``name`` (e.g. an env.py that never closed its engine),
         so it can serve as a template."""
         self._check_owned(name)
-        with self._lock:
+        with self._lock, plugin_statements():
             self._admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = %s AND pid <> pg_backend_pid()",
@@ -82,7 +83,7 @@ class Janitor:
     def drop(self, name: str) -> None:
         """Drop now, waiting for it (used at session end and for rebuilds)."""
         self._check_owned(name)
-        with self._lock:
+        with self._lock, plugin_statements():
             _drop(self._admin, name, self._major)
             self._owned.discard(name)
 
@@ -95,7 +96,7 @@ class Janitor:
         self._drops.put(name)
 
     def _drop_loop(self) -> None:
-        with psycopg.connect(**self._conninfo, autocommit=True) as conn:
+        with plugin_statements(), psycopg.connect(**self._conninfo, autocommit=True) as conn:
             while (name := self._drops.get()) is not None:
                 try:
                     _drop(conn, name, self._major)

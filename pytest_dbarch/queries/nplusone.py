@@ -1,0 +1,269 @@
+"""N+1 detection over a test's captured statements.
+
+Four rules, each with a stable id:
+
+- ``queries.nplusone-lazy-load``: one relationship lazily loaded from one call site for
+  ``threshold`` (2) or more distinct parents;
+- ``queries.nplusone-repeated-query``: one SELECT shape from one user call stack with
+  ``threshold`` or more distinct parameter sets (or inlined literals);
+- ``queries.repeated-identical-query`` (warning): the same statement with the same
+  parameters 3 or more times;
+- ``queries.write-loop`` (warning): 5 or more single-row writes of one shape from one
+  call stack.
+
+The stack key holds user frames only, so library frames in between never split a
+group. Never flagged: eager-loader batches (``selectinload`` chunks, ``yield_per``),
+pages (LIMIT/OFFSET/FETCH, keyset walks), batches of keys (IN lists, ``= ANY``),
+catalog queries, transaction control and the plugin's own statements.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pytest_dbarch.findings import Area, Finding, Status
+from pytest_dbarch.queries import callsite
+from pytest_dbarch.queries.fingerprint import SELECT, WRITE_KINDS
+from pytest_dbarch.queries.log import Statement
+
+LAZY_LOAD = "queries.nplusone-lazy-load"
+REPEATED_QUERY = "queries.nplusone-repeated-query"
+IDENTICAL_QUERY = "queries.repeated-identical-query"
+WRITE_LOOP = "queries.write-loop"
+NO_NPLUSONE = "queries.nplusone"
+NPLUSONE_RULES = (LAZY_LOAD, REPEATED_QUERY)
+_IGNORE_KINDS = ("relationship", "fingerprint", "file", "function")
+
+
+class BadSetting(ValueError):
+    """A setting the user can fix; the message says how."""
+
+
+@dataclass(frozen=True)
+class Ignore:
+    """One ignore-list entry, ``kind:pattern``."""
+
+    kind: str
+    pattern: str
+
+    @classmethod
+    def parse(cls, entry: str) -> Ignore:
+        kind, sep, pattern = entry.partition(":")
+        if not sep or kind.strip() not in _IGNORE_KINDS or not pattern.strip():
+            raise BadSetting(
+                f"dbarch_nplusone_ignore entry {entry!r} is not understood; write one of "
+                + ", ".join(f"{k}:<...>" for k in _IGNORE_KINDS)
+                + " (e.g. relationship:Account.contacts)"
+            )
+        return cls(kind.strip(), pattern.strip())
+
+
+def read_baseline(path: str | None, rootdir: str) -> frozenset[str]:
+    """Accepted finding ids, one per line; '#' starts a comment."""
+    if not path:
+        return frozenset()
+    file = Path(path) if Path(path).is_absolute() else Path(rootdir) / path
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadSetting(
+            f"dbarch_nplusone_baseline {str(file)!r} cannot be read ({type(exc).__name__}: "
+            f"{getattr(exc, 'strerror', None) or exc}); fix the path or remove the setting"
+        ) from None
+    return frozenset(line.split("#", 1)[0].strip() for line in text.splitlines()) - {""}
+
+
+@dataclass(frozen=True)
+class Rules:
+    """How one test is checked."""
+
+    mode: str = "warn"  # warn / error / off
+    threshold: int = 2
+    repeated: int = 3
+    write_loop: int = 5
+    ignore: tuple[Ignore, ...] = ()
+    baseline: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass
+class Group:
+    """Statements one rule found together."""
+
+    rule: str
+    statements: list[Statement]
+    distinct: int  # parents, parameter sets or repeats, as the rule counts them
+
+    @property
+    def first(self) -> Statement:
+        return self.statements[0]
+
+
+def _eligible(statement: Statement) -> bool:
+    return statement.counted and not statement.error
+
+
+def groups(statements: list[Statement], rules: Rules) -> list[Group]:
+    """Apply the four rules; ignore list and baseline are applied later."""
+    found: list[Group] = []
+    lazy: dict[tuple, list[Statement]] = defaultdict(list)
+    reads: dict[tuple, list[Statement]] = defaultdict(list)
+    identical: dict[tuple, list[Statement]] = defaultdict(list)
+    writes: dict[tuple, list[Statement]] = defaultdict(list)
+    for statement in statements:
+        if not _eligible(statement):
+            continue
+        relationship = statement.relationship
+        if relationship is not None:
+            if relationship.lazy:
+                lazy[(relationship.name, statement.stack)].append(statement)
+            continue  # eager-loader batches are never N+1s
+        if statement.kind == SELECT:
+            shape = statement.shape
+            if not (shape.has_limit or shape.in_list):
+                identical[(statement.sql, statement.param_key())].append(statement)
+                if statement.stack:
+                    reads[(shape.id, statement.stack)].append(statement)
+        elif statement.kind in WRITE_KINDS and not statement.many and statement.stack:
+            writes[(statement.shape.id, statement.stack)].append(statement)
+    for members in lazy.values():
+        parents = {s.relationship.parent for s in members if s.relationship is not None}
+        if len(parents) >= rules.threshold:
+            found.append(Group(LAZY_LOAD, members, len(parents)))
+    for members in reads.values():
+        distinct = {(s.sql, s.param_key()) for s in members}
+        if len(distinct) >= rules.threshold:
+            found.append(Group(REPEATED_QUERY, members, len(distinct)))
+    for members in identical.values():
+        if len(members) >= rules.repeated:
+            found.append(Group(IDENTICAL_QUERY, members, len(members)))
+    for members in writes.values():
+        if len(members) >= rules.write_loop:
+            found.append(Group(WRITE_LOOP, members, len(members)))
+    return found
+
+
+def finding_id(group: Group) -> str:
+    """Stable across edits that move lines: rule, shape, relationship, files and functions."""
+    first = group.first
+    key = repr((
+        group.rule,
+        first.shape.id,
+        first.relationship.name if first.relationship else "",
+        callsite.stack_key_without_lines(first.stack),
+    ))
+    return hashlib.blake2b(key.encode(), digest_size=5).hexdigest()
+
+
+def ignored(group: Group, ignores: Iterable[Ignore]) -> bool:
+    first = group.first
+    sites = callsite.sites(first.stack)
+    for entry in ignores:
+        if entry.kind == "relationship" and first.relationship and first.relationship.name == entry.pattern:
+            return True
+        if entry.kind == "fingerprint" and first.shape.id == entry.pattern:
+            return True
+        if entry.kind == "file" and any(fnmatch.fnmatch(s.file, entry.pattern) for s in sites):
+            return True
+        if entry.kind == "function" and any(
+            entry.pattern in (s.function, s.function.rsplit(".", 1)[-1]) for s in sites
+        ):
+            return True
+    return False
+
+
+def _parent_query(group: Group, statements: list[Statement]) -> Statement | None:
+    """The SELECT that produced the rows the loop walks: the last one before the group."""
+    start = statements.index(group.first)
+    members = {id(s) for s in group.statements}
+    fingerprint = group.first.shape.id
+    for statement in reversed(statements[:start]):
+        if statement.counted and statement.kind == SELECT and id(statement) not in members:
+            if statement.shape.id != fingerprint:
+                return statement
+    return None
+
+
+def _fix(group: Group, loop: callsite.Site | None) -> str:
+    first = group.first
+    where = f" before the loop at {loop}" if loop else ""
+    if group.rule == LAZY_LOAD and first.relationship is not None:
+        name = first.relationship.name
+        owner = name.split(".", 1)[0]
+        if first.relationship.direction == "MANYTOONE":
+            return f"load it with the parent rows: .options(joinedload({name})) on the query that loads {owner}"
+        return f"load all of them in one query: .options(selectinload({name})) on the query that loads {owner}"
+    if group.rule == REPEATED_QUERY:
+        return (
+            "fetch every key in one query" + where + ": WHERE key IN (...) / = ANY(%s) "
+            "(SQLAlchemy: select(Model).where(Model.id.in_(ids))), then look rows up in a dict"
+        )
+    if group.rule == IDENTICAL_QUERY:
+        return "run it once and reuse the result (hoist it out of the loop or cache it)"
+    return (
+        "send the rows in one statement" + where + ": cursor.executemany(...) or "
+        "session.execute(insert(Model), rows) instead of one write per row"
+    )
+
+
+def _title(group: Group) -> str:
+    first, n = group.first, len(group.statements)
+    if group.rule == LAZY_LOAD and first.relationship is not None:
+        return f"N+1: {first.relationship.name} lazy-loaded for {group.distinct} parents ({n} queries)"
+    if group.rule == REPEATED_QUERY:
+        return f"N+1: the same query ran {n} times from one call site with {group.distinct} different parameters"
+    if group.rule == IDENTICAL_QUERY:
+        return f"The same query with the same parameters ran {n} times (cacheable)"
+    return f"Row-by-row writes: {n} single-row {first.kind.upper()}s from one call site"
+
+
+def to_finding(group: Group, statements: list[Statement], rules: Rules) -> Finding:
+    """Query line, loop line, parent query, relationship, SQL with $n, counts, fix."""
+    first = group.first
+    loop = callsite.loop_site(first.stack)  # parsed only now, when reporting
+    parent = _parent_query(group, statements)
+    ident = finding_id(group)
+    accepted = ident in rules.baseline
+    if group.rule in NPLUSONE_RULES and rules.mode == "error" and not accepted:
+        status = Status.FAILED
+    else:
+        status = Status.WARNING
+    lines = [f"query:  {first.where or '(no user frame)'}"]
+    if loop is not None:
+        lines.append(f"loop:   {loop}  {callsite.source_line(loop)}")
+    if first.relationship is not None:
+        lines.append(f"relationship: {first.relationship.name} ({first.relationship.direction.lower()}, lazy)")
+    if parent is not None and group.rule in NPLUSONE_RULES:
+        lines.append(f"parent query: {parent.where}  {parent.shape.fingerprint[:200]}")
+    lines.append(f"sql:    {first.shape.fingerprint}  (fingerprint {first.shape.id})")
+    lines.append(f"count:  {len(group.statements)} statements, {group.distinct} distinct "
+                 + ("parents" if group.rule == LAZY_LOAD else "parameter sets" if group.rule == REPEATED_QUERY else "repeats"))
+    stack = [site for i, site in enumerate(callsite.sites(first.stack)) if i == 0 or str(site) != str(callsite.sites(first.stack)[i - 1])]
+    if len(stack) > 1:
+        lines.append("stack:  " + " <- ".join(str(s) for s in stack))
+    lines.append(f"id:     {ident}" + ("  (accepted in the baseline)" if accepted else ""))
+    title = _title(group) + (" [baseline]" if accepted else "")
+    return Finding(
+        rule=group.rule,
+        area=Area.QUERIES,
+        status=status,
+        title=title,
+        evidence="\n".join(lines),
+        where=first.where,
+        fix=_fix(group, loop),
+    )
+
+
+def detect(statements: list[Statement], rules: Rules) -> list[Finding]:
+    """Findings for one test's statements (nothing when the mode is off)."""
+    if rules.mode == "off":
+        return []
+    return [
+        to_finding(group, statements, rules)
+        for group in groups(statements, rules)
+        if not ignored(group, rules.ignore)
+    ]
