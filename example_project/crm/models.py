@@ -199,6 +199,9 @@ class Opportunity(Base):
         CheckConstraint(_in_list("stage", STAGES), name="stage_valid"),
         CheckConstraint("amount >= 0", name="amount_non_negative"),
         CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_iso"),
+        CheckConstraint(
+            "probability IS NOT NULL AND probability BETWEEN 0 AND 100", name="probability_valid"
+        ),
         # A closed deal always records when it closed, and an open one never does.
         CheckConstraint(
             f"({_in_list('stage', CLOSED_STAGES)}) = (closed_at IS NOT NULL)",
@@ -206,6 +209,7 @@ class Opportunity(Base):
         ),
         Index("ix_opportunities_account_id", "account_id"),
         Index("ix_opportunities_contact_id", "contact_id"),
+        Index("ix_opportunities_lead_id", "lead_id"),
         # Forecast queries only ever look at open deals.
         Index(
             "ix_opportunities_expected_close_open",
@@ -221,6 +225,7 @@ class Opportunity(Base):
     contact_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("contacts.id", ondelete="SET NULL")
     )
+    lead_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("leads.id", ondelete="SET NULL"))
     name: Mapped[str] = mapped_column(String(255), nullable=False)
     amount: Mapped[Decimal] = mapped_column(Numeric(12, 2), nullable=False)
     currency: Mapped[str] = mapped_column(String(3), nullable=False, server_default=text("'USD'"))
@@ -229,6 +234,8 @@ class Opportunity(Base):
     )
     expected_close_date: Mapped[date | None] = mapped_column(Date)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Win chance in percent; the CHECK above makes it required (added NOT VALID in 0007).
+    probability: Mapped[int | None] = mapped_column(SmallInteger, server_default=text("10"))
     metadata_: Mapped[dict[str, Any]] = _json_metadata()
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()

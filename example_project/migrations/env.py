@@ -40,28 +40,27 @@ def _configure(**kwargs: Any) -> None:
     )
 
 
+def _migrate() -> None:
+    with context.begin_transaction():
+        # Never queue behind a long transaction holding a lock on a busy table: give up
+        # after 2 s and retry the deploy (pytest-dbarch's lock-safety lint checks this).
+        context.execute("SET LOCAL lock_timeout = '2s'")
+        context.execute("SET LOCAL statement_timeout = '60s'")
+        context.run_migrations()
+
+
 def run_migrations_offline() -> None:
     """Emit SQL to stdout (``alembic upgrade head --sql``) without a database."""
     url = config.get_main_option("sqlalchemy.url")
     if not url:
         raise RuntimeError("offline mode needs sqlalchemy.url in alembic.ini")
     _configure(url=url, literal_binds=True, dialect_opts={"paramstyle": "named"})
-    with context.begin_transaction():
-        # Never queue behind a long transaction holding a lock on a busy table: give up
-        # after 2 s and retry the deploy (pytest-dbarch's lock-safety lint checks this).
-        context.execute("SET LOCAL lock_timeout = '2s'")
-        context.execute("SET LOCAL statement_timeout = '60s'")
-        context.run_migrations()
+    _migrate()
 
 
 def _run_with(connection: Connection) -> None:
     _configure(connection=connection)
-    with context.begin_transaction():
-        # Never queue behind a long transaction holding a lock on a busy table: give up
-        # after 2 s and retry the deploy (pytest-dbarch's lock-safety lint checks this).
-        context.execute("SET LOCAL lock_timeout = '2s'")
-        context.execute("SET LOCAL statement_timeout = '60s'")
-        context.run_migrations()
+    _migrate()
 
 
 def run_migrations_online() -> None:

@@ -77,6 +77,10 @@ class Seeded:
     considered: list[str] = field(default_factory=list)
 
 
+class _NotSeeded(Exception):
+    """A table no generated row fits: undo its partial rows."""
+
+
 def changed_tables(before: Snapshot, after: Snapshot) -> list[str]:
     """Tables that existed before the revision, still exist, and whose definition changed."""
     both = before.tables() & after.tables()
@@ -218,14 +222,17 @@ def seed(conn: psycopg.Connection[Any], before: Snapshot, after: Snapshot) -> Se
         keys = [c.name for c in columns if c.is_key] or [c.name for c in columns]
         compared = [c.name for c in columns if f"{table}.{c.name}" in columns_before]
         rows: dict[tuple[str, ...], tuple[str, ...]] = {}
-        for n in KEYS:
-            result = _insert(conn, table, columns, n, None)
-            if isinstance(result, str):
-                seeded.skipped.append(f"{table}: {result}")
-                rows = {}
-                break
-            by_name = dict(zip([c.name for c in columns], result))
-            rows[tuple(by_name[k] for k in keys)] = tuple(by_name[c] for c in compared)
+        try:
+            with conn.transaction():  # a savepoint: a table that cannot be seeded keeps no rows
+                for n in KEYS:
+                    result = _insert(conn, table, columns, n, None)
+                    if isinstance(result, str):
+                        seeded.skipped.append(f"{table}: {result}")
+                        raise _NotSeeded
+                    by_name = dict(zip([c.name for c in columns], result))
+                    rows[tuple(by_name[k] for k in keys)] = tuple(by_name[c] for c in compared)
+        except _NotSeeded:
+            rows = {}
         if rows:
             seeded.tables.append(SeededTable(table, keys, compared, rows))
             integer_keys = [c for c in columns if c.is_key and c.has_default and c.type in _INTEGERS]
@@ -233,6 +240,22 @@ def seed(conn: psycopg.Connection[Any], before: Snapshot, after: Snapshot) -> Se
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         conn.commit()
     return seeded
+
+
+def remove(conn: psycopg.Connection[Any], seeded: Seeded) -> None:
+    """Delete the seeded rows again, so every revision starts from the same data (the
+    next revision's seeding reuses the same keys, and the lint sees the same row counts)."""
+    for table in reversed(seeded.tables):
+        matches = sql.SQL(" AND ").join(sql.SQL("{}::text = %s").format(sql.Identifier(k)) for k in table.keys)
+        delete = sql.SQL("DELETE FROM {} WHERE {}").format(_ident(table.table), matches)
+        try:
+            with conn.transaction():
+                for key in table.rows:
+                    conn.execute(delete, key)
+        except psycopg.Error:
+            pass  # still referenced by rows of another table: they stay, the schema is unchanged
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.commit()
 
 
 def insert_with_defaults(

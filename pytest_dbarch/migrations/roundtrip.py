@@ -309,7 +309,9 @@ class RoundTrip:
             return None
         from pytest_dbarch.migrations import data_roundtrip
 
-        return data_roundtrip.verify(self.runner.connection(), seeded)
+        problems = data_roundtrip.verify(self.runner.connection(), seeded)
+        data_roundtrip.remove(self.runner.connection(), seeded)
+        return problems
 
     def _data_verdict(self, rev: Revision, seeded: Any, default_problems: list[str], lost_rows: list[str] | None) -> None:
         if seeded is None:

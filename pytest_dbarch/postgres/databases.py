@@ -17,7 +17,7 @@ from pytest_dbarch.postgres.info import ServerInfo
 from pytest_dbarch.postgres.isolation import SavepointConnection, TestDatabase, broken_isolation
 from pytest_dbarch.postgres.janitor import Janitor
 from pytest_dbarch.postgres.server import SUPERUSER, LocalServer
-from pytest_dbarch.queries.origin import plugin_statements
+from pytest_dbarch.origin import plugin_statements
 
 _OPEN: set[Databases] = set()
 _OPEN_LOCK = threading.Lock()

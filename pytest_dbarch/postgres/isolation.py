@@ -21,7 +21,7 @@ from psycopg import pq
 from psycopg.rows import tuple_row
 
 from pytest_dbarch.errors import IsolationBroken
-from pytest_dbarch.queries.origin import plugin_statements, transaction_control
+from pytest_dbarch.origin import plugin_statements, transaction_control
 
 SAVEPOINT = "dbarch_test"
 _RELEASE = f"RELEASE SAVEPOINT {SAVEPOINT}; SAVEPOINT {SAVEPOINT}".encode()

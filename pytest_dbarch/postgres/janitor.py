@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 
 from pytest_dbarch.errors import DbarchError
-from pytest_dbarch.queries.origin import plugin_statements
+from pytest_dbarch.origin import plugin_statements
 
 
 class Janitor:

@@ -24,7 +24,7 @@ from typing import Any
 
 from pytest_dbarch.queries.callsite import user_stack
 from pytest_dbarch.queries.log import QueryLog, Relationship, Statement
-from pytest_dbarch.queries.origin import APP, ORIGIN
+from pytest_dbarch.origin import APP, ORIGIN
 
 _IDLE = 0  # psycopg.pq.TransactionStatus.IDLE
 _ACTIVE_TX = (2, 3)  # INTRANS, INERROR

@@ -19,7 +19,7 @@ from pytest_dbarch.findings import Finding
 from pytest_dbarch.queries import callsite
 from pytest_dbarch.queries.callsite import Stack
 from pytest_dbarch.queries.fingerprint import TX, Shape, kind_of, shape_of
-from pytest_dbarch.queries.origin import APP, PLUGIN
+from pytest_dbarch.origin import APP, PLUGIN
 
 _SECRET = re.compile(
     r"pass(?:word|wd|phrase)?|pwd|secret|token|credential|auth|salt|"

@@ -5,7 +5,8 @@ The plugin's own statements (template builds, janitor work, the per-test SAVEPOI
 variable set around them, never guessed from their text. Capture keeps them visible
 but they never count toward a test's budgets or N+1 rules.
 
-This module is imported by ``postgres/`` at every test, so it must stay tiny.
+It sits beside ``findings.py`` because ``postgres/`` marks its statements here and the
+query capture reads the marks; it is imported at every test, so it must stay tiny.
 """
 
 from __future__ import annotations
