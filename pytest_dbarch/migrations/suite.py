@@ -18,6 +18,7 @@ from pytest_dbarch.findings import Area, Finding, Status
 from pytest_dbarch.migrations import checks
 from pytest_dbarch.migrations.observe import StatementObserver
 from pytest_dbarch.migrations.runners import MigrationError, MigrationRunner, Revision, open_runner
+from pytest_dbarch.origin import plugin_statements
 
 if TYPE_CHECKING:
     from pytest_dbarch.postgres.databases import Databases
@@ -101,7 +102,21 @@ def run(
     options: Options = Options(),
     observers: Iterable[Callable[[], StatementObserver]] | None = None,
 ) -> Results:
-    """Run every check; problems of the history become Findings, never exceptions."""
+    """Run every check; problems of the history become Findings, never exceptions.
+
+    Everything the migrations send is the plugin's own work: the query capture of the
+    test that runs the checks (an item, or ``dbarch_migrations.run()``) does not count it.
+    """
+    with plugin_statements():
+        return _run(the_plan, databases, options, observers)
+
+
+def _run(
+    the_plan: Plan,
+    databases: Databases,
+    options: Options,
+    observers: Iterable[Callable[[], StatementObserver]] | None,
+) -> Results:
     import time
 
     from pytest_dbarch.migrations.roundtrip import RoundTrip
