@@ -80,6 +80,8 @@ def test_mixed_session_writes_the_five_files_in_the_seed_format(external_pyteste
     assert "## Query patterns" in notes and "SELECT contacts.id FROM contacts" in notes
     index_section = notes.split("## Index recommendations")[1].split("## Schema facts")[0]
     assert "contacts.account_id has no index" in index_section
+    # The query checks' own passed findings (no evidence) stay in the checklist only.
+    assert "No N+1 queries" not in notes and "No N+1 queries" in checklist
 
 
 def test_rerun_reuses_the_open_task_then_completes_and_moves_it(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, inner_dsn: str) -> None:

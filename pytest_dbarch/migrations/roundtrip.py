@@ -287,6 +287,9 @@ class RoundTrip:
 
     def _record_observed(self, rev: Revision, relay: StatementRelay) -> None:
         for finding in relay.findings:
+            path, colon, line = finding.where.rpartition(":")
+            if colon and os.path.isabs(path):  # the statement's file:line, as the other checks show it
+                finding = replace(finding, where=f"{relative(path, self.rootdir)}:{line}")
             self.outcome.add("lock-safety", rev.id, finding)
 
     # --- data round trip (see data_roundtrip.py) ---

@@ -160,7 +160,7 @@ def _check(item: pytest.Item, log: QueryLog, test_failed: bool) -> list[str]:
             recorder.add(finding)
         if not any(f.rule in nplusone.NPLUSONE_RULES for f in findings):
             recorder.add(Finding(nplusone.NO_NPLUSONE, Area.QUERIES, Status.PASSED,
-                                 f"No N+1 queries ({log.count} statements checked)"))
+                                 f"No N+1 queries ({_statements(log.count)} checked)"))
         failed = [f for f in findings if f.status is Status.FAILED]
         if failed and not test_failed:
             failures.append(_nplusone_message(failed, rules.mode))
@@ -171,8 +171,12 @@ def _check(item: pytest.Item, log: QueryLog, test_failed: bool) -> list[str]:
             recorder.add(finding)
         if not problems:
             recorder.add(Finding(lint.NO_LINT, Area.QUERIES, Status.PASSED,
-                                 f"Query lint clean ({log.count} statements checked)"))
+                                 f"Query lint clean ({_statements(log.count)} checked)"))
     return failures
+
+
+def _statements(count: int) -> str:
+    return f"{count} statement" if count == 1 else f"{count} statements"
 
 
 def _nplusone_message(failed: list[Finding], mode: str) -> str:

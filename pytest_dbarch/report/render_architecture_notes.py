@@ -2,7 +2,8 @@
 
 Query patterns (queries area), index recommendations (any finding about an index),
 schema facts (schema, models, migrations) and performance figures (performance area),
-each with the evidence the checks gathered.
+each with the evidence the checks gathered. A passed check with no evidence says nothing
+the checklist does not, so it is left out here.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def render(report: Report) -> str:
     lines = header("Database architecture notes", report)
     for title, wanted in SECTIONS:
         lines += [f"## {title}", ""]
-        chosen = [f for f in report.findings if wanted(f)]
+        chosen = [f for f in report.findings if wanted(f) and (f.evidence or f.is_problem)]
         if not chosen:
             lines += ["_Nothing recorded in this session._", ""]
             continue
