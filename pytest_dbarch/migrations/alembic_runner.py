@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import os
 import sys
 import traceback
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +24,7 @@ import psycopg
 
 from pytest_dbarch.migrations.observe import RanStatement
 from pytest_dbarch.migrations.runners import MigrationError, Revision, StatementRelay, read_waivers
-
-
-@contextlib.contextmanager
-def _chdir(path: Path) -> Iterator[None]:
-    before = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(before)
+from pytest_dbarch.postgres.template import working_directory
 
 
 def _is_empty_body(body: list[ast.stmt]) -> tuple[bool, str]:
@@ -79,7 +68,7 @@ class AlembicRunner:
         self._metadata: Any = None
         self.config = Config(str(ini))
         try:
-            with _chdir(ini.parent), warnings.catch_warnings(record=True) as seen:
+            with working_directory(ini.parent), warnings.catch_warnings(record=True) as seen:
                 warnings.simplefilter("always")
                 self.script = ScriptDirectory.from_config(self.config)
                 ordered = list(self.script.walk_revisions("base", "heads"))
@@ -175,7 +164,7 @@ class AlembicRunner:
 
         self._relay, self._revision_path = relay, revision.path
         try:
-            with _chdir(self.ini.parent), EnvironmentContext(
+            with working_directory(self.ini.parent), EnvironmentContext(
                 self.config, self.script, fn=steps, destination_rev=revision.id
             ):
                 self.script.run_env()

@@ -86,7 +86,9 @@ class _RevisionTracker(logging.Handler):
 
 
 @contextlib.contextmanager
-def _chdir(path: Path) -> Iterator[None]:
+def working_directory(path: Path) -> Iterator[None]:
+    """Run in ``path`` (Alembic resolves script_location against the cwd); 3.10 has no
+    ``contextlib.chdir``."""
     before = os.getcwd()
     os.chdir(path)
     try:
@@ -115,7 +117,7 @@ def _alembic_upgrade(ini: Path, url: str) -> None:
     migration_log.setLevel(logging.INFO)
     engine = create_engine(url, poolclass=NullPool)
     try:
-        with _chdir(ini.parent), engine.connect() as conn:
+        with working_directory(ini.parent), engine.connect() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
             conn.commit()
