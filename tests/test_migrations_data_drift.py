@@ -56,4 +56,6 @@ def test_renumbering_downgrade_and_drift(external_pytester: pytest.Pytester) -> 
         "check constraint ck_items_price on items is in the models but not in the migrated schema",
     ):
         assert line in output, line
-    result.assert_outcomes(passed=12, failed=2)  # 3 of them lock-safety[rev]
+    # 3 of them lock-safety[rev]; deploy-transaction warns (env.py has no
+    # transaction_per_migration), so it is skipped
+    result.assert_outcomes(passed=12, failed=2, skipped=1)

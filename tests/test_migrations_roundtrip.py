@@ -32,8 +32,11 @@ def test_ten_planted_downgrade_defects_are_all_caught(external_pytester: pytest.
     assert 'INSERT into contacts relying on the defaults of id, status fails: null value in column "id"' in output
     # 1 single-head + 12 empty-downgrade + 2 round trips + 6 data round trips pass; the
     # data round trips whose re-upgrade failed, and drift (no models), are skipped.
-    result.assert_outcomes(passed=33, failed=11, skipped=6)  # 12 of them lock-safety[rev]
+    # 12 of the passed are lock-safety[rev]; deploy-transaction warns and is skipped
+    result.assert_outcomes(passed=33, failed=11, skipped=7)
     assert "Traceback" not in output
+    # env.py here lacks transaction_per_migration: a deploy would hold every lock to the end.
+    assert "a deploy runs every pending revision in one transaction" in output
     # What the migrations send is the plugin's work, not queries of the item that ran them.
     assert "[queries." not in output
     assert database_names(admin) == before  # the disposable databases are gone
@@ -52,5 +55,7 @@ def test_example_project_history_passes(dbarch_migrations) -> None:  # type: ign
         f for f in results.all() if f.rule.startswith(("migrations.lint.", "migrations.locks.")) and f.is_problem
     ]
     assert {f.rule for f in lint} == {"migrations.lint.prefer-text-field"}, [f.title for f in lint]
+    [deploy] = results.by_rule("migrations.locks.deploy-transaction")
+    assert deploy.status.value == "passed", deploy.title  # env.py: transaction_per_migration=True
     [drift] = results.by_rule("migrations.drift")
     assert drift.title == "the schema at head matches the models (env.py target_metadata)"

@@ -36,16 +36,20 @@ def _configure(**kwargs: Any) -> None:
         target_metadata=target_metadata,
         compare_type=True,
         compare_server_default=True,
+        # Each revision commits on its own: the locks of one are never held while the
+        # next runs (pytest-dbarch's migrations.locks.deploy-transaction check).
+        transaction_per_migration=True,
         **kwargs,
     )
 
 
 def _migrate() -> None:
+    # Never queue behind a long transaction holding a lock on a busy table: give up after
+    # 2 s and retry the deploy (pytest-dbarch's lock-safety lint checks this). Set for
+    # the session, so it holds in every revision's transaction and in autocommit blocks.
+    context.execute("SET lock_timeout = '2s'")
+    context.execute("SET statement_timeout = '60s'")
     with context.begin_transaction():
-        # Never queue behind a long transaction holding a lock on a busy table: give up
-        # after 2 s and retry the deploy (pytest-dbarch's lock-safety lint checks this).
-        context.execute("SET LOCAL lock_timeout = '2s'")
-        context.execute("SET LOCAL statement_timeout = '60s'")
         context.run_migrations()
 
 

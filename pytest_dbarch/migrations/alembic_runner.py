@@ -65,6 +65,7 @@ class AlembicRunner:
         self.ini = ini
         self.source = str(ini)
         self.version_table = "alembic_version"
+        self.transaction_per_revision: bool | None = None
         self._metadata: Any = None
         self.config = Config(str(ini))
         try:
@@ -157,6 +158,9 @@ class AlembicRunner:
 
         def steps(heads: Any, context: Any) -> list[Any]:
             self.version_table = context.version_table
+            # What `alembic upgrade head` does on deploy: one transaction for every pending
+            # revision unless env.py asks for one per revision.
+            self.transaction_per_revision = bool(context.opts.get("transaction_per_migration"))
             self._metadata = context.opts.get("target_metadata")
             if relay is not None:
                 relay.begin(self.connection())

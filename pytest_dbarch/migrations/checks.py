@@ -1,4 +1,4 @@
-"""Checks read from the history itself, without a database: heads and empty downgrades."""
+"""Checks read from the history itself: heads, empty downgrades, deploy transactions."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pytest_dbarch.migrations.runners import Revision
 
 SINGLE_HEAD = "migrations.single-head"
 EMPTY_DOWNGRADE = "migrations.empty-downgrade"
+DEPLOY_TRANSACTION = "migrations.locks.deploy-transaction"
 
 
 def single_head(heads: Sequence[str], declared: Sequence[str], source: str, rootdir: str | Path) -> Finding:
@@ -60,4 +61,30 @@ def empty_downgrade(revision: Revision, rootdir: str | Path) -> Finding:
         fix=f"write downgrade() of revision {revision.id} to undo its upgrade, or mark the "
         "revision one-way with a reason reviewers can see: dbarch_one_way = '<why>' "
         "(SQL: -- dbarch: one-way: <why>)",
+    )
+
+
+def deploy_transaction(per_revision: bool | None, source: str, rootdir: str | Path) -> Finding | None:
+    """A deploy that applies every pending revision in one transaction holds the locks of
+    the first (ACCESS EXCLUSIVE from an ALTER TABLE) until the last one commits. Read from
+    the runner after env.py ran (Alembic: ``transaction_per_migration``); None if it never did."""
+    if per_revision is None:
+        return None
+    where = relative(source, rootdir)
+    if per_revision:
+        return Finding(
+            DEPLOY_TRANSACTION, Area.MIGRATIONS, Status.PASSED,
+            "each revision commits on its own when deployed", where=where,
+        )
+    return Finding(
+        DEPLOY_TRANSACTION,
+        Area.MIGRATIONS,
+        Status.WARNING,
+        "a deploy runs every pending revision in one transaction: locks taken by the first "
+        "revision are held until the last one commits",
+        "env.py calls context.configure() without transaction_per_migration=True, so "
+        "'alembic upgrade head' wraps all pending revisions in one transaction",
+        where,
+        "pass transaction_per_migration=True to context.configure() in env.py (and set "
+        "lock_timeout per session, not with SET LOCAL)",
     )

@@ -91,6 +91,8 @@ def _why_nothing(check: str) -> str:
         return "no models to compare: env.py has no target_metadata and dbarch_migrations_metadata is not set (or dbarch_migrations_drift = off)"
     if check == "lock-safety":
         return "the lint and lock report saw nothing of this revision (not upgraded, or outside --since)"
+    if check == "deploy-transaction":
+        return "env.py never ran (the history could not be walked)"
     if check == "data-round-trip":
         return "data round trip off, or the revision was waived or could not be upgraded"
     return "not checked"

@@ -77,6 +77,9 @@ class MigrationRunner(Protocol):
 
     source: str  # what the user configured, for messages
     version_table: str  # relation the runner keeps its state in ('' if none); not schema
+    # Whether a deploy commits after every revision (True), runs all pending revisions in
+    # one transaction (False), or not known yet (None: env.py has not run).
+    transaction_per_revision: bool | None
 
     def revisions(self) -> list[Revision]:
         """Every revision, base first, each after all of its parents."""

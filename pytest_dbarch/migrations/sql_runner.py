@@ -96,6 +96,8 @@ class SqlDirectoryRunner:
 
     version_table = ""
 
+    transaction_per_revision = True  # every script runs in a transaction of its own
+
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.source = str(directory)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 OBSERVERS: list[Callable[[], StatementObserver]] = []
 
 # Checks in the order their items are listed; "" as revision for history-wide ones.
-PER_HISTORY = ("single-head", "drift")
+PER_HISTORY = ("single-head", "deploy-transaction", "drift")
 PER_REVISION = ("empty-downgrade", "round-trip", "data-round-trip", "lock-safety")
 HISTORY = "migrations.history"
 
@@ -60,7 +60,7 @@ class Plan:
     def item_keys(self) -> list[tuple[str, str]]:
         if self.error is not None:
             return [("history", "")]
-        keys = [("single-head", "")]
+        keys = [("single-head", ""), ("deploy-transaction", "")]
         for check in PER_REVISION:
             keys += [(check, rev.id) for rev in self.revisions]
         keys.append(("drift", ""))
@@ -160,6 +160,9 @@ def _run(
         results.findings[("history", "")] = [_history_error(exc, the_plan)]
         return results
     results.findings.update(outcome.findings)
+    deploy = checks.deploy_transaction(runner.transaction_per_revision, runner.source, the_plan.rootdir)
+    if deploy is not None:
+        results.findings[("deploy-transaction", "")] = [deploy]
     if options.drift:
         results.findings[("drift", "")] = drift_findings
     results.seconds = time.perf_counter() - started

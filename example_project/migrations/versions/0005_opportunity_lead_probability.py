@@ -37,9 +37,6 @@ def upgrade() -> None:
         "FOREIGN KEY (lead_id) REFERENCES leads (id) ON DELETE SET NULL NOT VALID"
     )
     with op.get_context().autocommit_block():
-        # Outside the transaction env.py's SET LOCAL timeouts no longer hold.
-        op.execute("SET lock_timeout = '2s'")
-        op.execute("SET statement_timeout = '15min'")
         op.execute(
             "CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_opportunities_lead_id "
             "ON opportunities (lead_id)"
@@ -48,7 +45,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.get_context().autocommit_block():
-        op.execute("SET lock_timeout = '2s'")
         op.execute("DROP INDEX CONCURRENTLY IF EXISTS ix_opportunities_lead_id")
     op.drop_constraint("fk_opportunities_lead_id_leads", "opportunities", type_="foreignkey")
     op.drop_column("opportunities", "probability")
