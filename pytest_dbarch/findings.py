@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from enum import Enum
 
 USER_PROPERTY = "dbarch_finding"
@@ -61,13 +61,18 @@ class Finding:
         return self if self.nodeid else replace(self, nodeid=nodeid)
 
     def to_json(self) -> str:
-        data = asdict(self)
+        # Not dataclasses.asdict: it deep-copies every field, and this runs for every
+        # finding of every test.
+        data = {name: getattr(self, name) for name in _FIELDS}
         data["area"], data["status"] = self.area.value, self.status.value
         return json.dumps(data, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> Finding:
         return cls(**json.loads(text))
+
+
+_FIELDS = tuple(f.name for f in fields(Finding))
 
 
 class Ledger:

@@ -7,6 +7,8 @@ there already as ``dbarch_finding`` (the full JSON); next to each we add
 
 from __future__ import annotations
 
+import functools
+
 from pytest_dbarch.findings import USER_PROPERTY, Finding
 from pytest_dbarch.report.scrub import scrub_finding
 
@@ -28,11 +30,15 @@ def rewrite_properties(properties: list[tuple[str, object]]) -> list[tuple[str, 
         if name != USER_PROPERTY:
             result.append((name, value))
             continue
-        try:
-            finding = scrub_finding(Finding.from_json(str(value)))
-        except (TypeError, ValueError):
-            result.append((name, value))
-            continue
-        result.append((USER_PROPERTY, finding.to_json()))
-        result.append((PREFIX + finding.rule, compact(finding)))
+        result += _rewritten(str(value))
     return result
+
+
+@functools.lru_cache(maxsize=4096)
+def _rewritten(raw: str) -> tuple[tuple[str, object], ...]:
+    """One finding's properties; cached, since each test phase's report carries them all."""
+    try:
+        finding = scrub_finding(Finding.from_json(raw))
+    except (TypeError, ValueError):
+        return ((USER_PROPERTY, raw),)
+    return ((USER_PROPERTY, finding.to_json()), (PREFIX + finding.rule, compact(finding)))
