@@ -239,6 +239,21 @@ def test_session_mode_ignore_list_and_baseline(external_pytester: pytest.Pyteste
         result.assert_outcomes(passed=1)
 
 
+def test_thresholds_from_ini(external_pytester: pytest.Pytester) -> None:
+    """One above what the tests do: the N+1 (3 parents), the repeat (3 times) and the write
+    loop (5 rows) that test_modes_markers_and_warnings reports are all left alone."""
+    project(
+        external_pytester,
+        "dbarch_nplusone_threshold = 4\ndbarch_repeated_query_threshold = 4\ndbarch_write_loop_threshold = 6\n",
+    )
+    external_pytester.makepyfile(test_modes=MODES)
+    result = external_pytester.runpytest("-p", "no:randomly", "--dbarch-nplusone=error", "-k", "default or warnings")
+    result.assert_outcomes(passed=2)
+    output = result.stdout.str()
+    for rule in ("nplusone-lazy-load", "repeated-identical-query", "write-loop"):
+        assert f"[queries.{rule}]" not in output, rule
+
+
 def test_bad_settings_are_usage_errors(external_pytester: pytest.Pytester) -> None:
     project(external_pytester, "dbarch_nplusone_baseline = missing.txt\n")
     external_pytester.makepyfile("def test_x(): pass")
