@@ -232,6 +232,28 @@ OPTIONS: tuple[Option, ...] = (
         kind="linelist",
         default=(),
     ),
+    # --- models: the application's intent (issues 9 and 10)
+    Option(
+        "models",
+        "the application's models as 'module:attribute' (a MetaData or a declarative "
+        "base): the intent constraint checks and schema lint compare the database with "
+        "(default: dbarch_metadata, else dbarch_migrations_metadata)",
+    ),
+
+    # --- constraint property tests (issue 9)
+
+    # --- schema lint (issue 10)
+
+    # --- concurrency harness (issue 11)
+
+    # --- query budgets (issue 17)
+
+    # --- drivers (issue 14)
+
+    # --- adoption in web apps (issue 15)
+
+    # --- fast start, caches, security (issues 16 and 18)
+
 )
 
 
@@ -273,8 +295,23 @@ class Settings:
     nplusone_baseline: str | None = None
     large_tables: tuple[str, ...] = ()
     query_lint_off: tuple[str, ...] = ()
-    rootdir: str = "."
-    sources: dict[str, str] = field(default_factory=dict)
+    # --- models: the application's intent (issues 9 and 10)
+    models: str | None = None
+
+    # --- constraint property tests (issue 9)
+
+    # --- schema lint (issue 10)
+
+    # --- concurrency harness (issue 11)
+
+    # --- query budgets (issue 17)
+
+    # --- drivers (issue 14)
+
+    # --- adoption in web apps (issue 15)
+
+    # --- fast start, caches, security (issues 16 and 18)
+
     rootdir: str = "."
     sources: dict[str, str] = field(default_factory=dict)
 

@@ -29,6 +29,7 @@ class Area(str, Enum):
     MODELS = "models"
     SCHEMA = "schema"
     PERFORMANCE = "performance"
+    CONCURRENCY = "concurrency"
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ def test_mixed_session_writes_the_five_files_in_the_seed_format(external_pyteste
         "models": "completed",
         "schema": "in-progress",
         "performance": "pending",
+        "concurrency": "pending",
     }
     assert streams["queries"]["crossAgentReferences"] == [".temp/task-status-K9K9K9.json"]
     assert data["status"] == "blocked" and data["phase"] == "blocked" and data["runs"] == 1

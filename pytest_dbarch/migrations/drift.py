@@ -105,11 +105,11 @@ def check(runner: MigrationRunner, target: str | None, rootdir: str | Path) -> l
     from sqlalchemy import create_engine
     from sqlalchemy.pool import StaticPool
 
-    from pytest_dbarch.postgres.template import load_metadata
+    from pytest_dbarch.models import load_metadata
 
     where = relative(getattr(runner, "source", ""), rootdir)
     try:
-        metadata = load_metadata(target) if target else runner.target_metadata()
+        metadata = load_metadata(target, "dbarch_migrations_metadata") if target else runner.target_metadata()
     except DbarchError as exc:
         return [Finding(DRIFT, Area.MIGRATIONS, Status.ERROR, f"drift not checked: {exc.cause}", where=where, fix=exc.fix)]
     if metadata is None:

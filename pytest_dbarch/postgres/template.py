@@ -9,13 +9,11 @@ revision or file, and the cause.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -135,39 +133,17 @@ def _alembic_upgrade(ini: Path, url: str) -> None:
         engine.dispose()
 
 
-def load_metadata(target: str) -> Any:
-    """Import ``module:attribute`` and return a MetaData (or a declarative base's)."""
-    module_name, _, attr = target.partition(":")
-    if not module_name or not attr:
-        raise SchemaError(
-            f"dbarch_metadata is {target!r}; it must look like 'package.module:attribute'",
-            "for example dbarch_metadata = myapp.models:Base.metadata",
-        )
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise SchemaError(
-            f"dbarch_metadata {target!r} cannot be loaded: {type(exc).__name__}: {exc}",
-            "check the module is importable from the rootdir (pytest 'pythonpath' ini) "
-            "and the attribute exists",
-        ) from None
-    metadata = getattr(obj, "metadata", obj)
-    if not hasattr(metadata, "create_all"):
-        raise SchemaError(
-            f"dbarch_metadata {target!r} is a {type(obj).__name__}, not a SQLAlchemy MetaData",
-            "point it at a MetaData or a declarative base class",
-        )
-    return metadata
-
-
 def _create_all(target: str, url: str) -> None:
     from sqlalchemy import create_engine
     from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.pool import NullPool
 
-    metadata = load_metadata(target)
+    from pytest_dbarch.models import ModelsError, load_metadata
+
+    try:
+        metadata = load_metadata(target, "dbarch_metadata")
+    except ModelsError as exc:
+        raise SchemaError(exc.cause, exc.fix) from None
     engine = create_engine(url, poolclass=NullPool)
     try:
         metadata.create_all(engine)

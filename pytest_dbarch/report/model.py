@@ -28,6 +28,7 @@ AREA_TITLES = {
     Area.MODELS: "Models and constraints",
     Area.SCHEMA: "Schema",
     Area.PERFORMANCE: "Performance",
+    Area.CONCURRENCY: "Concurrency",
 }
 MAX_DECISIONS = 50
 

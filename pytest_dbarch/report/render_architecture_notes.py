@@ -27,6 +27,7 @@ SECTIONS: tuple[tuple[str, Callable[[Finding], bool]], ...] = (
     ("Index recommendations", lambda f: _about_indexes(f) and f.is_problem),
     ("Schema facts", lambda f: f.area in (Area.SCHEMA, Area.MODELS, Area.MIGRATIONS, Area.DATABASES)),
     ("Performance figures", lambda f: f.area is Area.PERFORMANCE),
+    ("Concurrency", lambda f: f.area is Area.CONCURRENCY),
 )
 
 
