@@ -1,142 +1,32 @@
 """The ``dbarch`` console script: database checks as a CI gate, outside pytest.
 
-``dbarch migrations check [SOURCE]`` finds ``alembic.ini`` in the current directory (or
-takes an alembic.ini path or a SQL directory), starts a disposable server (or uses
-``--dsn`` / ``DBARCH_DSN``), runs every migration check, prints the findings, writes the ``.temp/`` report (as
-pytest does; ``--report-dir off`` writes none) and exits 1 when any failed (2 on bad
-usage). Findings go to the outputs through ``emit`` only.
+Each command lives beside the checks it runs and registers itself here
+(``register(commands)`` sets ``func``); this module only parses, dispatches, and turns
+a ``DbarchError`` into exit code 2. Findings reach the outputs through ``emit`` only.
+
+Exit codes: 0 every check passed, 1 a check failed, 2 bad usage or a server that could
+not be used, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import signal
-import subprocess
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from types import FrameType
 
 from pytest_dbarch.errors import DbarchError
-from pytest_dbarch.findings import Ledger
 
 
 def _parser() -> argparse.ArgumentParser:
+    from pytest_dbarch.migrations import cli as migrations_cli
+
     parser = argparse.ArgumentParser(prog="dbarch", description="database architecture checks")
     areas = parser.add_subparsers(dest="area", required=True)
-    migrations = areas.add_parser("migrations", help="migration checks")
-    commands = migrations.add_subparsers(dest="command", required=True)
-    check = commands.add_parser(
-        "check",
-        help="round trips, data round trips, drift, single head and empty downgrades of a history",
-    )
-    check.add_argument("source", nargs="?", help="alembic.ini or a directory of .sql migrations (default: ./alembic.ini)")
-    check.add_argument("--dsn", help="use an existing server instead of starting one [env: DBARCH_DSN]")
-    check.add_argument("--pg-bin", help="directory holding initdb and postgres [env: DBARCH_PG_BIN]")
-    check.add_argument("--heads", nargs="*", default=(), help="the heads the history is meant to have")
-    check.add_argument("--min-downgrade", help="oldest revision ever downgraded")
-    check.add_argument("--metadata", help="models to compare with, as module:attribute (default: env.py's)")
-    check.add_argument("--no-data", action="store_true", help="skip data round trips")
-    check.add_argument("--no-drift", action="store_true", help="skip the comparison with the models")
-    check.add_argument("--since", metavar="REF", help="round-trip only revisions whose files were added since git REF")
-    check.add_argument("--extension", action="append", default=[], help="extension to create first (repeatable)")
-    check.add_argument(
-        "--report-dir",
-        default=".temp",
-        help="where the .temp/ agent-checklist report goes, relative to the current directory ('off': none)",
-    )
-    check.add_argument("--agent-id", default="pytest-dbarch", help="agentId of the report's task")
-    check.add_argument("-v", "--verbose", action="store_true", help="show passed checks and evidence")
+    for register in (migrations_cli.register,):
+        register(areas)
     return parser
-
-
-def emit(ledger: Ledger, args: argparse.Namespace, project_dir: Path) -> None:
-    """Hand the findings to every output: the terminal and the ``.temp/`` report."""
-    from pytest_dbarch.report import terminal
-    from pytest_dbarch.report.write import write_report
-
-    for line in terminal.render(ledger, verbose=args.verbose):
-        print(line)
-    if args.report_dir.strip().lower() in ("off", "") or not len(ledger):
-        return
-    files = write_report(
-        ledger,
-        directory=Path.cwd() / args.report_dir,
-        project=project_dir.name,
-        agent_id=args.agent_id,
-    )
-    state = "every check passed: moved to completed/" if files.completed else f"phase {files.report.phase}"
-    print(f"dbarch report: {files.checklist} (task {files.task_id}, run {files.report.run}, {state})")
-
-
-def _added_files(ref: str, cwd: Path) -> set[str]:
-    try:
-        out = subprocess.run(
-            ["git", "diff", "--name-only", "--diff-filter=A", f"{ref}...HEAD"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        top = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError) as exc:
-        detail = getattr(exc, "stderr", "") or str(exc)
-        raise DbarchError(
-            f"--since {ref}: git cannot list the files added since {ref}: {detail.strip()}",
-            "run inside a git work tree and name a branch or commit that exists (e.g. origin/main)",
-        ) from None
-    return {str((Path(top) / line).resolve()) for line in out.splitlines() if line}
-
-
-def migrations_check(args: argparse.Namespace) -> int:
-    from pytest_dbarch.config import Settings
-    from pytest_dbarch.migrations import suite
-    from pytest_dbarch.postgres.databases import Databases
-
-    cwd = Path.cwd()
-    source = args.source or "alembic.ini"
-    if not args.source and not (cwd / source).is_file():
-        print(
-            f"dbarch: no alembic.ini in {cwd}\n  fix: run in the project directory, or give the "
-            "path of alembic.ini or of a directory of .sql migrations",
-            file=sys.stderr,
-        )
-        return 2
-    dsn = args.dsn or os.environ.get("DBARCH_DSN") or None
-    settings = Settings(
-        dsn=dsn,
-        pg_bin=args.pg_bin or os.environ.get("DBARCH_PG_BIN") or None,
-        sources={"dsn": "--dsn" if args.dsn else "env DBARCH_DSN"},
-        rootdir=str(cwd),
-    )
-    the_plan = suite.plan(source, cwd)
-    only = None
-    if args.since:
-        added = _added_files(args.since, cwd)
-        only = frozenset(r.id for r in the_plan.revisions if str(Path(r.path).resolve()) in added)
-    options = suite.Options(
-        heads=tuple(args.heads),
-        min_downgrade=args.min_downgrade,
-        data=not args.no_data,
-        drift=not args.no_drift,
-        metadata=args.metadata,
-        extensions=tuple(args.extension),
-        only=only,
-    )
-    databases = Databases(settings, "cli")
-    try:
-        results = suite.run(the_plan, databases, options)
-    finally:
-        databases.close()
-    ledger = Ledger()
-    ledger.extend(results.all())
-    revisions = len(the_plan.revisions) if only is None else f"{len(only)} of {len(the_plan.revisions)}"
-    print(f"dbarch migrations check: {the_plan.source}: {revisions} revisions checked in {results.seconds:.1f} s")
-    emit(ledger, args, cwd)
-    return 1 if results.problems() else 0
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -147,15 +37,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        if args.area == "migrations" and args.command == "check":
-            return migrations_check(args)
+        return int(args.func(args))
     except DbarchError as exc:
         print(f"dbarch: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("dbarch: interrupted", file=sys.stderr)
         return 130
-    return 2
 
 
 if __name__ == "__main__":

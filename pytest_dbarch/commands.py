@@ -1,0 +1,39 @@
+"""What every ``dbarch`` command shares: output options, and ``emit`` (findings to the
+terminal and the ``.temp/`` report). Commands import this; ``cli.py`` imports the commands."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pytest_dbarch.findings import Ledger
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """The options every checking command shares: where the report goes, verbosity."""
+    parser.add_argument(
+        "--report-dir",
+        default=".temp",
+        help="where the .temp/ agent-checklist report goes, relative to the current directory ('off': none)",
+    )
+    parser.add_argument("--agent-id", default="pytest-dbarch", help="agentId of the report's task")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show passed checks and evidence")
+
+
+def emit(ledger: Ledger, args: argparse.Namespace, project_dir: Path) -> None:
+    """Hand the findings to every output: the terminal and the ``.temp/`` report."""
+    from pytest_dbarch.report import terminal
+    from pytest_dbarch.report.write import write_report
+
+    for line in terminal.render(ledger, verbose=args.verbose):
+        print(line)
+    if args.report_dir.strip().lower() in ("off", "") or not len(ledger):
+        return
+    files = write_report(
+        ledger,
+        directory=Path.cwd() / args.report_dir,
+        project=project_dir.name,
+        agent_id=args.agent_id,
+    )
+    state = "every check passed: moved to completed/" if files.completed else f"phase {files.report.phase}"
+    print(f"dbarch report: {files.checklist} (task {files.task_id}, run {files.report.run}, {state})")
