@@ -118,7 +118,7 @@ def test_rerun_reuses_the_open_task_then_completes_and_moves_it(pytester: pytest
     assert "Workstream migrations: blocked -> completed" in decided
     assert decided[-1] == "Every check passed: completion summary written, files moved to completed/"
     summary = (temp / "completed" / f"completion-summary-{second}.md").read_text()
-    assert "Every check passed: 8 checks: 8 passed" in summary
+    assert "Every check passed: 9 checks: 9 passed" in summary
     assert f"- .temp/task-status-{first}.json" in summary  # the other open task it coordinated with
     assert "- [x]" in (temp / "completed" / f"checklist-{second}.md").read_text()
 
