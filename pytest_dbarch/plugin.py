@@ -42,6 +42,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     dbarch_config.add_options(parser)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    # Query capture hooks database libraries as they are imported, by conftest.py too.
+    queries_hooks.watch_imports(early_config)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)

@@ -29,7 +29,7 @@ from pathlib import Path
 from pytest_dbarch.findings import Area, Finding, Status
 from pytest_dbarch.queries import callsite
 from pytest_dbarch.queries.fingerprint import SELECT, WRITE_KINDS
-from pytest_dbarch.queries.log import Statement
+from pytest_dbarch.queries.statement import Statement
 
 LAZY_LOAD = "queries.nplusone-lazy-load"
 REPEATED_QUERY = "queries.nplusone-repeated-query"
