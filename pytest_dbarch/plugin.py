@@ -63,6 +63,9 @@ def pytest_configure(config: pytest.Config) -> None:
     else:
         from pytest_dbarch import async_missing as async_module  # type: ignore[no-redef]
     config.pluginmanager.register(async_module, "dbarch-async")
+    from pytest_dbarch import drivers
+
+    drivers.register(config.pluginmanager, asyncio_ready)
     from pytest_dbarch.migrations import hooks as migration_hooks
 
     config.pluginmanager.register(migration_hooks, "dbarch-migrations")

@@ -84,3 +84,27 @@ def test_shape_facts() -> None:
 )
 def test_kinds(sql: str, kind: str) -> None:
     assert kind_of(sql) == kind
+
+
+@pytest.mark.parametrize(
+    "cast",
+    [
+        "TIMESTAMP WITH TIME ZONE",
+        "timestamp(3) without time zone",
+        "TIME WITH TIME ZONE",
+        "DOUBLE PRECISION",
+        "character varying(20)[]",
+        "public.mood",
+        '"Mood"',
+        "NUMERIC(10, 2)",
+        "INTEGER[]",
+    ],
+)
+def test_casts_on_parameters_go_whole_even_multi_word_types(cast: str) -> None:
+    """A cast half stripped once left ``$1 WITH TIME ZONE`` in fingerprints."""
+    shape = shape_of(f"SELECT id FROM events WHERE created_at > %(created_at_1)s::{cast} AND id = $2::INTEGER")
+    assert shape.fingerprint == "SELECT id FROM events WHERE created_at > $1 AND id = $2"
+
+
+def test_casts_of_expressions_are_kept() -> None:
+    assert shape_of("SELECT CAST(%s AS TIMESTAMP WITH TIME ZONE)").fingerprint == "SELECT CAST($1 AS TIMESTAMPTZ)"

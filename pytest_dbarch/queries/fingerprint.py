@@ -40,7 +40,14 @@ _CATALOG = re.compile(r"\b(?:pg_catalog|information_schema)\.|\bfrom\s+pg_\w+|^\
 _COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
 _STRING = re.compile(r"'(?:[^']|'')*'")
 _PARAM = re.compile(r"%\(\w+\)s|%s|\$\d+|(?<![:\w]):[A-Za-z_]\w*|(?<=[=(,<>\s])\?(?=\s*(?:[,)]|$|\s(?:and|or|limit|offset|order|group)\b))", re.I)
-_CAST = re.compile(r"(\$\?)\s*::\s*\w+(?:\s*\([\d\s,]*\))?(?:\[\])*")
+_TYPE_NAME = r'(?:"[^"]+"|[A-Za-z_]\w*)'
+#: The type of a ``::`` cast: PostgreSQL's multi-word names first, then a (schema-qualified) name.
+_TYPE = (
+    r"(?:double\s+precision|(?:character|bit)\s+varying"
+    r"|(?:timestamp|time)(?:\s*\(\s*\d+\s*\))?\s+with(?:out)?\s+time\s+zone"
+    rf"|{_TYPE_NAME}(?:\s*\.\s*{_TYPE_NAME})?)"
+)
+_CAST = re.compile(rf"(\$\?)\s*::\s*{_TYPE}(?:\s*\([\d\s,]*\))?(?:\s*\[\s*\d*\s*\])*", re.I)
 _NUMBER = re.compile(r"(?<![\w$.])-?\d+(?:\.\d+)?(?![\w.])")
 _IN_LIST = re.compile(r"\bIN\s*\(\s*\$\?(?:\s*,\s*\$\?)*\s*\)", re.I)
 _ANY = re.compile(r"=\s*ANY\s*\(\s*\$\?\s*\)", re.I)
