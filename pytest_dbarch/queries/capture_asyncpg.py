@@ -3,7 +3,9 @@
 ``execute``, ``fetch``, ``fetchrow``, ``fetchval``, ``executemany``, ``fetchmany``,
 ``cursor`` and the four ``copy_*`` methods, on connections and on prepared statements
 (which is how SQLAlchemy's asyncpg dialect runs everything). Pools hand out proxies
-of the same connections, so they are covered too. ``prepare()`` itself is not a
+of the same connections, so they are covered too. The reset a pool runs on release
+and the query that renders ``copy_from_query`` parameters are marked as the driver's
+own (``origin.DRIVER``: round trips, not queries). ``prepare()`` itself is not a
 statement and is not recorded. asyncpg never sends an implicit BEGIN: the BEGIN,
 SAVEPOINT, COMMIT and ROLLBACK of ``conn.transaction()`` go through ``execute`` and are
 recorded as transaction control.
@@ -15,6 +17,7 @@ from time import perf_counter as _now
 from types import ModuleType
 from typing import Any
 
+from pytest_dbarch.origin import driver_housekeeping
 from pytest_dbarch.queries.recorder import ACTIVE, HOOKED, Counting, record, text_of
 
 DRIVER = "asyncpg"
@@ -173,6 +176,19 @@ def _cursor(original: Any, prepared: bool) -> Any:
     return cursor
 
 
+def _housekeeping(original: Any) -> Any:
+    """``Connection.reset`` (a pool runs it on every release) and ``utils._mogrify``
+    (renders ``copy_from_query`` parameters with a query): the driver's own round
+    trips, not the application's queries."""
+
+    async def housekeeping(*args: Any, **kwargs: Any) -> Any:
+        with driver_housekeeping():
+            return await original(*args, **kwargs)
+
+    housekeeping.__wrapped__ = original  # type: ignore[attr-defined]
+    return housekeeping
+
+
 def install(asyncpg: ModuleType) -> None:
     """Hook asyncpg's ``Connection`` and ``PreparedStatement`` (once)."""
     from asyncpg.connection import Connection
@@ -192,6 +208,7 @@ def install(asyncpg: ModuleType) -> None:
         if name in conn_methods:
             setattr(Connection, name, _copy(conn_methods[name], describe))
     Connection.cursor = _cursor(conn_methods["cursor"], prepared=False)  # type: ignore[method-assign]
+    Connection.reset = _housekeeping(conn_methods["reset"])  # type: ignore[method-assign]
     stmt_methods = vars(PreparedStatement)
     for name, rows_of in (("fetch", _list_rows), ("fetchrow", _row_rows), ("fetchval", _row_rows)):
         setattr(PreparedStatement, name, _prepared(stmt_methods[name], rows_of))
@@ -199,4 +216,8 @@ def install(asyncpg: ModuleType) -> None:
         if name in stmt_methods:
             setattr(PreparedStatement, name, _prepared_many(stmt_methods[name]))
     PreparedStatement.cursor = _cursor(stmt_methods["cursor"], prepared=True)  # type: ignore[method-assign]
+    from asyncpg import utils
+
+    if hasattr(utils, "_mogrify"):  # private; without it that query counts as the app's
+        utils._mogrify = _housekeeping(utils._mogrify)
     setattr(Connection, HOOKED, True)

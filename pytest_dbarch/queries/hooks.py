@@ -65,7 +65,7 @@ def _read_marks(item: pytest.Item) -> dict[str, Any]:
 
 def driver_hooks(values: tuple[str, ...] | list[str], source: str) -> tuple[str, ...]:
     """The ``dbarch_driver_hooks`` names, checked."""
-    names = tuple(values)
+    names = tuple(name for value in values for name in value.replace(",", " ").split())
     if names == ("none",):
         return ()
     unknown = [name for name in names if name not in capture.OPTIONAL_HOOKS]

@@ -13,11 +13,15 @@ from collections import Counter
 from contextlib import AbstractContextManager
 
 from pytest_dbarch.findings import Finding
-from pytest_dbarch.origin import PLUGIN
+from pytest_dbarch.origin import DRIVER, PLUGIN
 from pytest_dbarch.queries import callsite, nplusone, recorder
 from pytest_dbarch.queries.statement import Relationship, Statement, show_params
 
 __all__ = ["QueryLog", "Relationship", "Statement", "n_queries", "show_params"]
+
+
+#: How an uncounted statement is labelled in a numbered listing, by origin.
+_NOTES = {PLUGIN: " [pytest-dbarch]", DRIVER: " [driver housekeeping]"}
 
 
 def n_queries(n: int) -> str:
@@ -117,9 +121,7 @@ class QueryLog:
                 break
             sql = " ".join(statement.sql.split())
             sql = sql if len(sql) <= sql_chars else sql[: sql_chars - 3] + "..."
-            note = "" if statement.counted else (
-                " [transaction control]" if statement.origin != PLUGIN else " [pytest-dbarch]"
-            )
+            note = "" if statement.counted else _NOTES.get(statement.origin, " [transaction control]")
             many = f" [executemany x{statement.many}]" if statement.many else ""
             lines.append(f"{label} {sql}{many}{note}")
             params = statement.shown_params()
