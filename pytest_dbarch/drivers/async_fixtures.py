@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 @pytest_asyncio.fixture
-async def dbarch_asyncpg(request: pytest.FixtureRequest, _dbarch_database: TestDatabase) -> AsyncIterator[Any]:
+async def dbarch_asyncpg(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     """A raw asyncpg connection on this test's database, inside its isolation.
 
     ``transaction`` isolation: a connection of its own, in a transaction rolled back
@@ -32,9 +32,11 @@ async def dbarch_asyncpg(request: pytest.FixtureRequest, _dbarch_database: TestD
     Needs asyncpg and pytest-asyncio.
     """
     asyncpg = require("asyncpg", "asyncpg", "dbarch_asyncpg")
-    enter_isolation(request, "dbarch_asyncpg", _dbarch_database)
-    if _dbarch_database.isolation != "transaction":
-        conn = await asyncpg.connect(asyncpg_dsn(_dbarch_database.url))
+    # Only now: a missing driver fails without starting a server.
+    database: TestDatabase = request.getfixturevalue("_dbarch_database")
+    enter_isolation(request, "dbarch_asyncpg", database)
+    if database.isolation != "transaction":
+        conn = await asyncpg.connect(asyncpg_dsn(database.url))
         try:
             yield conn
         finally:
@@ -42,7 +44,7 @@ async def dbarch_asyncpg(request: pytest.FixtureRequest, _dbarch_database: TestD
         return
     from pytest_dbarch.drivers.asyncpg_connection import IsolatedConnection
 
-    isolated = await asyncpg.connect(asyncpg_dsn(_dbarch_database.url), connection_class=IsolatedConnection)
+    isolated = await asyncpg.connect(asyncpg_dsn(database.url), connection_class=IsolatedConnection)
     try:
         await isolated.dbarch_begin()
     except BaseException:
@@ -53,12 +55,12 @@ async def dbarch_asyncpg(request: pytest.FixtureRequest, _dbarch_database: TestD
     finally:
         if not await isolated.dbarch_end():
             # The test's own connection broke isolation: the database gets rebuilt.
-            _dbarch_database.async_intact = False
+            database.async_intact = False
 
 
 @pytest_asyncio.fixture
 async def dbarch_asyncpg_engine(
-    _dbarch_database: TestDatabase, dbarch_asyncpg: Any, dbarch_engine_options: dict[str, Any]
+    dbarch_asyncpg: Any, _dbarch_database: TestDatabase, dbarch_engine_options: dict[str, Any]
 ) -> AsyncIterator[AsyncEngine]:
     """A SQLAlchemy AsyncEngine (``postgresql+asyncpg``) on this test's database, inside
     its isolation: in ``transaction`` isolation every connection it hands out is

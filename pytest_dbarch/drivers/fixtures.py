@@ -39,7 +39,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
-def dbarch_psycopg2(request: pytest.FixtureRequest, _dbarch_database: TestDatabase) -> Iterator[Any]:
+def dbarch_psycopg2(request: pytest.FixtureRequest) -> Iterator[Any]:
     """A raw psycopg2 connection on this test's database, inside its isolation.
 
     ``transaction`` isolation: a connection of its own, in a transaction rolled back
@@ -50,9 +50,11 @@ def dbarch_psycopg2(request: pytest.FixtureRequest, _dbarch_database: TestDataba
     Needs psycopg2 (pip install psycopg2-binary).
     """
     psycopg2 = require("psycopg2", "psycopg2-binary", "dbarch_psycopg2")
-    enter_isolation(request, "dbarch_psycopg2", _dbarch_database)
-    if _dbarch_database.isolation != "transaction":
-        conn = psycopg2.connect(_dbarch_database.dsn)
+    # Only now: a missing driver fails without starting a server.
+    database: TestDatabase = request.getfixturevalue("_dbarch_database")
+    enter_isolation(request, "dbarch_psycopg2", database)
+    if database.isolation != "transaction":
+        conn = psycopg2.connect(database.dsn)
         try:
             yield conn
         finally:
@@ -60,7 +62,7 @@ def dbarch_psycopg2(request: pytest.FixtureRequest, _dbarch_database: TestDataba
         return
     from pytest_dbarch.drivers.psycopg2_connection import IsolatedConnection
 
-    isolated = psycopg2.connect(_dbarch_database.dsn, connection_factory=IsolatedConnection)
+    isolated = psycopg2.connect(database.dsn, connection_factory=IsolatedConnection)
     try:
         isolated.dbarch_begin()
     except BaseException:
@@ -71,12 +73,12 @@ def dbarch_psycopg2(request: pytest.FixtureRequest, _dbarch_database: TestDataba
     finally:
         if not isolated.dbarch_end():
             # The test's own connection broke isolation: the database gets rebuilt.
-            _dbarch_database.async_intact = False
+            database.async_intact = False
 
 
 @pytest.fixture
 def dbarch_psycopg2_engine(
-    _dbarch_database: TestDatabase, dbarch_psycopg2: Any, dbarch_engine_options: dict[str, Any]
+    dbarch_psycopg2: Any, _dbarch_database: TestDatabase, dbarch_engine_options: dict[str, Any]
 ) -> Iterator[Engine]:
     """A SQLAlchemy Engine (``postgresql+psycopg2``) on this test's database, inside its
     isolation: in ``transaction`` isolation every connection it hands out is
