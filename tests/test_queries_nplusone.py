@@ -46,6 +46,11 @@ def test_raw_psycopg_in_a_loop(seeded, dbarch_psycopg):
 async def test_async_session(dbarch_async_session):
     for account_id in (1, 2, 3):
         await dbarch_async_session.execute(select(Account.name).where(Account.id == account_id))
+
+
+def test_lazy_load_in_the_iterable_of_a_comprehension(seeded):
+    for account in seeded.scalars(select(Account)).all():
+        emails = [contact.email for contact in account.contacts]
 '''
 
 NO_FALSE_POSITIVES = '''
@@ -117,7 +122,7 @@ def test_true_positives_fail_in_error_mode(external_pytester: pytest.Pytester) -
     project(external_pytester)
     external_pytester.makepyfile(test_tp=TRUE_POSITIVES)
     result = external_pytester.runpytest("-p", "no:randomly", "--dbarch-nplusone=error")
-    result.assert_outcomes(failed=6)
+    result.assert_outcomes(failed=7)
     out = result.stdout.str()
     assert out.count("[queries.nplusone-lazy-load]") >= 2 and out.count("[queries.nplusone-repeated-query]") >= 4
     result.stdout.fnmatch_lines(
@@ -146,6 +151,20 @@ def test_true_positives_fail_in_error_mode(external_pytester: pytest.Pytester) -
         ]
     )
     result.stdout.fnmatch_lines(["*sql:    SELECT name FROM accounts WHERE id = $1  (fingerprint *)", "*count:  3 statements, 3 distinct*"])
+    # The comprehension only walks what one lazy load returned: the loop is the for around it.
+    result.stdout.fnmatch_lines([
+        "*_ test_lazy_load_in_the_iterable_of_a_comprehension _*",
+        "*N+1: Account.contacts lazy-loaded for 3 parents (3 queries)",
+        "    query:  test_tp.py:44",
+        "    loop:   test_tp.py:43  for account in seeded.scalars(select(Account)).all():",
+    ])
+    # Where the comprehension's element runs the query, the comprehension is the loop.
+    result.stdout.fnmatch_lines([
+        "*_ test_lazy_many_to_one _*",
+        "*N+1: Contact.account lazy-loaded for 3 parents (3 queries)",
+        "    query:  test_tp.py:17",
+        "    loop:   test_tp.py:17  names = [contact.account.name for contact in contacts]",
+    ])
 
 
 def test_no_false_positives_in_error_mode(external_pytester: pytest.Pytester) -> None:
