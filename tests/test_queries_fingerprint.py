@@ -55,7 +55,14 @@ def test_unparseable_sql_falls_back_to_the_regex_text() -> None:
 
 def test_shape_facts() -> None:
     page = shape_of("SELECT * FROM accounts ORDER BY id LIMIT 10 OFFSET 20")
-    assert page.has_limit and page.select_star and not page.has_where
+    assert page.has_limit and page.select_star and not page.has_where and not page.single_row
+    for lookup in ("SELECT id FROM users WHERE username = %s LIMIT 1",
+                   "SELECT id FROM users WHERE username = :username\nLIMIT 1;",
+                   "SELECT id FROM users WHERE email = $1 FETCH FIRST 1 ROW ONLY"):
+        assert shape_of(lookup).single_row, lookup  # a lookup by key, not a page
+    for page_sql in ("SELECT id FROM t LIMIT 1 OFFSET 5", "SELECT id FROM t WHERE a = %s LIMIT %s",
+                     "SELECT id FROM t ORDER BY id LIMIT 10", "SELECT * FROM (SELECT id FROM t LIMIT 1) AS s"):
+        assert not shape_of(page_sql).single_row, page_sql
     assert shape_of("SELECT count(*) FROM accounts").single_row_aggregate
     assert not shape_of("SELECT accounts.*, 1 FROM accounts JOIN public.contacts c ON true").single_row_aggregate
     assert shape_of("SELECT a.* FROM accounts a").select_star

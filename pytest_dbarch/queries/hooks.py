@@ -112,6 +112,7 @@ def pytest_configure(config: pytest.Config) -> None:
         write_loop=settings.write_loop_threshold,
         ignore=ignores,
         baseline=baseline,
+        test_files=(*config.getini("python_files"), "conftest.py"),
     )
     callsite.set_root(settings.rootdir)
 
@@ -180,6 +181,7 @@ def _check(item: pytest.Item, log: QueryLog, test_failed: bool) -> list[str]:
         write_loop=base.write_loop,
         ignore=base.ignore,
         baseline=base.baseline,
+        test_files=base.test_files,
     )
     statements = log.statements
     if rules.mode != "off":
