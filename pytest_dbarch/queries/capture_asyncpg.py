@@ -40,96 +40,41 @@ def _row_rows(result: Any) -> int:
     return 0 if result is None else 1
 
 
-def _query(original: Any, rows_of: Any) -> Any:
-    """``Connection.execute/fetch/fetchrow/fetchval(query, *args)``."""
-
-    async def method(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-        if not ACTIVE:
-            return await original(self, query, *args, **kwargs)
-        start = _now()
-        error, result = True, None
-        try:
-            result = await original(self, query, *args, **kwargs)
-            error = False
-            return result
-        finally:
-            record(self, text_of(query), args or None, 0, _now() - start, -1 if error else rows_of(result),
-                   False, error, DRIVER)
-
-    method.__wrapped__ = original  # type: ignore[attr-defined]
-    return method
+def _on_connection(self: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, str, Any]:
+    """``Connection.fetch(query, *args)`` and friends."""
+    return self, text_of(args[0] if args else kwargs.get("query", kwargs.get("command"))), args[1:] or None
 
 
-def _query_many(original: Any) -> Any:
-    """``Connection.executemany/fetchmany(query, args)``: one statement, many parameter sets."""
-
-    async def method(self: Any, query: Any, args: Any, *rest: Any, **kwargs: Any) -> Any:
-        if not ACTIVE:
-            return await original(self, query, args, *rest, **kwargs)
-        counting = Counting(args) if hasattr(args, "__iter__") else None
-        start = _now()
-        error, result = True, None
-        try:
-            result = await original(self, query, counting if counting is not None else args, *rest, **kwargs)
-            error = False
-            return result
-        finally:
-            first, n = (counting.first, counting.n) if counting is not None else (None, 1)
-            record(self, text_of(query), first, max(n, 1), _now() - start, _list_rows(result), False, error, DRIVER)
-
-    method.__wrapped__ = original  # type: ignore[attr-defined]
-    return method
+def _on_statement(self: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, str, Any]:
+    """``PreparedStatement.fetch(*args)`` and friends."""
+    return self._connection, self._query, args or None
 
 
-def _prepared(original: Any, rows_of: Any) -> Any:
-    """``PreparedStatement.fetch/fetchrow/fetchval(*args)``."""
-
-    async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if not ACTIVE:
-            return await original(self, *args, **kwargs)
-        start = _now()
-        error, result = True, None
-        try:
-            result = await original(self, *args, **kwargs)
-            error = False
-            return result
-        finally:
-            record(self._connection, self._query, args or None, 0, _now() - start,
-                   -1 if error else rows_of(result), False, error, DRIVER)
-
-    method.__wrapped__ = original  # type: ignore[attr-defined]
-    return method
-
-
-def _prepared_many(original: Any) -> Any:
-    """``PreparedStatement.executemany/fetchmany(args)``."""
-
-    async def method(self: Any, args: Any, *rest: Any, **kwargs: Any) -> Any:
-        if not ACTIVE:
-            return await original(self, args, *rest, **kwargs)
-        counting = Counting(args) if hasattr(args, "__iter__") else None
-        start = _now()
-        error, result = True, None
-        try:
-            result = await original(self, counting if counting is not None else args, *rest, **kwargs)
-            error = False
-            return result
-        finally:
-            first, n = (counting.first, counting.n) if counting is not None else (None, 1)
-            record(self._connection, self._query, first, max(n, 1), _now() - start, _list_rows(result), False,
-                   error, DRIVER)
-
-    method.__wrapped__ = original  # type: ignore[attr-defined]
-    return method
-
-
-def _copy(original: Any, describe: Any) -> Any:
+def _copying(describe: Any) -> Any:
     """``copy_*``: the COPY statement asyncpg builds, described from the arguments."""
 
+    def locate(self: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, str, Any]:
+        return (self, *describe(*args, **kwargs))
+
+    return locate
+
+
+def _statement(original: Any, locate: Any, rows_of: Any, batch_at: int | None = None) -> Any:
+    """Record one call of a statement method. ``locate`` tells the connection, text and
+    parameters from the arguments; ``batch_at`` is the position of an executemany's
+    parameter sets (one statement of many rows)."""
+
     async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
         if not ACTIVE:
             return await original(self, *args, **kwargs)
-        text, params = describe(*args, **kwargs)
+        conn, text, params = locate(self, args, kwargs)
+        many = 0
+        counting = None
+        if batch_at is not None:
+            many = 1
+            if len(args) > batch_at and hasattr(args[batch_at], "__iter__"):
+                counting = Counting(args[batch_at])
+                args = (*args[:batch_at], counting, *args[batch_at + 1:])
         start = _now()
         error, result = True, None
         try:
@@ -137,7 +82,9 @@ def _copy(original: Any, describe: Any) -> Any:
             error = False
             return result
         finally:
-            record(self, text, params, 0, _now() - start, _status_rows(result), False, error, DRIVER)
+            if counting is not None:
+                params, many = counting.first, max(counting.n, 1)
+            record(conn, text, params, many, _now() - start, -1 if error else rows_of(result), False, error, DRIVER)
 
     method.__wrapped__ = original  # type: ignore[attr-defined]
     return method
@@ -191,33 +138,27 @@ def _housekeeping(original: Any) -> Any:
 
 def install(asyncpg: ModuleType) -> None:
     """Hook asyncpg's ``Connection`` and ``PreparedStatement`` (once)."""
+    from asyncpg import utils
     from asyncpg.connection import Connection
     from asyncpg.prepared_stmt import PreparedStatement
 
     if getattr(Connection, HOOKED, False):
         return
-    conn_methods = vars(Connection)
-    for name, rows_of in (("execute", _status_rows), ("fetch", _list_rows), ("fetchrow", _row_rows),
-                          ("fetchval", _row_rows)):
-        setattr(Connection, name, _query(conn_methods[name], rows_of))
-    for name in ("executemany", "fetchmany"):
-        if name in conn_methods:
-            setattr(Connection, name, _query_many(conn_methods[name]))
-    for name, describe in (("copy_from_table", _copy_out_of_table), ("copy_from_query", _copy_out_of_query),
-                           ("copy_to_table", _copy_into_table), ("copy_records_to_table", _copy_into_table)):
-        if name in conn_methods:
-            setattr(Connection, name, _copy(conn_methods[name], describe))
-    Connection.cursor = _cursor(conn_methods["cursor"], prepared=False)  # type: ignore[method-assign]
-    Connection.reset = _housekeeping(conn_methods["reset"])  # type: ignore[method-assign]
-    stmt_methods = vars(PreparedStatement)
-    for name, rows_of in (("fetch", _list_rows), ("fetchrow", _row_rows), ("fetchval", _row_rows)):
-        setattr(PreparedStatement, name, _prepared(stmt_methods[name], rows_of))
-    for name in ("executemany", "fetchmany"):
-        if name in stmt_methods:
-            setattr(PreparedStatement, name, _prepared_many(stmt_methods[name]))
-    PreparedStatement.cursor = _cursor(stmt_methods["cursor"], prepared=True)  # type: ignore[method-assign]
-    from asyncpg import utils
-
+    rows = {"execute": _status_rows, "fetch": _list_rows, "fetchrow": _row_rows, "fetchval": _row_rows,
+            "executemany": _list_rows, "fetchmany": _list_rows}
+    copies = {"copy_from_table": _copy_out_of_table, "copy_from_query": _copy_out_of_query,
+              "copy_to_table": _copy_into_table, "copy_records_to_table": _copy_into_table}
+    for cls, locate, batch_at in ((Connection, _on_connection, 1), (PreparedStatement, _on_statement, 0)):
+        methods = vars(cls)
+        for name, rows_of in rows.items():
+            if name in methods:
+                many = batch_at if name in ("executemany", "fetchmany") else None
+                setattr(cls, name, _statement(methods[name], locate, rows_of, many))
+        cls.cursor = _cursor(methods["cursor"], prepared=cls is PreparedStatement)  # type: ignore[method-assign]
+    for name, describe in copies.items():
+        if name in vars(Connection):
+            setattr(Connection, name, _statement(vars(Connection)[name], _copying(describe), _status_rows))
+    Connection.reset = _housekeeping(vars(Connection)["reset"])  # type: ignore[method-assign]
     if hasattr(utils, "_mogrify"):  # private; without it that query counts as the app's
         utils._mogrify = _housekeeping(utils._mogrify)
     setattr(Connection, HOOKED, True)

@@ -20,7 +20,6 @@ from pytest_dbarch.config import NPLUSONE_MODES
 from pytest_dbarch.findings import Area, Finding, Status
 from pytest_dbarch.fixtures import FindingRecorder
 from pytest_dbarch.queries import callsite, capture, lint, nplusone
-from pytest_dbarch.queries.fingerprint import TX
 from pytest_dbarch.queries.log import QueryLog, n_queries
 from pytest_dbarch.stash import SETTINGS
 
@@ -83,11 +82,11 @@ def watch_imports(config: pytest.Config) -> None:
     Runs before the settings are resolved, so it reads its one setting itself
     (env > ini > default, as ``config.resolve`` does); bad names wait for configure.
     """
-    raw: Any = os.environ.get("DBARCH_DRIVER_HOOKS", "").split() or config.getini("dbarch_driver_hooks")
     try:
+        raw: Any = os.environ.get("DBARCH_DRIVER_HOOKS", "").split() or config.getini("dbarch_driver_hooks")
         names = driver_hooks(raw, "") if raw else capture.OPTIONAL_HOOKS
-    except pytest.UsageError:
-        return  # reported by pytest_configure, with where the value came from
+    except (pytest.UsageError, ValueError):
+        return  # pytest_configure installs them, or reports the bad value with its source
     capture.install(names)
 
 
@@ -241,7 +240,7 @@ def _budget_fix(log: QueryLog, n: int, exact: bool) -> str:
         return f"the block ran fewer statements than expected: {change} to {log.count} if that is the intended change"
     repeats: dict[tuple[Any, ...], list[Any]] = {}
     for statement in log.queries:
-        if statement.kind != TX and statement.stack:
+        if statement.stack:
             repeats.setdefault((statement.shape.id, statement.stack), []).append(statement)
     worst = max(repeats.values(), key=len, default=[])
     if len(worst) > 1:
@@ -262,7 +261,8 @@ def _budget_fix(log: QueryLog, n: int, exact: bool) -> str:
 @pytest.fixture
 def dbarch_queries(request: pytest.FixtureRequest) -> QueryLog:
     """This test's query log: every statement of its call phase (SQLAlchemy on any
-    driver; raw psycopg 3, psycopg2 and asyncpg). ``count``, ``queries``, ``statements``, ``round_trips``, ``by_kind()``,
+    driver; raw psycopg 3, psycopg2 and asyncpg). ``count``, ``queries``,
+    ``statements``, ``round_trips``, ``by_kind()``,
     ``by_fingerprint()``, ``by_table()``, ``assert_count(n)``, ``assert_max(n)``,
     ``clear()``; ``with dbarch_queries.capture() as block:`` for a narrower window."""
     return _log_of(request.node)
