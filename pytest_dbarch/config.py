@@ -249,6 +249,15 @@ OPTIONS: tuple[Option, ...] = (
     # --- query budgets (issue 17)
 
     # --- drivers (issue 14)
+    Option(
+        "driver_hooks",
+        "drivers besides psycopg 3 whose own calls query capture hooks, one per line: "
+        "psycopg2, asyncpg (default: both); 'none' leaves both unpatched, and their "
+        "statements through SQLAlchemy are then captured at the engine",
+        default=("psycopg2", "asyncpg"),
+        env="DBARCH_DRIVER_HOOKS",
+        kind="linelist",
+    ),
 
     # --- adoption in web apps (issue 15)
 
@@ -307,6 +316,7 @@ class Settings:
     # --- query budgets (issue 17)
 
     # --- drivers (issue 14)
+    driver_hooks: tuple[str, ...] = ("psycopg2", "asyncpg")
 
     # --- adoption in web apps (issue 15)
 

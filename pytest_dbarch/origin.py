@@ -21,6 +21,9 @@ APP = "app"
 TRANSACTION = "transaction"
 #: The plugin's own infrastructure work: neither a query nor an application round trip.
 PLUGIN = "plugin"
+#: Work a driver does by itself on the application's behalf (a pool's session reset,
+#: asyncpg rendering COPY parameters): a round trip, not a query.
+DRIVER = "driver"
 
 ORIGIN: ContextVar[str] = ContextVar("dbarch_statement_origin", default=APP)
 
@@ -41,3 +44,7 @@ def plugin_statements() -> AbstractContextManager[None]:
 
 def transaction_control() -> AbstractContextManager[None]:
     return statements_from(TRANSACTION)
+
+
+def driver_housekeeping() -> AbstractContextManager[None]:
+    return statements_from(DRIVER)

@@ -42,6 +42,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     dbarch_config.add_options(parser)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    # Query capture hooks database libraries as they are imported, by conftest.py too.
+    queries_hooks.watch_imports(early_config)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
@@ -57,6 +63,9 @@ def pytest_configure(config: pytest.Config) -> None:
     else:
         from pytest_dbarch import async_missing as async_module  # type: ignore[no-redef]
     config.pluginmanager.register(async_module, "dbarch-async")
+    from pytest_dbarch import drivers
+
+    drivers.register(config.pluginmanager, asyncio_ready)
     from pytest_dbarch.migrations import hooks as migration_hooks
 
     config.pluginmanager.register(migration_hooks, "dbarch-migrations")

@@ -54,3 +54,47 @@ def project(pytester: pytest.Pytester, ini: str = "") -> None:
     pytester.makefile(".sql", schema=SCHEMA)
     pytester.makeini("[pytest]\ndbarch_sql_files = schema.sql\nasyncio_default_fixture_loop_scope = function\n" + ini)
     pytester.makepyfile(models=MODELS, conftest=CONFTEST)
+
+
+# --- the same N+1 shapes on every driver (issue 14)
+ASYNC_MODELS = MODELS.replace(
+    "from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship",
+    "from sqlalchemy.ext.asyncio import AsyncAttrs\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship",
+).replace("class Base(DeclarativeBase):", "class Base(AsyncAttrs, DeclarativeBase):")
+
+SEED = (
+    "INSERT INTO accounts (name) SELECT 'a' || g FROM generate_series(1, 3) g; "
+    "INSERT INTO contacts (account_id, email) SELECT a.id, a.name || '-' || g || '@x.test' "
+    "FROM accounts a, generate_series(1, 2) g"
+)
+
+RECORDER = '''
+import json
+import pytest
+
+RESULTS = {}
+
+
+@pytest.fixture(autouse=True)
+def _count(request, dbarch_queries):
+    """After each test: its query count and round trips (the log is still there)."""
+    yield
+    RESULTS.setdefault(request.node.nodeid, {}).update(
+        count=dbarch_queries.count, round_trips=dbarch_queries.round_trips,
+        drivers=sorted({s.driver for s in dbarch_queries.queries}),
+    )
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call":
+        verdicts = [json.loads(v) for k, v in report.user_properties if k == "dbarch_finding"]
+        RESULTS.setdefault(report.nodeid, {}).update(
+            outcome=report.outcome,
+            verdicts=sorted((f["rule"], f["status"], f["title"]) for f in verdicts if f["rule"].startswith("queries.")),
+        )
+
+
+def pytest_sessionfinish(session):
+    with open("results.json", "w") as out:
+        json.dump(RESULTS, out, indent=1, sort_keys=True)
+'''

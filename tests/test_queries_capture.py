@@ -176,8 +176,17 @@ def test_budget_failures_print_numbered_sql_with_call_sites(external_pytester: p
         ]
     )
     result.stdout.fnmatch_lines(
-        ["*Expected to perform 1 queries but 2 were done", "the report page", "*at test_budget.py:15"]
+        ["*Expected to perform 1 query but 2 were done", "the report page", "*at test_budget.py:15"]
     )
+    # The fix names the repeat that broke the budget, and speaks of a loop only when there is one.
+    result.stdout.fnmatch_lines([
+        "*fix: SELECT contacts.id, * FROM contacts WHERE $1 = contacts.account_id ran 3 times from the loop at "
+        "test_budget.py:9: fetch those rows in one query (selectinload / WHERE key IN (...)) before it, or raise "
+        "the budget to 4 if the extra statements are intended",
+        "*FAIL ?queries.num-queries? Expected to perform 1 query but 2 were done at test_budget.py:15",
+        "*fix: remove or combine statements (a JOIN instead of a second SELECT, one INSERT of many rows), or set "
+        "the budget to 2 if the extra statements are intended",
+    ])
     result.stdout.fnmatch_lines(
         ["*bad @pytest.mark.max_queries: n='ten'; give a whole number of statements >= 0*"]
     )

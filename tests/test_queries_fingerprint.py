@@ -55,7 +55,14 @@ def test_unparseable_sql_falls_back_to_the_regex_text() -> None:
 
 def test_shape_facts() -> None:
     page = shape_of("SELECT * FROM accounts ORDER BY id LIMIT 10 OFFSET 20")
-    assert page.has_limit and page.select_star and not page.has_where
+    assert page.has_limit and page.select_star and not page.has_where and not page.single_row
+    for lookup in ("SELECT id FROM users WHERE username = %s LIMIT 1",
+                   "SELECT id FROM users WHERE username = :username\nLIMIT 1;",
+                   "SELECT id FROM users WHERE email = $1 FETCH FIRST 1 ROW ONLY"):
+        assert shape_of(lookup).single_row, lookup  # a lookup by key, not a page
+    for page_sql in ("SELECT id FROM t LIMIT 1 OFFSET 5", "SELECT id FROM t WHERE a = %s LIMIT %s",
+                     "SELECT id FROM t ORDER BY id LIMIT 10", "SELECT * FROM (SELECT id FROM t LIMIT 1) AS s"):
+        assert not shape_of(page_sql).single_row, page_sql
     assert shape_of("SELECT count(*) FROM accounts").single_row_aggregate
     assert not shape_of("SELECT accounts.*, 1 FROM accounts JOIN public.contacts c ON true").single_row_aggregate
     assert shape_of("SELECT a.* FROM accounts a").select_star
@@ -84,3 +91,27 @@ def test_shape_facts() -> None:
 )
 def test_kinds(sql: str, kind: str) -> None:
     assert kind_of(sql) == kind
+
+
+@pytest.mark.parametrize(
+    "cast",
+    [
+        "TIMESTAMP WITH TIME ZONE",
+        "timestamp(3) without time zone",
+        "TIME WITH TIME ZONE",
+        "DOUBLE PRECISION",
+        "character varying(20)[]",
+        "public.mood",
+        '"Mood"',
+        "NUMERIC(10, 2)",
+        "INTEGER[]",
+    ],
+)
+def test_casts_on_parameters_go_whole_even_multi_word_types(cast: str) -> None:
+    """A cast half stripped once left ``$1 WITH TIME ZONE`` in fingerprints."""
+    shape = shape_of(f"SELECT id FROM events WHERE created_at > %(created_at_1)s::{cast} AND id = $2::INTEGER")
+    assert shape.fingerprint == "SELECT id FROM events WHERE created_at > $1 AND id = $2"
+
+
+def test_casts_of_expressions_are_kept() -> None:
+    assert shape_of("SELECT CAST(%s AS TIMESTAMP WITH TIME ZONE)").fingerprint == "SELECT CAST($1 AS TIMESTAMPTZ)"

@@ -6,6 +6,24 @@ import pytest
 
 from tests.queries_support import project
 
+APPLICATION = '''
+from sqlalchemy import select, text
+
+from models import Account
+
+
+def account_name(session, account_id):
+    return session.execute(select(Account.name).where(Account.id == account_id)).scalar()
+
+
+def add_event(session, kind):
+    session.execute(text("INSERT INTO events (kind) VALUES (:kind)"), {"kind": kind})
+
+
+def contact_counts(session):
+    return [len(account.contacts) for account in session.scalars(select(Account)).all()]
+'''
+
 TRUE_POSITIVES = '''
 import psycopg
 import pytest
@@ -46,6 +64,22 @@ def test_raw_psycopg_in_a_loop(seeded, dbarch_psycopg):
 async def test_async_session(dbarch_async_session):
     for account_id in (1, 2, 3):
         await dbarch_async_session.execute(select(Account.name).where(Account.id == account_id))
+
+
+def test_lazy_load_in_the_iterable_of_a_comprehension(seeded):
+    for account in seeded.scalars(select(Account)).all():
+        emails = [contact.email for contact in account.contacts]
+
+
+def test_the_application_loops(seeded):
+    import crm
+
+    crm.contact_counts(seeded)
+
+
+def test_lookups_of_one_row_in_a_loop(seeded, dbarch_psycopg):
+    for account_id in (1, 2, 3):
+        dbarch_psycopg.execute("SELECT name FROM accounts WHERE id = %s LIMIT 1", (account_id,))
 '''
 
 NO_FALSE_POSITIVES = '''
@@ -53,6 +87,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import joinedload, selectinload
 
+import crm
 from models import Account, Contact
 
 
@@ -110,14 +145,22 @@ def test_catalog_queries_and_commits(seeded, dbarch_psycopg):
     for name in ("accounts", "contacts", "events"):
         dbarch_psycopg.execute("SELECT oid FROM pg_class WHERE relname = %s", (name,))
         dbarch_psycopg.commit()
+
+
+def test_the_test_repeats_calls_into_the_application(seeded):
+    """Seeding through the application's API, or several requests: the test loops."""
+    for account_id in (1, 2, 3):
+        crm.account_name(seeded, account_id)
+    for kind in ("a", "b", "c", "d", "e"):
+        crm.add_event(seeded, kind)
 '''
 
 
 def test_true_positives_fail_in_error_mode(external_pytester: pytest.Pytester) -> None:
     project(external_pytester)
-    external_pytester.makepyfile(test_tp=TRUE_POSITIVES)
+    external_pytester.makepyfile(test_tp=TRUE_POSITIVES, crm=APPLICATION)
     result = external_pytester.runpytest("-p", "no:randomly", "--dbarch-nplusone=error")
-    result.assert_outcomes(failed=6)
+    result.assert_outcomes(failed=9)
     out = result.stdout.str()
     assert out.count("[queries.nplusone-lazy-load]") >= 2 and out.count("[queries.nplusone-repeated-query]") >= 4
     result.stdout.fnmatch_lines(
@@ -146,13 +189,40 @@ def test_true_positives_fail_in_error_mode(external_pytester: pytest.Pytester) -
         ]
     )
     result.stdout.fnmatch_lines(["*sql:    SELECT name FROM accounts WHERE id = $1  (fingerprint *)", "*count:  3 statements, 3 distinct*"])
+    # The comprehension only walks what one lazy load returned: the loop is the for around it.
+    result.stdout.fnmatch_lines([
+        "*_ test_lazy_load_in_the_iterable_of_a_comprehension _*",
+        "*N+1: Account.contacts lazy-loaded for 3 parents (3 queries)",
+        "    query:  test_tp.py:44",
+        "    loop:   test_tp.py:43  for account in seeded.scalars(select(Account)).all():",
+    ])
+    # LIMIT 1 is a lookup by key, not a page.
+    result.stdout.fnmatch_lines([
+        "*_ test_lookups_of_one_row_in_a_loop _*",
+        "*N+1: the same query ran 3 times from one call site with 3 different parameters",
+        "*sql:    SELECT name FROM accounts WHERE id = $1 LIMIT $2  (fingerprint *)",
+    ])
+    # The application's own loop, called once by the test: its N+1.
+    result.stdout.fnmatch_lines([
+        "*_ test_the_application_loops _*",
+        "*N+1: Account.contacts lazy-loaded for 3 parents (3 queries)",
+        "    query:  crm.py:15",
+        "    loop:   crm.py:15  return [len(account.contacts) for account in session.scalars(select(Account)).all()]",
+    ])
+    # Where the comprehension's element runs the query, the comprehension is the loop.
+    result.stdout.fnmatch_lines([
+        "*_ test_lazy_many_to_one _*",
+        "*N+1: Contact.account lazy-loaded for 3 parents (3 queries)",
+        "    query:  test_tp.py:17",
+        "    loop:   test_tp.py:17  names = [contact.account.name for contact in contacts]",
+    ])
 
 
 def test_no_false_positives_in_error_mode(external_pytester: pytest.Pytester) -> None:
     project(external_pytester)
-    external_pytester.makepyfile(test_fp=NO_FALSE_POSITIVES)
+    external_pytester.makepyfile(test_fp=NO_FALSE_POSITIVES, crm=APPLICATION)
     result = external_pytester.runpytest("-p", "no:randomly", "--dbarch-nplusone=error", "-v")
-    result.assert_outcomes(passed=8)
+    result.assert_outcomes(passed=9)
     assert "queries.nplusone-" not in result.stdout.str()
     result.stdout.fnmatch_lines(["*ok ?queries.nplusone? No N+1 queries (* statements checked)"])
 

@@ -4,8 +4,9 @@ Capture walks ``sys._getframe`` itself and keeps ``(code, line)`` pairs of frame
 file lies under the rootdir and outside site-packages, the standard library and this
 plugin: the stack key stays the same whatever the libraries in between do, and no
 source line is read until a finding is reported (``traceback.extract_stack`` reads
-them all and measured 2.5x slower). The enclosing ``for`` / ``while`` / comprehension is
-found with ``ast`` only when a finding needs it.
+them all and measured 2.5x slower). The loop that repeats a query (a ``for`` body, a
+``while``, a comprehension's element, not the iterable a loop walks) is found with
+``ast`` only when a finding needs it.
 """
 
 from __future__ import annotations
@@ -111,30 +112,84 @@ def stack_key_without_lines(stack: Stack) -> tuple[tuple[str, str], ...]:
     return tuple((relative(code.co_filename), code.co_qualname) for code, _ in stack)
 
 
-_LOOPS = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+#: Python 3.12 runs list, set and dict comprehensions in their function's frame (PEP 709);
+#: before, and for generator expressions always, each has a frame of its own.
+_INLINED = (ast.ListComp, ast.SetComp, ast.DictComp) if sys.version_info >= (3, 12) else ()
+_OWN_FRAME = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>"})
+
+
+@dataclass(frozen=True)
+class _Loop:
+    """A loop in a source file, and the lines whose code runs once per iteration."""
+
+    start: int  # the line reported: the ``for`` / ``while`` statement or the comprehension
+    end: int
+    repeats: tuple[int, int]  # a ``for`` body; a ``while`` test and body; a comprehension
+    once: tuple[int, int] | None = None  # a comprehension's first iterable: evaluated once, outside it
+    comprehension: ast.AST | None = None
+
+
+def _loop(node: ast.AST) -> _Loop | None:
+    if not isinstance(node, (ast.For, ast.AsyncFor, ast.While, *_COMPREHENSIONS)):
+        return None
+    end = node.end_lineno or node.lineno
+    if isinstance(node, (ast.For, ast.AsyncFor)):
+        return _Loop(node.lineno, end, (node.body[0].lineno, node.body[-1].end_lineno or end))
+    if isinstance(node, ast.While):
+        return _Loop(node.lineno, end, (node.test.lineno, node.body[-1].end_lineno or end))
+    first = node.generators[0].iter
+    return _Loop(node.lineno, end, (node.lineno, end), (first.lineno, first.end_lineno or first.lineno), node)
 
 
 @lru_cache(maxsize=256)
-def _loops_of(filename: str) -> tuple[tuple[int, int], ...]:
+def _loops_of(filename: str) -> tuple[_Loop, ...]:
     try:
         tree = ast.parse(Path(filename).read_text(encoding="utf-8"), filename)
     except (OSError, SyntaxError, ValueError):
         return ()
-    return tuple(
-        (node.lineno, node.end_lineno or node.lineno) for node in ast.walk(tree) if isinstance(node, _LOOPS)
-    )
+    return tuple(loop for node in ast.walk(tree) if (loop := _loop(node)) is not None)
+
+
+def _inside(line: int, lines: tuple[int, int] | None) -> bool:
+    return lines is not None and lines[0] <= line <= lines[1]
+
+
+def _frame_loops(code: CodeType, line: int) -> list[_Loop]:
+    """The loops that repeat ``line`` *in this frame*, best candidates first.
+
+    A comprehension with a frame of its own repeats nothing of the enclosing function's
+    frame: a query there came from its first iterable, which runs once. In its own
+    frame it is the loop. An inlined comprehension repeats a line unless that line holds
+    only its first iterable; a line shared by both counts only when no loop statement
+    of the frame encloses it.
+    """
+    own_frame = code.co_name in _OWN_FRAME
+    strong: list[_Loop] = []
+    weak: list[_Loop] = []
+    for loop in _loops_of(code.co_filename):
+        if loop.start < code.co_firstlineno or not _inside(line, loop.repeats):
+            continue
+        if loop.comprehension is None:
+            if not own_frame:
+                strong.append(loop)
+        elif own_frame:
+            if loop.start == code.co_firstlineno:
+                strong.append(loop)
+        elif isinstance(loop.comprehension, _INLINED):
+            if not _inside(line, loop.once):
+                strong.append(loop)
+            elif loop.once is not None and (loop.once[0] != loop.start or loop.once[1] != loop.end):
+                weak.append(loop)  # a line shared by the element and the first iterable
+    return strong or weak
 
 
 def loop_site(stack: Stack) -> Site | None:
-    """The innermost loop that encloses the query, searching from the query's frame out."""
+    """The innermost loop that repeats the query, searching from the query's frame out."""
     for code, line in stack:
-        inside = [
-            (start, end)
-            for start, end in _loops_of(code.co_filename)
-            if start <= line <= end and start >= code.co_firstlineno
-        ]
-        if inside:
-            start = max(inside)[0]
+        loops = _frame_loops(code, line)
+        if loops:
+            start = max(loops, key=lambda loop: (loop.start, -loop.end)).start
             return Site(relative(code.co_filename), start, code.co_qualname)
     return None
 

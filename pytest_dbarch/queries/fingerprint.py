@@ -40,7 +40,14 @@ _CATALOG = re.compile(r"\b(?:pg_catalog|information_schema)\.|\bfrom\s+pg_\w+|^\
 _COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
 _STRING = re.compile(r"'(?:[^']|'')*'")
 _PARAM = re.compile(r"%\(\w+\)s|%s|\$\d+|(?<![:\w]):[A-Za-z_]\w*|(?<=[=(,<>\s])\?(?=\s*(?:[,)]|$|\s(?:and|or|limit|offset|order|group)\b))", re.I)
-_CAST = re.compile(r"(\$\?)\s*::\s*\w+(?:\s*\([\d\s,]*\))?(?:\[\])*")
+_TYPE_NAME = r'(?:"[^"]+"|[A-Za-z_]\w*)'
+#: The type of a ``::`` cast: PostgreSQL's multi-word names first, then a (schema-qualified) name.
+_TYPE = (
+    r"(?:double\s+precision|(?:character|bit)\s+varying"
+    r"|(?:timestamp|time)(?:\s*\(\s*\d+\s*\))?\s+with(?:out)?\s+time\s+zone"
+    rf"|{_TYPE_NAME}(?:\s*\.\s*{_TYPE_NAME})?)"
+)
+_CAST = re.compile(rf"(\$\?)\s*::\s*{_TYPE}(?:\s*\([\d\s,]*\))?(?:\s*\[\s*\d*\s*\])*", re.I)
 _NUMBER = re.compile(r"(?<![\w$.])-?\d+(?:\.\d+)?(?![\w.])")
 _IN_LIST = re.compile(r"\bIN\s*\(\s*\$\?(?:\s*,\s*\$\?)*\s*\)", re.I)
 _ANY = re.compile(r"=\s*ANY\s*\(\s*\$\?\s*\)", re.I)
@@ -50,6 +57,8 @@ _SPACE = re.compile(r"\s+")
 _PLACEHOLDER = re.compile(r"\$\?|\$\d+")
 _TABLES = re.compile(r"\b(?:from|join|into|update)\s+((?:\"?\w+\"?\.)?\"?\w+\"?)", re.I)
 _LIMIT = re.compile(r"\b(?:limit|offset|fetch\s+first|fetch\s+next)\b", re.I)
+_ONE_ROW = re.compile(r"\b(?:limit\s+1|fetch\s+(?:first|next)\s+1\s+rows?\s+only)\s*;?\s*$", re.I)
+_OFFSET = re.compile(r"\boffset\b", re.I)
 _WHERE = re.compile(r"\bwhere\b", re.I)
 _STAR = re.compile(r"\bselect\s+(?:distinct\s+)?(?:\w+\.)?\*", re.I)
 _COLLAPSED_IN = "IN ($? /*, ... */)"
@@ -63,7 +72,8 @@ class Shape:
     id: str  # 8 hex digits of the fingerprint: short, stable, greppable
     kind: str
     tables: tuple[str, ...] = ()
-    has_limit: bool = False  # LIMIT / OFFSET / FETCH: a page, not a lookup
+    has_limit: bool = False  # LIMIT / OFFSET / FETCH: a page, not a lookup...
+    single_row: bool = False  # ...unless it is LIMIT 1 / FETCH FIRST 1 ROW without OFFSET: a lookup
     has_where: bool = False
     in_list: bool = False  # an IN list or = ANY(array): a batch of keys
     select_star: bool = False
@@ -158,10 +168,21 @@ def _regex_shape(sql: str, kind: str, in_list: bool) -> Shape:
         kind=kind,
         tables=tuple(dict.fromkeys(t.replace('"', "").lower() for t in _TABLES.findall(sql))),
         has_limit=bool(_LIMIT.search(sql)),
+        single_row=bool(_ONE_ROW.search(sql)) and not _OFFSET.search(sql),
         has_where=bool(_WHERE.search(sql)),
         in_list=in_list,
         select_star=kind == SELECT and bool(_STAR.search(sql)),
     )
+
+
+def _one_row(tree: object, exp: object) -> bool:
+    """The outermost query reads one row by key: ``LIMIT 1`` / ``FETCH FIRST 1 ROW``, no OFFSET."""
+    args = getattr(tree, "args", {})
+    limit = args.get("limit") or args.get("fetch")
+    if limit is None or args.get("offset") is not None:
+        return False
+    count = limit.args.get("expression") or limit.args.get("count")
+    return isinstance(count, exp.Literal) and count.this == "1"  # type: ignore[attr-defined]
 
 
 def _with_sqlglot(sql: str, kind: str, in_list: bool) -> Shape | None:
@@ -174,6 +195,7 @@ def _with_sqlglot(sql: str, kind: str, in_list: bool) -> Shape | None:
         tree = sqlglot.parse_one(_numbered(sql), read="postgres")
         if tree is None or isinstance(tree, exp.Command):
             return None
+        single_row = _one_row(tree, exp)
         for literal in list(tree.find_all(exp.Literal)):
             if not isinstance(literal.parent, exp.Parameter):
                 literal.replace(exp.Var(this="$?"))
@@ -205,6 +227,7 @@ def _with_sqlglot(sql: str, kind: str, in_list: bool) -> Shape | None:
         kind=kind,
         tables=tables,
         has_limit=tree.find(exp.Limit, exp.Offset, exp.Fetch) is not None,
+        single_row=single_row,
         has_where=tree.find(exp.Where) is not None,
         in_list=in_list,
         select_star=kind == SELECT and star,

@@ -1,15 +1,15 @@
 """pytest face of query capture: the call-phase window, markers, fixtures, findings.
 
-Registered from ``plugin.py``. A test's call phase is recorded when psycopg or
-SQLAlchemy is loaded by then (a test that touches no database imports neither, and
-pays one ``sys.modules`` lookup). After the call: ``max_queries``, N+1 detection and
-query lint turn the log into Findings; in ``error`` mode an N+1 fails the test with
-a message that needs no ``-v``.
+Registered from ``plugin.py``. Capture hooks go into each database library as it is
+imported (``watch_imports``, before conftest.py files load); every test's call phase
+is recorded (a test that sends nothing pays for an empty list). After the call:
+``max_queries``, N+1 detection and query lint turn the log into Findings; in
+``error`` mode an N+1 fails the test with a message that needs no ``-v``.
 """
 
 from __future__ import annotations
 
-import sys
+import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -20,7 +20,7 @@ from pytest_dbarch.config import NPLUSONE_MODES
 from pytest_dbarch.findings import Area, Finding, Status
 from pytest_dbarch.fixtures import FindingRecorder
 from pytest_dbarch.queries import callsite, capture, lint, nplusone
-from pytest_dbarch.queries.log import QueryLog
+from pytest_dbarch.queries.log import QueryLog, n_queries
 from pytest_dbarch.stash import SETTINGS
 
 MAX_QUERIES = "queries.max-queries"
@@ -62,8 +62,37 @@ def _read_marks(item: pytest.Item) -> dict[str, Any]:
     return marks
 
 
+def driver_hooks(values: tuple[str, ...] | list[str], source: str) -> tuple[str, ...]:
+    """The ``dbarch_driver_hooks`` names, checked."""
+    names = tuple(name for value in values for name in value.replace(",", " ").split())
+    if names == ("none",):
+        return ()
+    unknown = [name for name in names if name not in capture.OPTIONAL_HOOKS]
+    if unknown:
+        raise pytest.UsageError(
+            f"dbarch: dbarch_driver_hooks from {source} names {', '.join(map(repr, unknown))}; "
+            f"choose from {', '.join(capture.OPTIONAL_HOOKS)}, or 'none'"
+        )
+    return names
+
+
+def watch_imports(config: pytest.Config) -> None:
+    """Hook the database libraries as they get imported, conftest.py files included.
+
+    Runs before the settings are resolved, so it reads its one setting itself
+    (env > ini > default, as ``config.resolve`` does); bad names wait for configure.
+    """
+    try:
+        raw: Any = os.environ.get("DBARCH_DRIVER_HOOKS", "").split() or config.getini("dbarch_driver_hooks")
+        names = driver_hooks(raw, "") if raw else capture.OPTIONAL_HOOKS
+    except (pytest.UsageError, ValueError):
+        return  # pytest_configure installs them, or reports the bad value with its source
+    capture.install(names)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     settings = config.stash[SETTINGS]
+    capture.install(driver_hooks(settings.driver_hooks, settings.sources.get("driver_hooks", "default")))
     try:
         ignores = tuple(nplusone.Ignore.parse(entry) for entry in settings.nplusone_ignore)
         baseline = nplusone.read_baseline(settings.nplusone_baseline, settings.rootdir)
@@ -82,6 +111,7 @@ def pytest_configure(config: pytest.Config) -> None:
         write_loop=settings.write_loop_threshold,
         ignore=ignores,
         baseline=baseline,
+        test_files=(*config.getini("python_files"), "conftest.py"),
     )
     callsite.set_root(settings.rootdir)
 
@@ -99,8 +129,6 @@ def _log_of(item: pytest.Item) -> QueryLog:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    if "psycopg" not in sys.modules and "sqlalchemy" not in sys.modules:
-        return (yield)
     log = _log_of(item)
     callsite.set_stop(getattr(getattr(item, "obj", None), "__code__", None))
     try:
@@ -152,6 +180,7 @@ def _check(item: pytest.Item, log: QueryLog, test_failed: bool) -> list[str]:
         write_loop=base.write_loop,
         ignore=base.ignore,
         baseline=base.baseline,
+        test_files=base.test_files,
     )
     statements = log.statements
     if rules.mode != "off":
@@ -193,26 +222,49 @@ def _nplusone_message(failed: list[Finding], mode: str) -> str:
 def _budget_finding(rule: str, log: QueryLog, n: int, exact: bool) -> Finding:
     ok = log.count == n if exact else log.count <= n
     if exact:
-        title = f"Expected to perform {n} queries but {log.count} were done"
+        title = f"Expected to perform {n_queries(n)} but {log.count} were done"
     else:
-        title = f"Expected to perform {n} queries or less but {log.count} were done"
+        title = f"Expected to perform {n_queries(n)} or less but {log.count} were done"
     if ok:
-        title = f"{log.count} queries within the budget of {'exactly ' if exact else ''}{n}"
+        title = f"{n_queries(log.count)} within the budget of {'exactly ' if exact else ''}{n}"
     where = next((s.where for s in log.queries if s.where), "")
     return Finding(rule, Area.QUERIES, Status.PASSED if ok else Status.FAILED, title,
                    evidence="\n".join([log.summary(), *log.numbered(limit=50)]), where=where if not ok else "",
-                   fix="" if ok else "load what the loop needs up front (selectinload / IN), or raise the budget "
-                   "if the new statements are intended")
+                   fix="" if ok else _budget_fix(log, n, exact))
+
+
+def _budget_fix(log: QueryLog, n: int, exact: bool) -> str:
+    """What to do about a count off its budget: name the repeat that explains it, if any."""
+    change = "set the budget" if exact else "raise the budget"
+    if exact and log.count < n:
+        return f"the block ran fewer statements than expected: {change} to {log.count} if that is the intended change"
+    repeats: dict[tuple[Any, ...], list[Any]] = {}
+    for statement in log.queries:
+        if statement.stack:
+            repeats.setdefault((statement.shape.id, statement.stack), []).append(statement)
+    worst = max(repeats.values(), key=len, default=[])
+    if len(worst) > 1:
+        loop = callsite.loop_site(worst[0].stack)
+        where = f"the loop at {loop}" if loop else worst[0].where
+        return (
+            f"{worst[0].shape.fingerprint[:120]} ran {len(worst)} times from {where}: fetch those rows in one "
+            f"query (selectinload / WHERE key IN (...)) before it, or {change} to {log.count} if the extra "
+            "statements are intended"
+        )
+    return (
+        f"remove or combine statements (a JOIN instead of a second SELECT, one INSERT of many rows), "
+        f"or {change} to {log.count} if the extra statements are intended"
+    )
 
 
 # --- fixtures
 @pytest.fixture
 def dbarch_queries(request: pytest.FixtureRequest) -> QueryLog:
-    """This test's query log: every statement of its call phase (SQLAlchemy and raw
-    psycopg). ``count``, ``queries``, ``statements``, ``round_trips``, ``by_kind()``,
+    """This test's query log: every statement of its call phase (SQLAlchemy on any
+    driver; raw psycopg 3, psycopg2 and asyncpg). ``count``, ``queries``,
+    ``statements``, ``round_trips``, ``by_kind()``,
     ``by_fingerprint()``, ``by_table()``, ``assert_count(n)``, ``assert_max(n)``,
     ``clear()``; ``with dbarch_queries.capture() as block:`` for a narrower window."""
-    capture.install()
     return _log_of(request.node)
 
 

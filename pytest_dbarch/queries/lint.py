@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pytest_dbarch.findings import Area, Finding, Status
 from pytest_dbarch.queries import callsite
 from pytest_dbarch.queries.fingerprint import SELECT
-from pytest_dbarch.queries.log import Statement
+from pytest_dbarch.queries.statement import Statement
 
 SELECT_STAR = "queries.lint-select-star"
 UNBOUNDED_READ = "queries.lint-unbounded-read"

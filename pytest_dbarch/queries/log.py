@@ -9,108 +9,24 @@ ROLLBACK, and the savepoint a ``commit()`` turns into under transaction isolatio
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from typing import Any
 
 from pytest_dbarch.findings import Finding
-from pytest_dbarch.queries import callsite
-from pytest_dbarch.queries.callsite import Stack
-from pytest_dbarch.queries.fingerprint import TX, Shape, kind_of, shape_of
-from pytest_dbarch.origin import APP, PLUGIN
+from pytest_dbarch.origin import DRIVER, PLUGIN
+from pytest_dbarch.queries import callsite, nplusone, recorder
+from pytest_dbarch.queries.statement import Relationship, Statement, show_params
 
-_SECRET = re.compile(
-    r"pass(?:word|wd|phrase)?|pwd|secret|token|credential|auth|salt|"
-    r"(?:api|private|access|secret|signing|encryption)_?key|^key(?:_\d+)?$",
-    re.I,
-)
-_MAX_PARAMS = 10
-_MAX_VALUE_CHARS = 60
+__all__ = ["QueryLog", "Relationship", "Statement", "n_queries", "show_params"]
 
 
-@dataclass(frozen=True)
-class Relationship:
-    """The ORM relationship a statement loads (from Session ``do_orm_execute``)."""
-
-    name: str  # "Account.contacts"
-    direction: str  # "ONETOMANY", "MANYTOONE", "MANYTOMANY"
-    lazy: bool  # a lazy load on attribute access (not an eager loader's batch)
-    parent: Any = None  # identity key of the object being loaded from (lazy loads)
+#: How an uncounted statement is labelled in a numbered listing, by origin.
+_NOTES = {PLUGIN: " [pytest-dbarch]", DRIVER: " [driver housekeeping]"}
 
 
-@dataclass(eq=False, slots=True)
-class Statement:
-    """One statement as captured. ``stack`` holds the user frames, innermost first."""
-
-    sql: str
-    params: Any
-    origin: str
-    duration: float
-    rows: int
-    many: int  # rows of an executemany; 0 for a plain execute
-    stack: Stack
-    relationship: Relationship | None = None
-    error: bool = False
-
-    @property
-    def kind(self) -> str:
-        """select / insert / update / delete / tx / catalog / other (cached per text)."""
-        return kind_of(self.sql)
-
-    @property
-    def counted(self) -> bool:
-        return self.origin == APP and self.kind != TX
-
-    @property
-    def round_trip(self) -> bool:
-        return self.origin != PLUGIN
-
-    @property
-    def shape(self) -> Shape:
-        return shape_of(self.sql)
-
-    @property
-    def where(self) -> str:
-        """``file:line`` of the innermost user frame, or '' when none was seen."""
-        return str(callsite.sites(self.stack[:1])[0]) if self.stack else ""
-
-    def param_key(self) -> str:
-        """The parameter values as one comparable string (capped)."""
-        return repr(self.params)[:500]
-
-    def shown_params(self) -> str:
-        if isinstance(self.params, (list, tuple)) and self.params and _SECRET.search(self.sql):
-            # Positional values have no names to judge by: the statement's text decides.
-            return f"*** ({len(self.params)} values hidden: the statement mentions a secret)"
-        return show_params(self.params)
-
-
-def _secret(name: object) -> bool:
-    return _SECRET.search(str(name)) is not None
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= _MAX_VALUE_CHARS else text[: _MAX_VALUE_CHARS - 3] + "..."
-
-
-def show_params(params: Any) -> str:
-    """Parameters for humans: at most 10 values, each cut short, secrets redacted."""
-    if params is None:
-        return ""
-    if isinstance(params, dict):
-        items = [f"{k}={'***' if _secret(k) else _short(v)}" for k, v in list(params.items())[:_MAX_PARAMS]]
-        more = len(params) - _MAX_PARAMS
-    elif isinstance(params, (list, tuple)):
-        items = [_short(v) for v in params[:_MAX_PARAMS]]
-        more = len(params) - _MAX_PARAMS
-    else:
-        return _short(params)
-    if more > 0:
-        items.append(f"... {more} more")
-    return ", ".join(items)
+def n_queries(n: int) -> str:
+    """``1 query``, ``2 queries``."""
+    return f"{n} query" if n == 1 else f"{n} queries"
 
 
 class QueryLog:
@@ -125,14 +41,10 @@ class QueryLog:
     def capture(self) -> AbstractContextManager[QueryLog]:
         """``with log.capture() as block:`` records a narrower window into a new log
         (the statements still reach this one too)."""
-        from pytest_dbarch.queries.capture import recording
-
-        return recording()
+        return recorder.recording(QueryLog())  # type: ignore[return-value]
 
     def nplusone(self, threshold: int = 2) -> list[Finding]:
         """The N+1 findings (lazy loads and repeated queries) for what was captured so far."""
-        from pytest_dbarch.queries import nplusone
-
         rules = nplusone.Rules(mode="warn", threshold=threshold)
         return [f for f in nplusone.detect(self.statements, rules) if f.rule in nplusone.NPLUSONE_RULES]
 
@@ -177,12 +89,12 @@ class QueryLog:
     # --- assertions (pytest-django's names and messages, with call sites)
     def assert_count(self, expected: int, info: str | None = None) -> None:
         if self.count != expected:
-            raise AssertionError(self.failure(f"Expected to perform {expected} queries but {self.count} were done", info))
+            raise AssertionError(self.failure(f"Expected to perform {n_queries(expected)} but {self.count} were done", info))
 
     def assert_max(self, maximum: int, info: str | None = None) -> None:
         if self.count > maximum:
             raise AssertionError(
-                self.failure(f"Expected to perform {maximum} queries or less but {self.count} were done", info)
+                self.failure(f"Expected to perform {n_queries(maximum)} or less but {self.count} were done", info)
             )
 
     def failure(self, headline: str, info: str | None = None) -> str:
@@ -191,7 +103,8 @@ class QueryLog:
 
     def summary(self) -> str:
         kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(self.by_kind().items()))
-        return f"{self.count} queries ({kinds or 'none'}), {self.round_trips} round trips"
+        trips = self.round_trips
+        return f"{n_queries(self.count)} ({kinds or 'none'}), {trips} round trip{'' if trips == 1 else 's'}"
 
     def numbered(self, limit: int = 100, sql_chars: int = 300) -> list[str]:
         """Every statement, numbered; the uncounted ones marked, each with its call site."""
@@ -208,9 +121,7 @@ class QueryLog:
                 break
             sql = " ".join(statement.sql.split())
             sql = sql if len(sql) <= sql_chars else sql[: sql_chars - 3] + "..."
-            note = "" if statement.counted else (
-                " [transaction control]" if statement.origin != PLUGIN else " [pytest-dbarch]"
-            )
+            note = "" if statement.counted else _NOTES.get(statement.origin, " [transaction control]")
             many = f" [executemany x{statement.many}]" if statement.many else ""
             lines.append(f"{label} {sql}{many}{note}")
             params = statement.shown_params()

@@ -7,14 +7,18 @@ Four rules, each with a stable id:
 - ``queries.nplusone-repeated-query``: one SELECT shape from one user call stack with
   ``threshold`` or more distinct parameter sets (or inlined literals);
 - ``queries.repeated-identical-query`` (warning): the same statement with the same
-  parameters 3 or more times;
+  parameters 3 or more times within one line of the test (one call, one request:
+  separate requests that each need the same row are not a cache miss);
 - ``queries.write-loop`` (warning): 5 or more single-row writes of one shape from one
   call stack.
 
 The stack key holds user frames only, so library frames in between never split a
 group. Never flagged: eager-loader batches (``selectinload`` chunks, ``yield_per``),
-pages (LIMIT/OFFSET/FETCH, keyset walks), batches of keys (IN lists, ``= ANY``),
-catalog queries, transaction control and the plugin's own statements.
+pages (LIMIT/OFFSET/FETCH, keyset walks; ``LIMIT 1`` is a lookup, not a page), batches of keys (IN lists, ``= ANY``),
+catalog queries, transaction control, the plugin's own statements, and repeats made by
+a loop in test code around calls into the application (a test seeding rows through the
+application's API, or sending several requests): the test's doing, not the
+application's. A loop in test code that runs the query itself is still an N+1.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from pathlib import Path
 from pytest_dbarch.findings import Area, Finding, Status
 from pytest_dbarch.queries import callsite
 from pytest_dbarch.queries.fingerprint import SELECT, WRITE_KINDS
-from pytest_dbarch.queries.log import Statement
+from pytest_dbarch.queries.statement import Statement
 
 LAZY_LOAD = "queries.nplusone-lazy-load"
 REPEATED_QUERY = "queries.nplusone-repeated-query"
@@ -88,6 +92,8 @@ class Rules:
     write_loop: int = 5
     ignore: tuple[Ignore, ...] = ()
     baseline: frozenset[str] = field(default_factory=frozenset)
+    #: File name patterns of test code (pytest's ``python_files``, plus conftest.py).
+    test_files: tuple[str, ...] = ("test_*.py", "*_test.py", "conftest.py")
 
 
 @dataclass
@@ -124,8 +130,9 @@ def groups(statements: list[Statement], rules: Rules) -> list[Group]:
             continue  # eager-loader batches are never N+1s
         if statement.kind == SELECT:
             shape = statement.shape
-            if not (shape.has_limit or shape.in_list):
-                identical[(statement.sql, statement.param_key())].append(statement)
+            if not ((shape.has_limit and not shape.single_row) or shape.in_list):
+                # Keyed by the outermost user frame too: the line of the test that made the call.
+                identical[(statement.sql, statement.param_key(), statement.stack[-1:])].append(statement)
                 if statement.stack:
                     reads[(shape.id, statement.stack)].append(statement)
         elif statement.kind in WRITE_KINDS and not statement.many and statement.stack:
@@ -258,6 +265,22 @@ def to_finding(group: Group, statements: list[Statement], rules: Rules) -> Findi
     )
 
 
+def _test_code(path: str, patterns: tuple[str, ...]) -> bool:
+    name = Path(path).name
+    return any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
+
+
+def arranged_by_test(group: Group, rules: Rules) -> bool:
+    """True when the loop that repeats the statements is test code and the statements
+    come from application code it calls: the test repeats a call, the application
+    does not loop."""
+    first = group.first
+    if not first.stack or _test_code(first.stack[0][0].co_filename, rules.test_files):
+        return False
+    loop = callsite.loop_site(first.stack)
+    return loop is not None and _test_code(loop.file, rules.test_files)
+
+
 def detect(statements: list[Statement], rules: Rules) -> list[Finding]:
     """Findings for one test's statements (nothing when the mode is off)."""
     if rules.mode == "off":
@@ -265,5 +288,5 @@ def detect(statements: list[Statement], rules: Rules) -> list[Finding]:
     return [
         to_finding(group, statements, rules)
         for group in groups(statements, rules)
-        if not ignored(group, rules.ignore)
+        if not ignored(group, rules.ignore) and not arranged_by_test(group, rules)
     ]

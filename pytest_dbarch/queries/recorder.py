@@ -1,0 +1,120 @@
+"""The one recording point every driver hook calls.
+
+The logs that are recording (a test's call phase, plus any narrower block inside
+it), the statement record itself (text, parameters, origin, call site, timing, rows),
+and the relationship hint SQLAlchemy leaves for the driver call that follows. The
+driver hooks (``capture_psycopg``, ``capture_psycopg2``, ``capture_asyncpg``,
+``capture_sqlalchemy``) only decide *what* was sent and call ``record``; so every
+driver produces the same ``Statement``.
+
+While nothing records, a hook costs one truthiness test of ``ACTIVE``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+from pytest_dbarch.origin import APP, ORIGIN
+from pytest_dbarch.queries.callsite import user_stack
+from pytest_dbarch.queries.fingerprint import TX, kind_of
+from pytest_dbarch.queries.statement import Relationship, Statement
+
+
+class Sink(Protocol):
+    statements: list[Statement]
+
+
+#: The logs currently recording, outermost first.
+ACTIVE: list[Sink] = []
+#: (driver connection, Relationship) set by SQLAlchemy just before the driver call.
+HINT: list[Any] = [None, None]
+#: Class attribute set on every connection class whose driver calls are hooked; the
+#: SQLAlchemy engine events leave statements on such connections to the driver hook.
+HOOKED = "_dbarch_hooked"
+
+
+@contextmanager
+def recording(log: Sink) -> Iterator[Sink]:
+    """Record every statement sent inside the block into ``log``."""
+    ACTIVE.append(log)
+    try:
+        yield log
+    finally:
+        ACTIVE.remove(log)
+
+
+def text_of(query: Any, conn: Any = None) -> str:
+    """The statement text of a str, bytes or composed SQL object."""
+    if type(query) is str:
+        return query
+    if isinstance(query, (bytes, bytearray, memoryview)):
+        return bytes(query).decode("utf-8", "replace")
+    as_string = getattr(query, "as_string", None)
+    if as_string is not None:
+        try:
+            return str(as_string(conn))
+        except Exception:
+            pass
+    return str(query)
+
+
+def _relationship(conn: Any, text: str) -> Relationship | None:
+    """Take the hint if it is for this connection (transaction control never takes it)."""
+    if HINT[0] is conn and kind_of(text) != TX:
+        relationship = HINT[1]
+        HINT[0] = HINT[1] = None
+        return relationship  # type: ignore[no-any-return]
+    return None
+
+
+def _append(statement: Statement) -> None:
+    for log in ACTIVE:
+        log.statements.append(statement)
+
+
+def record(
+    conn: Any,
+    text: str,
+    params: Any,
+    many: int,
+    duration: float,
+    rows: int,
+    began: bool,
+    error: bool,
+    driver: str,
+    depth: int = 3,
+) -> Statement:
+    """Add one statement (after an implicit BEGIN when ``began``) to every active log."""
+    origin = ORIGIN.get()
+    stack = user_stack(depth) if origin == APP else ()
+    if began:
+        _append(Statement("BEGIN", None, origin, 0.0, 0, 0, stack, driver=driver))
+    statement = Statement(
+        text, params, origin, duration, rows, many, stack, _relationship(conn, text), error, driver
+    )
+    _append(statement)
+    return statement
+
+
+def record_word(word: str, driver: str, depth: int = 3) -> None:
+    """Transaction control the driver sends by itself (COMMIT, ROLLBACK, BEGIN)."""
+    origin = ORIGIN.get()
+    _append(Statement(word, None, origin, 0.0, 0, 0, user_stack(depth) if origin == APP else (), driver=driver))
+
+
+class Counting:
+    """Counts the parameter sets an ``executemany`` consumes (they may be a generator)."""
+
+    __slots__ = ("items", "n", "first")
+
+    def __init__(self, items: Iterable[Any]) -> None:
+        self.items, self.n, self.first = items, 0, None
+
+    def __iter__(self) -> Iterator[Any]:
+        for item in self.items:
+            if self.n == 0:
+                self.first = item
+            self.n += 1
+            yield item
