@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import psycopg
 import pytest
 
@@ -137,14 +140,17 @@ def test_read_only_transaction(dbarch_psycopg: psycopg.Connection) -> None:
         assert catalog.read(dbarch_psycopg).has_table("accounts")
 
 
-def test_models_loader_errors(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-    pytester.makepyfile(mymodels="""
-        from sqlalchemy.orm import DeclarativeBase
-        class Base(DeclarativeBase):
-            pass
-        NOT_MODELS = 3
-    """)
-    monkeypatch.syspath_prepend(str(pytester.path))
+def test_models_loader_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Not pytester: its sys.modules restore would unload SQLAlchemy modules first
+    # imported here, breaking later in-process users of SQLAlchemy.
+    (tmp_path / "mymodels.py").write_text(
+        "from sqlalchemy.orm import DeclarativeBase\n"
+        "class Base(DeclarativeBase):\n"
+        "    pass\n"
+        "NOT_MODELS = 3\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "mymodels", raising=False)
     assert load_metadata("mymodels:Base").tables == {}
     assert load_metadata("mymodels:Base.metadata").tables == {}
     with pytest.raises(ModelsError, match="must look like 'package.module:attribute'"):
