@@ -166,7 +166,7 @@ def _lint_build(project: Any, args: argparse.Namespace, options: Any, models: An
         template = databases.template_for(source)
         with psycopg.connect(server.dsn(template)) as conn:
             conn.read_only = True
-            result = lint.lint(conn, options, models)
+            result = lint.lint(conn, options, models, fresh=True)
     finally:
         databases.close()
     return result, source.describe()

@@ -181,7 +181,7 @@ def _lint_template(config: pytest.Config) -> tuple[LintResult, Schema]:
     template = databases.template_for(_schema_source(settings))
     with plugin_statements(), psycopg.connect(server.dsn(template)) as conn:
         conn.read_only = True
-        schema = lint.read(conn, options, models)
+        schema = lint.read(conn, options, models, fresh=True)
     # The session's queries are only known at the end: the JSONB rule runs in its own item.
     return lint.check(schema, _without_queries(options)), schema
 
@@ -303,10 +303,10 @@ class SchemaLinter:
                     "the test's transaction is aborted, so the catalog cannot be read",
                     "call rollback() on the connection before dbarch_schema_lint()",
                 )
-            return lint.lint(conn, options, models, queries)  # type: ignore[no-any-return]
+            return lint.lint(conn, options, models, queries, fresh=True)  # type: ignore[no-any-return]
         with psycopg.connect(database.dsn) as conn:
             conn.read_only = True
-            return lint.lint(conn, options, models, queries)  # type: ignore[no-any-return]
+            return lint.lint(conn, options, models, queries, fresh=True)  # type: ignore[no-any-return]
 
     def _queries(self, which: Any) -> tuple[Query, ...]:
         """``"session"``: this test's statements so far, then those of the tests before it;

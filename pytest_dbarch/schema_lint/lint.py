@@ -63,11 +63,16 @@ def read(
     models: Models | None = None,
     queries: Sequence[Query] = (),
     rules: Sequence[Rule] = RULES,
+    fresh: bool = False,
 ) -> Schema:
-    """The evidence for ``rules`` from the database ``conn`` is connected to (SELECTs only)."""
+    """The evidence for ``rules`` from the database ``conn`` is connected to (SELECTs only).
+
+    ``fresh``: the database was built for this run (a test database, the template), so
+    it has no usage statistics worth reading unless ``stats = on`` insists."""
     catalog = catalog_module.read(conn, options.schemas or None)
     stats = None
-    if STATS in _needs(rules, options) and options.stats != "off":
+    wanted = options.stats == "on" or (options.stats == "auto" and not fresh)
+    if STATS in _needs(rules, options) and wanted:
         stats = stats_module.read(conn)
     return Schema(catalog, models, stats, tuple(queries))
 
@@ -78,7 +83,8 @@ def _skip_reason(rule: Rule, schema: Schema, options: LintOptions) -> str | None
     if rule.needs == STATS:
         stats = schema.stats
         if stats is None:
-            return "statistics not read (dbarch_schema_lint_stats = off)"
+            return ("statistics not read: the database was built for this run, or "
+                    "dbarch_schema_lint_stats = off (= on forces them)")
         if not stats.usable(options.stats, options.min_stats_days):
             return (f"statistics cover {stats.window_days:.1f} days, fewer than {options.min_stats_days:g} "
                     "(a fresh, restored or reset database); dbarch_schema_lint_stats = on forces it")
@@ -138,10 +144,11 @@ def lint(
     models: Models | None = None,
     queries: Sequence[Query] = (),
     rules: Sequence[Rule] = RULES,
+    fresh: bool = False,
 ) -> LintResult:
-    """Read the evidence through ``conn`` and run the rules."""
+    """Read the evidence through ``conn`` and run the rules (``fresh``: see ``read``)."""
     started = time.perf_counter()
-    schema = read(conn, options, models, queries, rules)
+    schema = read(conn, options, models, queries, rules, fresh)
     result = check(schema, options, rules)
     result.seconds = time.perf_counter() - started
     return result

@@ -12,7 +12,8 @@ entry per line:
   or ``on`` for its default); an exact id also turns an opt-in rule on. A glob
   (``schema.* = failed``, a strict mode) changes the rules that are on and leaves
   opt-in rules off.
-- ``schema.fk-index`` alone (no ``=``) selects: only the selected rules run.
+- ``schema.fk-index`` alone (no ``=``) selects: only the selected rules run (and those
+  turned on by their exact id).
 
 Waivers (``dbarch_schema_lint_ignore``, fixture ``ignore=``, ``--ignore``), one per
 line: ``<rule or glob> <object> [reason]``. The object is a table (``audit_log``,
@@ -124,19 +125,20 @@ class LintOptions:
         explicit = False
         if rule.severity is None and rule.policy and self._policy_set(rule.policy):
             severity = Status.WARNING
+        named = False  # turned on by its exact id: runs even outside a selection
         for pattern, value in self.severities:
             exact = pattern == rule.id
             if not exact and not fnmatchcase(rule.id, pattern):
                 continue
             if value == OFF:
-                severity, explicit = None, True
+                severity, explicit, named = None, True, False
             elif not exact and severity is None:
                 continue  # a glob never turns an opt-in rule on
             elif value == "on":
-                severity = severity or rule.severity or Status.WARNING
+                severity, named = severity or rule.severity or Status.WARNING, named or exact
             else:
-                severity, explicit = value, True
-        if self.only:
+                severity, explicit, named = value, True, named or exact
+        if self.only and not named:
             if not any(fnmatchcase(rule.id, p) for p in self.only):
                 return None, explicit
             if severity is None and rule.id in self.only:

@@ -59,6 +59,8 @@ def _tables_of(tree: Any) -> dict[str, str]:
 def _key(node: Any, params: Any) -> str | None:
     from sqlglot import exp
 
+    while isinstance(node, exp.Cast):  # SQLAlchemy writes %(doc_1)s::TEXT
+        node = node.this
     if isinstance(node, exp.JSONPath):
         keys = [p.this for p in node.expressions if isinstance(p, exp.JSONPathKey)]
         return str(keys[0]) if len(keys) == 1 else None

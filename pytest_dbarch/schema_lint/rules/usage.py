@@ -19,6 +19,10 @@ MIN_INDEX_BYTES = 1 << 20
 MIN_DEAD_SHARE = 0.2
 
 
+def _age(days: float) -> str:
+    return f"{days:.0f} days ago" if days >= 2 else f"{days * 24:.0f} hours ago"
+
+
 def unused_index(schema: Schema, options: LintOptions) -> Iterable[Violation]:
     """X04: an index no query has used since the statistics began (not unique, not tiny)."""
     stats = schema.stats
@@ -33,8 +37,8 @@ def unused_index(schema: Schema, options: LintOptions) -> Iterable[Violation]:
                 continue
             yield Violation(
                 table.qualified,
-                f"{table.qualified}: index {index.name} ({index.size_bytes // (1 << 20)} MB) has not been "
-                f"used in {stats.window_days:.0f} days",
+                f"{table.qualified}: index {index.name} ({index.size_bytes // (1 << 20)} MB) was never used "
+                f"since the statistics began {_age(stats.window_days)}",
                 fix=drop_index(table, index) + " -- after checking replicas and rare jobs (statistics are per server)",
                 evidence=f"{index.definition}\nidx_scan = 0 since the statistics began {stats.window_days:.1f} days ago",
                 names=(index.name,),
