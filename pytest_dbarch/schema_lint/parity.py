@@ -23,9 +23,6 @@ from pytest_dbarch.schema_lint.rule import Schema, Violation
 if TYPE_CHECKING:
     from pytest_dbarch.postgres.catalog import Column, Table
 
-_IGNORED_TABLES = {"alembic_version"}
-
-
 def _pairs(schema: Schema) -> Iterator[tuple[Any, Table | None, str]]:
     """(model table, catalog table or None, qualified name) for every model table."""
     models = schema.models
@@ -82,7 +79,7 @@ def unmapped(schema: Schema, options: LintOptions) -> Iterable[Violation]:
     model_schemas = {q.split(".", 1)[0] for _, _, q in pairs}
     mapped = {q for _, _, q in pairs}
     for table in schema.tables():
-        if table.schema not in model_schemas or table.name in _IGNORED_TABLES or table.qualified in mapped:
+        if table.schema not in model_schemas or table.qualified in mapped:
             continue
         yield Violation(
             table.qualified,

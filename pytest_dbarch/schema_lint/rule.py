@@ -23,6 +23,12 @@ if TYPE_CHECKING:
 
 #: The evidence a rule may need besides the catalog.
 CATALOG, MODELS, STATS, QUERIES = "catalog", "models", "stats", "queries"
+#: Bookkeeping tables of migration tools: their shape is the tool's, not the project's.
+TOOL_TABLES = frozenset({
+    "alembic_version", "flyway_schema_history", "schema_migrations", "ar_internal_metadata", "django_migrations",
+    "knex_migrations", "knex_migrations_lock", "SequelizeMeta", "__EFMigrationsHistory", "goose_db_version",
+    "databasechangelog", "databasechangeloglock",
+})
 
 
 @dataclass(frozen=True)
@@ -44,9 +50,11 @@ class Schema:
 
     def tables(self, *kinds: str) -> list[Table]:
         """Tables of the given kinds (default: plain and partitioned tables), without
-        partitions: a partitioned table's rules are checked once, on the parent."""
+        partitions (a partitioned table's rules are checked once, on the parent) and
+        without the migration tools' bookkeeping tables."""
         wanted = kinds or ("table", "partitioned table")
-        return [t for t in self.catalog if t.kind in wanted and not _is_partition(self.catalog, t)]
+        return [t for t in self.catalog
+                if t.kind in wanted and t.name not in TOOL_TABLES and not _is_partition(self.catalog, t)]
 
     def indexed(self) -> list[Table]:
         """Tables whose indexes the index rules read: tables and materialized views."""

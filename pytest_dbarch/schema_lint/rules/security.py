@@ -42,8 +42,6 @@ def rls_disabled(schema: Schema, options: LintOptions) -> Iterable[Violation]:
     """R01: every table has row-level security on, with policies (Supabase-style exposure)."""
     policies = _policies(schema)
     for table in schema.tables():
-        if table.name == "alembic_version":
-            continue
         if not table.rls_enabled:
             yield Violation(
                 table.qualified,

@@ -77,7 +77,7 @@ def isolated_table(schema: Schema, options: LintOptions) -> Iterable[Violation]:
             linked.add(table.qualified)
             linked.add(fk.ref or "")
     for table in schema.tables():
-        if table.qualified in linked or table.name == "alembic_version":
+        if table.qualified in linked:
             continue
         yield Violation(
             table.qualified,
