@@ -11,11 +11,11 @@ import pytest
 
 from pytest_dbarch.errors import DbarchError
 from pytest_dbarch.findings import Status
-from pytest_dbarch.schema_lint import BY_ID, RULES, lint, options
+from pytest_dbarch.postgres.catalog import Catalog
+from pytest_dbarch.schema_lint import BY_ID, lint, options
 from pytest_dbarch.schema_lint.options import LintOptions, Waiver
 from pytest_dbarch.schema_lint.rule import Rule, Schema, Violation
 from pytest_dbarch.schema_lint.stats import Stats
-from pytest_dbarch.postgres.catalog import Catalog
 
 
 def severity(opts: LintOptions, rule: str) -> str | None:

@@ -85,9 +85,8 @@ def test_lint_an_existing_database_read_only(tmp_path: Path, linted_db: str, adm
     assert "1 rules on" in forced.stdout
 
     # the role can write nothing: the lint never needed to
-    with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        with psycopg.connect(linted_db) as conn:
-            conn.execute("CREATE TABLE intruder (id int)")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), psycopg.connect(linted_db) as conn:
+        conn.execute("CREATE TABLE intruder (id int)")
     waived = dbarch(tmp_path, "lint", "--dsn", linted_db, "--ignore", "schema.primary-key events append-only",
                     "--report-dir", "off")
     assert waived.returncode == 0, waived.stdout

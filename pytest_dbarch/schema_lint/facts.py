@@ -14,10 +14,9 @@ the lookup.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import re
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from pytest_dbarch.schema_lint import ddl
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_dbarch.models import ModelsError, load_metadata
 
 if TYPE_CHECKING:
-    from sqlalchemy import MetaData, Table
+    from sqlalchemy import MetaData
     from sqlalchemy.orm import Mapper
 
 
@@ -28,7 +28,8 @@ class Models:
     def default_schema(self, search_path: tuple[str, ...]) -> str:
         return search_path[0] if search_path else "public"
 
-    def qualified(self, table: Table, search_path: tuple[str, ...]) -> str:
+    def qualified(self, table: Any, search_path: tuple[str, ...]) -> str:
+        """``schema.name`` of a model table (its own schema, else the first on the path)."""
         return f"{table.schema or self.default_schema(search_path)}.{table.name}"
 
 

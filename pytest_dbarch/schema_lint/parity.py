@@ -37,8 +37,8 @@ def _model_type(model_column: Any) -> str:
     from sqlalchemy.dialects import postgresql
 
     try:
-        return str(model_column.type.compile(dialect=postgresql.dialect()))
-    except Exception:
+        return str(model_column.type.compile(dialect=postgresql.dialect()))  # type: ignore[no-untyped-call]
+    except Exception:  # a custom type that cannot render for PostgreSQL: its own name
         return str(model_column.type)
 
 
@@ -86,9 +86,10 @@ def unmapped(schema: Schema, options: LintOptions) -> Iterable[Violation]:
             f"table {table.qualified} is in the database but not in the models",
             fix=f"-- map it in the models, or drop it in a migration: DROP TABLE {table_ref(table)};",
         )
-    for model, table, qualified in pairs:
-        if table is None:
+    for model, mapped_table, qualified in pairs:
+        if mapped_table is None:
             continue
+        table = mapped_table
         names = {c.name for c in model.columns}
         for column in table.columns:
             if column.name in names:
@@ -170,7 +171,7 @@ def uniqueness(schema: Schema, options: LintOptions) -> Iterable[Violation]:
             wanted = set(columns)
             enforcing = [
                 i for i in table.unique_indexes
-                if i.valid and None not in i.columns and set(i.columns) <= wanted  # type: ignore[arg-type]
+                if i.valid and None not in i.columns and set(i.columns) <= wanted
             ]
             if any(i.predicate is None or partial for i in enforcing):
                 continue

@@ -8,9 +8,8 @@ within one access method: a GIN or trigram index is never "covered" by a btree.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from pytest_dbarch.schema_lint import ddl
 from pytest_dbarch.schema_lint.facts import alter, conjuncts, create_index, drop_index, serves_lookup

@@ -102,6 +102,7 @@ def _uses(query: Query, catalog: Catalog) -> Iterator[_Use]:
     ]
     for condition in conditions:
         for node in condition.walk():
+            path: tuple[tuple[str, str], ...] = ()
             if isinstance(node, exp.ArrayContainsAll):
                 target, operator, path = node.this, "@>", ()
             elif isinstance(node, (exp.JSONBContainsTopKey, exp.JSONBContainsAnyTopKeys, exp.JSONBContainsAllTopKeys)):

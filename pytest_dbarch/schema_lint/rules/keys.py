@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from pytest_dbarch.findings import Status
 from pytest_dbarch.schema_lint import ddl

@@ -23,9 +23,9 @@ def _named(schema: Schema) -> Iterator[tuple[str, str, str, str]]:
             yield "column", column.name, table.qualified, f"column {table.qualified}.{column.name}"
         constraint_indexes = {c.index for c in table.constraints if c.index}
         for constraint in table.constraints:
-            kind = _CONSTRAINT_KINDS.get(constraint.kind)
-            if kind:
-                yield kind, constraint.name, table.qualified, f"{constraint.kind} {constraint.name} on {table.qualified}"
+            constraint_kind = _CONSTRAINT_KINDS.get(constraint.kind)
+            if constraint_kind:
+                yield constraint_kind, constraint.name, table.qualified, f"{constraint.kind} {constraint.name} on {table.qualified}"
         for index in table.indexes:
             if index.name not in constraint_indexes:
                 yield "index", index.name, table.qualified, f"index {index.name} on {table.qualified}"
@@ -43,7 +43,7 @@ def identifier_length(schema: Schema, options: LintOptions) -> Iterable[Violatio
         yield Violation(
             table,
             f"{what}: the name is {len(name.encode())} bytes, PostgreSQL's limit; it was probably truncated",
-            fix=f"-- rename it to fewer than 63 bytes (ALTER ... RENAME ...), and shorten the name in the code "
+            fix="-- rename it to fewer than 63 bytes (ALTER ... RENAME ...), and shorten the name in the code "
             "that creates it",
             evidence=f"{name!r}: a longer name given in DDL is silently cut, so the code and the catalog "
             "disagree, and two names sharing the first 63 bytes collide",

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from pytest_dbarch.schema_lint import ddl
 from pytest_dbarch.schema_lint.facts import alter

@@ -3,17 +3,16 @@ documentation advises against (T01-T12)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import re
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from pytest_dbarch.findings import Status
 from pytest_dbarch.schema_lint import ddl
 from pytest_dbarch.schema_lint.facts import INT_MAX, alter, fk_columns, pk_columns
 from pytest_dbarch.schema_lint.options import LintOptions
-from pytest_dbarch.schema_lint.rule import Schema, Violation
+from pytest_dbarch.schema_lint.rule import Check, Schema, Violation
 
 if TYPE_CHECKING:
     from pytest_dbarch.postgres.catalog import Column, Table
@@ -75,9 +74,9 @@ def _owner_columns(schema: Schema) -> dict[str, tuple[Table, Column]]:
     for seq in schema.catalog.sequences:
         if seq.owned_by:
             table_name, _, column_name = seq.owned_by.rpartition(".")
-            table = schema.catalog.tables.get(table_name)
-            if table is not None and table.has_column(column_name):
-                owners[f"{seq.schema}.{seq.name}"] = (table, table.column(column_name))
+            owner = schema.catalog.tables.get(table_name)
+            if owner is not None and owner.has_column(column_name):
+                owners[f"{seq.schema}.{seq.name}"] = (owner, owner.column(column_name))
     return owners
 
 
@@ -155,7 +154,7 @@ def timestamp_without_tz(schema: Schema, options: LintOptions) -> Iterable[Viola
                 )
 
 
-def _simple_type(check_type: str, title: str, target: str, why: str) -> object:
+def _simple_type(check_type: str, title: str, target: str, why: str) -> Check:
     def check(schema: Schema, options: LintOptions) -> Iterable[Violation]:
         for table in schema.tables():
             for column in table.columns:
