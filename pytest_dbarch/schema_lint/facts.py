@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from pytest_dbarch.schema_lint import ddl
 
 if TYPE_CHECKING:
     from pytest_dbarch.postgres.catalog import Column, Index, Table
+    from pytest_dbarch.schema_lint.rule import Schema
 
 INT_BITS = {"int2": 16, "int4": 32, "int8": 64}
 INT_MAX = {"int2": 2**15 - 1, "int4": 2**31 - 1, "int8": 2**63 - 1}
@@ -33,11 +35,20 @@ _BTREE_GIST = re.compile(
 _NOT_NULL_TERM = re.compile(r'^\(*"?([^"()\s]+)"? IS NOT NULL\)*$')
 
 
+def table_column(schema: Schema, table: Table, name: str) -> Column:
+    """A column the catalog says exists (a key column of an index or constraint)."""
+    column = schema.column(table, name)
+    if column is None:
+        raise KeyError(f"{table.qualified} has no column {name!r}")
+    return column
+
+
 def table_ref(table: Table) -> str:
     return ddl.relation(table.schema, table.name)
 
 
-def conjuncts(predicate: str) -> list[str]:
+@lru_cache(maxsize=4096)
+def conjuncts(predicate: str) -> tuple[str, ...]:
     """The AND-ed terms of a predicate as ``pg_get_expr`` prints it (outer parentheses off)."""
     text = predicate.strip()
     while text.startswith("(") and text.endswith(")") and _balanced(text[1:-1]):
@@ -60,7 +71,7 @@ def conjuncts(predicate: str) -> list[str]:
             i += 4
         i += 1
     parts.append(text[start:].strip())
-    return [p for p in parts if p]
+    return tuple(p for p in parts if p)
 
 
 def _balanced(text: str) -> bool:
@@ -73,17 +84,18 @@ def _balanced(text: str) -> bool:
     return depth == 0
 
 
-def not_null_columns(predicate: str | None) -> set[str] | None:
+@lru_cache(maxsize=4096)
+def not_null_columns(predicate: str | None) -> frozenset[str] | None:
     """The columns a predicate only requires to be NOT NULL, or None when it says more."""
     if predicate is None:
-        return set()
+        return frozenset()
     found = set()
     for term in conjuncts(predicate):
         match = _NOT_NULL_TERM.match(term)
         if not match:
             return None
         found.add(match.group(1))
-    return found
+    return frozenset(found)
 
 
 def serves_lookup(index: Index, columns: Sequence[str]) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from pytest_dbarch.findings import Status
@@ -33,11 +34,16 @@ def _pairs(schema: Schema) -> Iterator[tuple[Any, Table | None, str]]:
         yield model, schema.catalog.tables.get(qualified), qualified
 
 
-def _model_type(model_column: Any) -> str:
+@lru_cache(maxsize=1)
+def _dialect() -> Any:
     from sqlalchemy.dialects import postgresql
 
+    return postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def _model_type(model_column: Any) -> str:
     try:
-        return str(model_column.type.compile(dialect=postgresql.dialect()))  # type: ignore[no-untyped-call]
+        return str(model_column.type.compile(dialect=_dialect()))
     except Exception:  # a custom type that cannot render for PostgreSQL: its own name
         return str(model_column.type)
 
@@ -54,7 +60,7 @@ def missing(schema: Schema, options: LintOptions) -> Iterable[Violation]:
             )
             continue
         for column in model.columns:
-            if table.has_column(column.name):
+            if schema.column(table, column.name) is not None:
                 continue
             kind = _model_type(column)
             yield Violation(
@@ -112,9 +118,9 @@ def nullability(schema: Schema, options: LintOptions) -> Iterable[Violation]:
         if table is None:
             continue
         for model_column in model.columns:
-            if not table.has_column(model_column.name) or model_column.primary_key:
+            column = schema.column(table, model_column.name)
+            if column is None or model_column.primary_key:
                 continue
-            column = table.column(model_column.name)
             col = ddl.ident(column.name)
             if not model_column.nullable and not column.not_null:
                 yield Violation(
@@ -166,7 +172,7 @@ def uniqueness(schema: Schema, options: LintOptions) -> Iterable[Violation]:
         if table is None:
             continue
         for columns, partial, name in _model_uniques(model):
-            if not all(table.has_column(c) for c in columns):
+            if any(schema.column(table, c) is None for c in columns):
                 continue  # reported as a missing column
             wanted = set(columns)
             enforcing = [
@@ -201,6 +207,7 @@ _FAMILIES = {
 }
 
 
+@lru_cache(maxsize=4096)
 def _facts(text: str) -> tuple[str, tuple[str, ...], bool] | None:
     """(family, arguments, array) of a type as SQLAlchemy or format_type prints it."""
     match = _TYPE.match(text.strip().lower().replace('"', ""))
@@ -255,9 +262,9 @@ def types(schema: Schema, options: LintOptions) -> Iterable[Violation]:
         if table is None:
             continue
         for model_column in model.columns:
-            if not table.has_column(model_column.name):
+            column = schema.column(table, model_column.name)
+            if column is None:
                 continue
-            column = table.column(model_column.name)
             problem = _type_problem(model_column, column)
             if problem is None:
                 continue

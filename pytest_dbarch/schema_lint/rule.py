@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from pytest_dbarch.findings import Status
 
 if TYPE_CHECKING:
-    from pytest_dbarch.postgres.catalog import Catalog, Table
+    from pytest_dbarch.postgres.catalog import Catalog, Column, Table
     from pytest_dbarch.schema_lint.intent import Models
     from pytest_dbarch.schema_lint.options import LintOptions
     from pytest_dbarch.schema_lint.stats import Stats
@@ -53,8 +54,19 @@ class Schema:
         partitions (a partitioned table's rules are checked once, on the parent) and
         without the migration tools' bookkeeping tables."""
         wanted = kinds or ("table", "partitioned table")
-        return [t for t in self.catalog
-                if t.kind in wanted and t.name not in TOOL_TABLES and not _is_partition(self.catalog, t)]
+        return [t for t in self._linted if t.kind in wanted]
+
+    @cached_property
+    def _linted(self) -> list[Table]:
+        return [t for t in self.catalog if t.name not in TOOL_TABLES and not _is_partition(self.catalog, t)]
+
+    @cached_property
+    def _columns(self) -> dict[int, dict[str, Column]]:
+        return {t.oid: {c.name: c for c in t.columns} for t in self.catalog}
+
+    def column(self, table: Table, name: str) -> Column | None:
+        """``table``'s column ``name``, or None (a dictionary lookup, for rules that ask often)."""
+        return self._columns[table.oid].get(name)
 
     def indexed(self) -> list[Table]:
         """Tables whose indexes the index rules read: tables and materialized views."""

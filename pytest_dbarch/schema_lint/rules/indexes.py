@@ -12,7 +12,14 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from pytest_dbarch.schema_lint import ddl
-from pytest_dbarch.schema_lint.facts import alter, conjuncts, create_index, drop_index, serves_lookup
+from pytest_dbarch.schema_lint.facts import (
+    alter,
+    conjuncts,
+    create_index,
+    drop_index,
+    serves_lookup,
+    table_column,
+)
 from pytest_dbarch.schema_lint.options import LintOptions
 from pytest_dbarch.schema_lint.rule import Schema, Violation
 
@@ -138,7 +145,7 @@ def redundant_index(schema: Schema, options: LintOptions) -> Iterable[Violation]
 def soft_delete_index(schema: Schema, options: LintOptions) -> Iterable[Violation]:
     """X05: on soft-deleted tables, indexes are partial (WHERE deleted_at IS NULL)."""
     for table in schema.indexed():
-        flag = next((c for c in SOFT_DELETE_COLUMNS if table.has_column(c)), None)
+        flag = next((c for c in SOFT_DELETE_COLUMNS if schema.column(table, c) is not None), None)
         if flag is None:
             continue
         live = f"{ddl.ident(flag)} IS NULL" if flag.endswith("_at") else f"NOT {ddl.ident(flag)}"
@@ -167,7 +174,7 @@ def btree_on_array(schema: Schema, options: LintOptions) -> Iterable[Violation]:
             if index.method != "btree" or index.unique:
                 continue
             for name in index.columns:
-                if name and table.column(name).is_array:
+                if name and table_column(schema, table, name).is_array:
                     yield Violation(
                         table.qualified,
                         f"{table.qualified}: btree index {index.name} on array column {name}",
@@ -186,7 +193,7 @@ def boolean_index(schema: Schema, options: LintOptions) -> Iterable[Violation]:
         for index in table.indexes:
             if index.unique:
                 continue
-            flags = [n for n in index.columns if n and table.column(n).type_name == "bool"]
+            flags = [n for n in index.columns if n and table_column(schema, table, n).type_name == "bool"]
             if not flags:
                 continue
             rest = [n for n in index.columns if n and n not in flags]
@@ -214,7 +221,8 @@ def redundant_predicate(schema: Schema, options: LintOptions) -> Iterable[Violat
                 if not bare.endswith(" IS NOT NULL"):
                     continue
                 name = bare[: -len(" IS NOT NULL")].strip('"')
-                if table.has_column(name) and table.column(name).not_null:
+                column = schema.column(table, name)
+                if column is not None and column.not_null:
                     yield Violation(
                         table.qualified,
                         f"{table.qualified}: index {index.name} filters {name} IS NOT NULL, but {name} is NOT NULL",
@@ -231,7 +239,7 @@ def timestamp_in_middle(schema: Schema, options: LintOptions) -> Iterable[Violat
             if index.method != "btree" or len(index.columns) < 3:
                 continue
             middle = [n for n in index.columns[1:-1]
-                      if n and table.column(n).type_name in ("timestamp", "timestamptz", "date")]
+                      if n and table_column(schema, table, n).type_name in ("timestamp", "timestamptz", "date")]
             if not middle:
                 continue
             keys = [n for n in index.columns if n]

@@ -16,6 +16,7 @@ from pytest_dbarch.schema_lint.facts import (
     create_index,
     fk_columns,
     pk_columns,
+    table_column,
     table_ref,
 )
 from pytest_dbarch.schema_lint.options import LintOptions
@@ -91,7 +92,7 @@ def fk_type(schema: Schema, options: LintOptions) -> Iterable[Violation]:
             if parent is None:
                 continue
             for name, ref_name in zip(fk.columns, fk.ref_columns):
-                col, ref = table.column(name), parent.column(ref_name)
+                col, ref = table_column(schema, table, name), table_column(schema, parent, ref_name)
                 if (col.type_name, col.length, col.precision, col.scale) == (
                     ref.type_name, ref.length, ref.precision, ref.scale
                 ):
@@ -212,7 +213,7 @@ def composite_fk_nullable(schema: Schema, options: LintOptions) -> Iterable[Viol
         for fk in table.foreign_keys:
             if len(fk.columns) < 2 or fk.match == "FULL":
                 continue
-            nullable = [c for c in fk.columns if not table.column(c).not_null]
+            nullable = [c for c in fk.columns if not table_column(schema, table, c).not_null]
             if not nullable or _guarded(table, set(fk.columns)):
                 continue
             cols = ", ".join(fk.columns)
@@ -268,7 +269,7 @@ def nullable_index_column(schema: Schema, options: LintOptions) -> Iterable[Viol
             lead = index.columns[0] if index.columns else None
             if index.unique or index.method != "btree" or lead is None or None in index.columns:
                 continue
-            column = table.column(lead)
+            column = table_column(schema, table, lead)
             if column.not_null:
                 continue
             if index.predicate and any(lead in term for term in conjuncts(index.predicate)):
