@@ -135,6 +135,22 @@ def test_fixture_policy_waivers_and_attached_findings(
         dbarch_schema_lint(rules=["schema.fk-indexes"])
 
 
+def test_titles_survive_the_secret_scrubber(dbarch_psycopg: psycopg.Connection, dbarch_schema_lint: Any) -> None:
+    """Outputs mask 'token: value'-shaped text; titles never put a name before a colon."""
+    from pytest_dbarch.report.scrub import scrub_finding
+
+    dbarch_psycopg.execute("""
+        CREATE TABLE users (id bigint PRIMARY KEY);
+        CREATE TABLE api_tokens (id int PRIMARY KEY, user_id int, secret_key text, password_hash text,
+            issued timestamp, FOREIGN KEY (user_id) REFERENCES users NOT VALID);
+        CREATE INDEX ix_a ON api_tokens (secret_key); CREATE INDEX ix_b ON api_tokens (secret_key);
+    """)
+    findings = dbarch_schema_lint(rules={"schema.missing-comment": "on", "schema.numbered-columns": "on"})
+    assert len(findings) >= 6
+    for finding in findings:
+        assert scrub_finding(finding).title == finding.title
+
+
 def test_fixture_refuses_an_aborted_transaction(dbarch_psycopg: psycopg.Connection, dbarch_schema_lint: Any) -> None:
     with pytest.raises(psycopg.errors.DivisionByZero):
         dbarch_psycopg.execute("SELECT 1 / 0")
@@ -153,7 +169,7 @@ def test_invalid_index_from_a_failed_concurrent_build(dbarch_psycopg: psycopg.Co
         dbarch_psycopg.execute("CREATE UNIQUE INDEX CONCURRENTLY ux_users_email ON users (email)")
     (finding,) = dbarch_schema_lint(rules=["schema.invalid-index"])
     assert finding.status is Status.FAILED
-    assert finding.title == ("public.users: index ux_users_email is invalid (a failed or unfinished "
+    assert finding.title == ("index ux_users_email on public.users is invalid (a failed or unfinished "
                              "CREATE INDEX CONCURRENTLY)")
     assert finding.fix.startswith("REINDEX INDEX CONCURRENTLY ux_users_email;")
     assert "a unique one may also have failed on duplicate rows" in finding.evidence
@@ -177,7 +193,7 @@ def test_statistics_rules_on_real_traffic(dbarch_psycopg: psycopg.Connection, db
     # a fresh test database: the statistics rules do not run unless forced
     assert dbarch_schema_lint(rules=rules) == []
     found = {f.rule: f for f in dbarch_schema_lint(rules=rules, stats="on")}
-    assert found["schema.seq-scan-heavy"].title.startswith("public.big: 12") and "sequential scans vs 0 index scans" in found["schema.seq-scan-heavy"].title
-    assert found["schema.unused-index"].title.startswith("public.big: index ix_big_code (1 MB) was never used since the statistics began")
+    assert found["schema.seq-scan-heavy"].title.startswith("public.big had 12") and "sequential scans vs 0 index scans" in found["schema.seq-scan-heavy"].title
+    assert found["schema.unused-index"].title.startswith("index ix_big_code on public.big (1 MB) was never used since the statistics began")
     assert found["schema.unused-index"].fix.startswith("DROP INDEX CONCURRENTLY ix_big_code;")
-    assert found["schema.bloat"].title == "public.big: 40% of its rows are dead (12,000)"
+    assert found["schema.bloat"].title == "40% of the rows of public.big are dead (12,000)"

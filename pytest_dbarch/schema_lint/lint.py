@@ -24,7 +24,11 @@ from pytest_dbarch.schema_lint.intent import Models
 from pytest_dbarch.schema_lint.options import LintOptions
 from pytest_dbarch.schema_lint.rule import MODELS, QUERIES, STATS, Query, Rule, Schema, Violation
 
-CLEAN = "schema.clean"  # not a rule: the id of the item that holds the rules that found nothing
+# Schemas an extension was installed into (``CREATE EXTENSION pg_partman SCHEMA partman``);
+# public, where extensions usually live beside the application, is not one of them.
+_EXTENSION_SCHEMAS = """
+    SELECT DISTINCT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+    WHERE n.nspname NOT IN ('public', 'pg_catalog')"""
 
 
 @dataclass
@@ -70,11 +74,12 @@ def read(
     ``fresh``: the database was built for this run (a test database, the template), so
     it has no usage statistics worth reading unless ``stats = on`` insists."""
     catalog = catalog_module.read(conn, options.schemas or None)
+    extension_schemas = frozenset(row[0] for row in conn.execute(_EXTENSION_SCHEMAS, prepare=False))
     stats = None
     wanted = options.stats == "on" or (options.stats == "auto" and not fresh)
     if STATS in _needs(rules, options) and wanted:
         stats = stats_module.read(conn)
-    return Schema(catalog, models, stats, tuple(queries))
+    return Schema(catalog, models, stats, tuple(queries), extension_schemas)
 
 
 def _skip_reason(rule: Rule, schema: Schema, options: LintOptions) -> str | None:

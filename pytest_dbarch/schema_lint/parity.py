@@ -270,7 +270,7 @@ def types(schema: Schema, options: LintOptions) -> Iterable[Violation]:
                 continue
             yield Violation(
                 qualified,
-                f"{qualified}.{column.name}: {problem}",
+                f"{qualified}.{column.name} differs from the models in {problem}",
                 fix=alter(table, f"ALTER COLUMN {ddl.ident(column.name)} TYPE {_model_type(model_column)}")
                 + " -- or change the model to match the database",
                 evidence="the ORM validates and converts by the model's type; the database stores by its own",

@@ -48,17 +48,21 @@ class Schema:
     models: Models | None = None
     stats: Stats | None = None
     queries: tuple[Query, ...] = ()
+    extension_schemas: frozenset[str] = frozenset()  # schemas an extension was installed into
 
     def tables(self, *kinds: str) -> list[Table]:
         """Tables of the given kinds (default: plain and partitioned tables), without
-        partitions (a partitioned table's rules are checked once, on the parent) and
-        without the migration tools' bookkeeping tables."""
+        partitions (a partitioned table's rules are checked once, on the parent), without
+        the migration tools' bookkeeping tables, and without the tables in a schema of an
+        extension's own (pg_partman's templates in ``partman``: the tool's, not the project's)."""
         wanted = kinds or ("table", "partitioned table")
         return [t for t in self._linted if t.kind in wanted]
 
     @cached_property
     def _linted(self) -> list[Table]:
-        return [t for t in self.catalog if t.name not in TOOL_TABLES and not _is_partition(self.catalog, t)]
+        return [t for t in self.catalog
+                if t.name not in TOOL_TABLES and t.schema not in self.extension_schemas
+                and not _is_partition(self.catalog, t)]
 
     @cached_property
     def _columns(self) -> dict[int, dict[str, Column]]:

@@ -1,5 +1,5 @@
 -- case: nothing but the key is required
--- expect: public.notes: all 3 non-key columns accept NULL
+-- expect: all 3 non-key columns of public.notes accept NULL
 CREATE TABLE notes (id bigint PRIMARY KEY, title text, body text, author text);
 
 -- case: good twin: one required column is enough; one-column tables are not judged

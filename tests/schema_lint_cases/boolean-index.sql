@@ -1,5 +1,5 @@
 -- case: a boolean key column
--- expect: public.users: index ix_users_active_email has boolean key column active
+-- expect: index ix_users_active_email on public.users has boolean key column active
 CREATE TABLE users (id bigint PRIMARY KEY, active boolean, email text);
 CREATE INDEX ix_users_active_email ON users (active, email);
 

@@ -1,5 +1,5 @@
 -- case: btree on an array column
--- expect: public.posts: btree index ix_posts_tags on array column tags
+-- expect: btree index ix_posts_tags on public.posts has array column tags
 CREATE TABLE posts (id bigint PRIMARY KEY, tags text[]);
 CREATE INDEX ix_posts_tags ON posts (tags);
 

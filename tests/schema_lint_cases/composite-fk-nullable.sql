@@ -1,5 +1,5 @@
 -- case: a nullable column in a MATCH SIMPLE composite key
--- expect: public.lines: foreign key lines_order_id_tenant_id_fkey (order_id, tenant_id) is not checked when tenant_id is NULL
+-- expect: foreign key lines_order_id_tenant_id_fkey (order_id, tenant_id) on public.lines is not checked when tenant_id is NULL
 CREATE TABLE orders (id bigint, tenant_id int, PRIMARY KEY (id, tenant_id));
 CREATE TABLE lines (id bigint PRIMARY KEY, order_id bigint NOT NULL, tenant_id int,
     FOREIGN KEY (order_id, tenant_id) REFERENCES orders);

@@ -1,5 +1,5 @@
 -- case: the same reference declared twice
--- expect: public.orders: foreign key orders_customer_twin repeats orders_customer_id_fkey
+-- expect: foreign key orders_customer_twin on public.orders repeats orders_customer_id_fkey
 CREATE TABLE customers (id bigint PRIMARY KEY);
 CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint REFERENCES customers);
 ALTER TABLE orders ADD CONSTRAINT orders_customer_twin FOREIGN KEY (customer_id) REFERENCES customers (id);

@@ -1,17 +1,17 @@
 -- case: trap ARD#7: two identical indexes are one finding, not a crash
 -- status: warning
--- expect: public.others: index thing_fkey duplicates others_thing_fkey
+-- expect: index thing_fkey on public.others duplicates others_thing_fkey
 CREATE TABLE others (id bigint PRIMARY KEY, thing_id bigint);
 CREATE INDEX others_thing_fkey ON others USING btree (thing_id);
 CREATE INDEX thing_fkey ON others USING btree (thing_id);
 
 -- case: the constraint's index is kept, the plain twin dropped
--- expect: public.users: index ux_users_email duplicates users_email_key
+-- expect: index ux_users_email on public.users duplicates users_email_key
 CREATE TABLE users (id bigint PRIMARY KEY, email text UNIQUE);
 CREATE UNIQUE INDEX ux_users_email ON users (email);
 
 -- case: materialized views get the same rules (ARD#131)
--- expect: public.totals: index ix_totals_b duplicates ix_totals_a
+-- expect: index ix_totals_b on public.totals duplicates ix_totals_a
 CREATE TABLE sales (id bigint PRIMARY KEY, region text);
 CREATE MATERIALIZED VIEW totals AS SELECT region, count(*) AS n FROM sales GROUP BY region;
 CREATE INDEX ix_totals_a ON totals (region);

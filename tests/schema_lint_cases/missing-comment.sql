@@ -1,6 +1,6 @@
 -- case: a table without a comment, and a commented table with bare columns
 -- expect: public.notes has no comment
--- expect: public.tags: 1 column has no comment
+-- expect: 1 column of public.tags has no comment
 CREATE TABLE notes (id bigint PRIMARY KEY);
 CREATE TABLE tags (id bigint PRIMARY KEY, label text);
 COMMENT ON TABLE tags IS 'labels users attach';

@@ -14,3 +14,8 @@ CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint REFERENCES custom
 CREATE TABLE users (id uuid PRIMARY KEY);
 CREATE TABLE comments (id bigint PRIMARY KEY, owner_id uuid, user_id bigint, commentable_id bigint,
     commentable_type text, stripe_id text);
+
+-- case: good: history tables keep rows of deleted subjects; a table's own name is not a self-reference
+CREATE TABLE posts (id bigint PRIMARY KEY);
+CREATE TABLE post_versions (id bigint PRIMARY KEY, post_id bigint);
+CREATE TABLE reactions (id bigint PRIMARY KEY, reaction_id int);

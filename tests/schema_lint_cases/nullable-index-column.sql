@@ -1,5 +1,5 @@
 -- case: a plain index led by a nullable column
--- expect: public.leads: index ix_leads_email is led by nullable email and also stores its NULLs
+-- expect: index ix_leads_email on public.leads is led by nullable email and also stores its NULLs
 CREATE TABLE leads (id bigint PRIMARY KEY, email text);
 CREATE INDEX ix_leads_email ON leads (email);
 

@@ -1,5 +1,5 @@
 -- case: phone1, phone2
--- expect: public.people: repeating columns phone1, phone2
+-- expect: public.people has repeating columns phone1, phone2
 CREATE TABLE people (id bigint PRIMARY KEY, phone1 text, phone2 text, ipv4 text);
 
 -- case: good twin: one numbered column is a name, not a group

@@ -1,5 +1,5 @@
 -- case: the key is not the first column
--- expect: public.notes: primary key (id) is not the first column
+-- expect: the primary key (id) of public.notes is not the first column
 CREATE TABLE notes (body text, id bigint PRIMARY KEY);
 
 -- case: good twin: composite key in any order at the front

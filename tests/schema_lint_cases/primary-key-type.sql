@@ -22,3 +22,8 @@ CREATE TABLE post_tags (post_id bigint REFERENCES posts, tag_id int REFERENCES t
 -- expect: public.orders.id is the primary key, of type bigint; the project allows uuid
 CREATE TABLE orders (id bigint PRIMARY KEY);
 CREATE TABLE users (id uuid PRIMARY KEY);
+
+-- case: good: an integer ordinal inside a composite key is not a counter
+CREATE TABLE relations (id bigint PRIMARY KEY);
+CREATE TABLE relation_members (relation_id bigint REFERENCES relations, sequence_id int, member text,
+    PRIMARY KEY (relation_id, sequence_id));

@@ -18,3 +18,9 @@ CREATE TABLE measurements (at date NOT NULL, value int, PRIMARY KEY (at)) PARTIT
 CREATE TABLE measurements_2024 PARTITION OF measurements FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
 CREATE VIEW recent AS SELECT * FROM events;
 CREATE MATERIALIZED VIEW totals AS SELECT count(*) AS n FROM events;
+
+-- case: good: a table in a schema an extension was installed into is the tool's (pg_partman's templates)
+-- requires: pg_trgm
+CREATE SCHEMA partman;
+ALTER EXTENSION pg_trgm SET SCHEMA partman;
+CREATE TABLE partman.template_public_events (at timestamptz, payload jsonb);

@@ -1,5 +1,5 @@
 -- case: WHERE col IS NOT NULL on a NOT NULL column
--- expect: public.users: index ix_users_email filters email IS NOT NULL, but email is NOT NULL
+-- expect: index ix_users_email on public.users filters email IS NOT NULL, but email is NOT NULL
 CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL);
 CREATE INDEX ix_users_email ON users (email) WHERE email IS NOT NULL;
 

@@ -1,18 +1,18 @@
 -- case: a plain index that leads a wider one
 -- status: warning
--- expect: public.jobs: index ix_jobs_active_job_id is redundant: ix_jobs_active_job_id_created_at starts with the same keys
+-- expect: index ix_jobs_active_job_id on public.jobs is redundant: ix_jobs_active_job_id_created_at starts with the same keys
 CREATE TABLE jobs (id bigint PRIMARY KEY, active_job_id uuid, created_at timestamptz);
 CREATE INDEX ix_jobs_active_job_id ON jobs (active_job_id);
 CREATE INDEX ix_jobs_active_job_id_created_at ON jobs (active_job_id, created_at);
 
 -- case: ARD#8: a plain index with the keys of a unique one
--- expect: public.users: index ix_users_last_name is redundant: ux_users_last_name starts with the same keys
+-- expect: index ix_users_last_name on public.users is redundant: ux_users_last_name starts with the same keys
 CREATE TABLE users (id bigint PRIMARY KEY, last_name text);
 CREATE INDEX ix_users_last_name ON users (last_name);
 CREATE UNIQUE INDEX ux_users_last_name ON users (last_name);
 
 -- case: a duplicate pair and a wider index: the duplicate is reported there, the kept one here
--- expect: public.jobs: index a is redundant: c starts with the same keys
+-- expect: index a on public.jobs is redundant: c starts with the same keys
 CREATE TABLE jobs (id bigint PRIMARY KEY, x int, y int);
 CREATE INDEX a ON jobs (x);
 CREATE INDEX b ON jobs (x);

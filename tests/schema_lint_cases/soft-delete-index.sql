@@ -1,5 +1,5 @@
 -- case: an index that keeps soft-deleted rows
--- expect: public.contacts: index ix_contacts_email also indexes soft-deleted rows (deleted_at)
+-- expect: index ix_contacts_email on public.contacts also indexes soft-deleted rows (deleted_at)
 CREATE TABLE accounts (id bigint PRIMARY KEY);
 CREATE TABLE contacts (id bigint PRIMARY KEY, account_id bigint REFERENCES accounts, email text, deleted_at timestamptz);
 CREATE INDEX ix_contacts_account_id ON contacts (account_id);

@@ -64,7 +64,7 @@ def invalid_index(schema: Schema, options: LintOptions) -> Iterable[Violation]:
                     table, index)
             yield Violation(
                 table.qualified,
-                f"{table.qualified}: index {index.name} {title}",
+                f"index {index.name} on {table.qualified} {title}",
                 fix=fix,
                 evidence=f"{index.definition}\nqueries never use it, yet every write still updates it"
                 + ("; a unique one may also have failed on duplicate rows: remove them first" if index.unique else ""),
@@ -84,7 +84,7 @@ def duplicate_index(schema: Schema, options: LintOptions) -> Iterable[Violation]
             for index in extra:
                 yield Violation(
                     table.qualified,
-                    f"{table.qualified}: index {index.name} duplicates {keep.name}",
+                    f"index {index.name} on {table.qualified} duplicates {keep.name}",
                     fix=_drop(table, index),
                     evidence=f"{keep.definition}\n{index.definition}\nevery write updates both; reads use only one",
                     names=(index.name,),
@@ -134,7 +134,7 @@ def redundant_index(schema: Schema, options: LintOptions) -> Iterable[Violation]
                 continue
             yield Violation(
                 table.qualified,
-                f"{table.qualified}: index {narrow.name} is redundant: {wide.name} starts with the same keys",
+                f"index {narrow.name} on {table.qualified} is redundant: {wide.name} starts with the same keys",
                 fix=_drop(table, narrow),
                 evidence=f"{narrow.definition}\n{wide.definition}\nqueries on the leading columns can use "
                 f"{wide.name}; keep {narrow.name} only if plans show the smaller index matters",
@@ -157,7 +157,7 @@ def soft_delete_index(schema: Schema, options: LintOptions) -> Iterable[Violatio
                 continue  # foreign-key lookups (ON DELETE) must see deleted rows too
             yield Violation(
                 table.qualified,
-                f"{table.qualified}: index {index.name} also indexes soft-deleted rows ({flag})",
+                f"index {index.name} on {table.qualified} also indexes soft-deleted rows ({flag})",
                 fix=create_index(table, [c for c in index.columns if c], unique=index.unique, method=index.method,
                                  where=live, name=f"{index.name}_live") + " " + _drop(table, index),
                 evidence=f"{index.definition}\nqueries filter on {live}; "
@@ -177,7 +177,7 @@ def btree_on_array(schema: Schema, options: LintOptions) -> Iterable[Violation]:
                 if name and table_column(schema, table, name).is_array:
                     yield Violation(
                         table.qualified,
-                        f"{table.qualified}: btree index {index.name} on array column {name}",
+                        f"btree index {index.name} on {table.qualified} has array column {name}",
                         fix=create_index(table, [name], method="gin", name=ddl.index_name(table.name, [name], "ix", "gin"))
                         + " " + drop_index(table, index),
                         evidence=f"{index.definition}\nbtree serves = on the whole array only; containment "
@@ -202,7 +202,7 @@ def boolean_index(schema: Schema, options: LintOptions) -> Iterable[Violation]:
                    if rest else f"-- drop {index.name}, or index the rows a query wants: WHERE {where}")
             yield Violation(
                 table.qualified,
-                f"{table.qualified}: index {index.name} has boolean key column {', '.join(flags)}",
+                f"index {index.name} on {table.qualified} has boolean key column {', '.join(flags)}",
                 fix=fix,
                 evidence=f"{index.definition}\na two-valued key rarely narrows a search; a partial index "
                 "on the rare value is smaller",
@@ -225,7 +225,7 @@ def redundant_predicate(schema: Schema, options: LintOptions) -> Iterable[Violat
                 if column is not None and column.not_null:
                     yield Violation(
                         table.qualified,
-                        f"{table.qualified}: index {index.name} filters {name} IS NOT NULL, but {name} is NOT NULL",
+                        f"index {index.name} on {table.qualified} filters {name} IS NOT NULL, but {name} is NOT NULL",
                         fix=f"-- re-create {index.name} without the {name} IS NOT NULL condition",
                         evidence=index.definition,
                         names=(index.name, name),
@@ -246,7 +246,7 @@ def timestamp_in_middle(schema: Schema, options: LintOptions) -> Iterable[Violat
             order = [k for k in keys if k not in middle] + middle
             yield Violation(
                 table.qualified,
-                f"{table.qualified}: index {index.name} has timestamp {', '.join(middle)} in the middle of its keys",
+                f"index {index.name} on {table.qualified} has timestamp {', '.join(middle)} in the middle of its keys",
                 fix=create_index(table, order, unique=index.unique, name=f"{index.name}_reordered")
                 + " " + drop_index(table, index),
                 evidence=f"{index.definition}\na range condition on a middle key makes the keys after it "

@@ -143,10 +143,18 @@ def _referenced_table(catalog: Catalog, table: Table, stem: str) -> Table | None
     return None
 
 
+# History and audit tables keep rows after their subject is deleted: no foreign key on purpose.
+_HISTORY = re.compile(r".*(_versions?|_histor(y|ies)|_audits?|_logs?|_archives?|_snapshots?)$|^(audit_log|versions)$")
+
+
 def missing_fk(schema: Schema, options: LintOptions) -> Iterable[Violation]:
-    """K04: a ``<thing>_id`` column next to a ``<things>`` table is declared as a foreign key."""
+    """K04: a ``<thing>_id`` column next to a ``<things>`` table is declared as a foreign key
+    (not in history or audit tables, and never pointing a table at itself: ``reactions.reaction_id``
+    names a kind of reaction, a self-reference is called ``parent_id``)."""
     catalog = schema.catalog
     for table in schema.tables():
+        if _HISTORY.match(table.name):
+            continue
         referenced = fk_columns(table)
         names = {c.name for c in table.columns}
         for column in table.columns:
@@ -159,7 +167,7 @@ def missing_fk(schema: Schema, options: LintOptions) -> Iterable[Violation]:
             parent = _referenced_table(catalog, table, stem)
             if parent is None or parent.primary_key is None or len(parent.primary_key.columns) != 1:
                 continue
-            if parent.qualified == table.qualified and column.name in pk_columns(table):
+            if parent.qualified == table.qualified:
                 continue
             key = parent.column(parent.primary_key.columns[0])
             if _key_family(key) != _key_family(column):
@@ -188,7 +196,7 @@ def duplicate_fk(schema: Schema, options: LintOptions) -> Iterable[Violation]:
                 continue
             yield Violation(
                 table.qualified,
-                f"{table.qualified}: foreign key {fk.name} repeats {first.name}",
+                f"foreign key {fk.name} on {table.qualified} repeats {first.name}",
                 fix=alter(table, f"DROP CONSTRAINT {ddl.ident(fk.name)}"),
                 evidence=f"{first.name}: {first.definition}\n{fk.name}: {fk.definition}\n"
                          "every insert and update checks the same reference twice",
@@ -219,7 +227,7 @@ def composite_fk_nullable(schema: Schema, options: LintOptions) -> Iterable[Viol
             cols = ", ".join(fk.columns)
             yield Violation(
                 table.qualified,
-                f"{table.qualified}: foreign key {fk.name} ({cols}) is not checked when {' or '.join(nullable)} is NULL",
+                f"foreign key {fk.name} ({cols}) on {table.qualified} is not checked when {' or '.join(nullable)} is NULL",
                 fix=alter(table, f"ADD CONSTRAINT {ddl.ident(ddl.index_name(table.name, fk.columns, 'ck', 'nulls'))} "
                                  f"CHECK (num_nulls({ddl.columns(fk.columns)}) IN (0, {len(fk.columns)}))")
                 + " -- or re-create the foreign key with MATCH FULL, or make the columns NOT NULL",
@@ -237,7 +245,7 @@ def not_valid(schema: Schema, options: LintOptions) -> Iterable[Violation]:
                 continue
             yield Violation(
                 table.qualified,
-                f"{table.qualified}: {constraint.kind} {constraint.name} is NOT VALID (existing rows never checked)",
+                f"{constraint.kind} {constraint.name} on {table.qualified} is NOT VALID (existing rows never checked)",
                 fix=alter(table, f"VALIDATE CONSTRAINT {ddl.ident(constraint.name)}"),
                 evidence=f"{constraint.name}: {constraint.definition}\nrows written before it was added may "
                          "break it; VALIDATE takes only a SHARE UPDATE EXCLUSIVE lock",
@@ -254,7 +262,7 @@ def all_nullable(schema: Schema, options: LintOptions) -> Iterable[Violation]:
             continue
         yield Violation(
             table.qualified,
-            f"{table.qualified}: all {len(rest)} non-key columns accept NULL",
+            f"all {len(rest)} non-key columns of {table.qualified} accept NULL",
             fix=alter(table, f"ALTER COLUMN {ddl.ident(rest[0].name)} SET NOT NULL")
             + " -- for each column the application always fills",
             evidence="columns: " + ", ".join(f"{c.name} {c.type}" for c in rest),
@@ -276,7 +284,7 @@ def nullable_index_column(schema: Schema, options: LintOptions) -> Iterable[Viol
                 continue
             yield Violation(
                 table.qualified,
-                f"{table.qualified}: index {index.name} is led by nullable {lead} and also stores its NULLs",
+                f"index {index.name} on {table.qualified} is led by nullable {lead} and also stores its NULLs",
                 fix=create_index(table, [c for c in index.columns if c], name=index.name + "_nn",
                                  where=f"{ddl.ident(lead)} IS NOT NULL")
                 + f" -- then drop {index.name}, if queries never look for NULL",

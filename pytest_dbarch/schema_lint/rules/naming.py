@@ -35,14 +35,32 @@ def _named(schema: Schema) -> Iterator[tuple[str, str, str, str]]:
         yield "function", function.name, "", f"{function.kind} {function.schema}.{function.name}"
 
 
+_SUFFIXES = frozenset({"pkey", "key", "fkey", "idx", "index", "seq", "check", "excl", "ix", "ux", "uq", "fk", "pk", "ck"})
+
+
+def _vocabulary(schema: Schema, table: str) -> frozenset[str]:
+    """The words a name on ``table`` is made of: its columns' and its own, and the usual suffixes."""
+    found = schema.catalog.tables.get(table)
+    names = [c.name for c in found.columns] + [found.name] if found else [t.name for t in schema.catalog]
+    return _SUFFIXES | {word for name in names for word in name.lower().split("_") if word}
+
+
+def _cut_short(name: str, vocabulary: frozenset[str]) -> bool:
+    """A 63-byte name whose last word is the start of a longer word it was built from: PostgreSQL
+    cut it. A name that ends in a whole word is as long as its author made it (Rails and
+    SQLAlchemy keep names at 63 bytes themselves)."""
+    last = name.lower().rsplit("_", 1)[-1]
+    return bool(last) and last not in vocabulary and any(w.startswith(last) for w in vocabulary)
+
+
 def identifier_length(schema: Schema, options: LintOptions) -> Iterable[Violation]:
-    """N01: names at PostgreSQL's 63-byte limit were (probably) cut short."""
+    """N01: names PostgreSQL cut at its 63-byte limit."""
     for kind, name, table, what in _named(schema):
-        if len(name.encode()) < ddl.MAX_IDENTIFIER:
+        if len(name.encode()) < ddl.MAX_IDENTIFIER or not _cut_short(name, _vocabulary(schema, table)):
             continue
         yield Violation(
             table,
-            f"{what}: the name is {len(name.encode())} bytes, PostgreSQL's limit; it was probably truncated",
+            f"{what} has a name cut at {len(name.encode())} bytes, PostgreSQL's limit",
             fix="-- rename it to fewer than 63 bytes (ALTER ... RENAME ...), and shorten the name in the code "
             "that creates it",
             evidence=f"{name!r}: a longer name given in DDL is silently cut, so the code and the catalog "
@@ -80,7 +98,7 @@ def missing_comment(schema: Schema, options: LintOptions) -> Iterable[Violation]
         if bare and table.comment:
             yield Violation(
                 table.qualified,
-                f"{table.qualified}: {len(bare)} column{'s have' if len(bare) > 1 else ' has'} no comment",
+                f"{len(bare)} column{'s' if len(bare) > 1 else ''} of {table.qualified} ha{'ve' if len(bare) > 1 else 's'} no comment",
                 fix=f"COMMENT ON COLUMN {ddl.relation(table.schema, table.name)}.{ddl.ident(bare[0])} IS '<meaning, unit>';",
                 evidence=", ".join(bare),
                 names=tuple(bare),

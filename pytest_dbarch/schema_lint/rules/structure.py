@@ -97,7 +97,7 @@ def primary_key_first(schema: Schema, options: LintOptions) -> Iterable[Violatio
             continue
         yield Violation(
             table.qualified,
-            f"{table.qualified}: primary key ({', '.join(keys)}) is not the first column"
+            f"the primary key ({', '.join(keys)}) of {table.qualified} is not the first column"
             f"{'s' if len(keys) > 1 else ''}",
             fix=f"-- in the next rewrite of {table.qualified}, declare {', '.join(keys)} first",
             evidence="columns in order: " + ", ".join(c.name for c in table.columns),
@@ -121,7 +121,7 @@ def numbered_columns(schema: Schema, options: LintOptions) -> Iterable[Violation
                 continue
             yield Violation(
                 table.qualified,
-                f"{table.qualified}: repeating columns {', '.join(names)}",
+                f"{table.qualified} has repeating columns {', '.join(names)}",
                 fix=f"CREATE TABLE {ddl.ident(table.name + '_' + stem.strip('_') + 's')} (...); "
                 "-- one row per value, with a foreign key to the owner",
                 evidence="a fixed number of slots: a query must name each, and a third value needs a migration",

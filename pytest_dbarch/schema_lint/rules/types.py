@@ -33,10 +33,14 @@ def primary_key_type(schema: Schema, options: LintOptions) -> Iterable[Violation
     """T01: primary keys of a type that will not run out (policy: dbarch_schema_lint_pk_types)."""
     for table in schema.tables():
         references = fk_columns(table)
-        for name in pk_columns(table):
+        keys = pk_columns(table)
+        for name in keys:
             if name in references:
                 continue  # its type follows the referenced table's key, checked there
             column = table.column(name)
+            numbered = column.identity or "nextval(" in (column.default or "")
+            if len(keys) > 1 and not numbered:
+                continue  # a position or code inside a composite key, not a counter that runs out
             if options.pk_types:
                 if _allowed(column, options.pk_types):
                     continue

@@ -37,7 +37,7 @@ def unused_index(schema: Schema, options: LintOptions) -> Iterable[Violation]:
                 continue
             yield Violation(
                 table.qualified,
-                f"{table.qualified}: index {index.name} ({index.size_bytes // (1 << 20)} MB) was never used "
+                f"index {index.name} on {table.qualified} ({index.size_bytes // (1 << 20)} MB) was never used "
                 f"since the statistics began {_age(stats.window_days)}",
                 fix=drop_index(table, index) + " -- after checking replicas and rare jobs (statistics are per server)",
                 evidence=f"{index.definition}\nidx_scan = 0 since the statistics began {stats.window_days:.1f} days ago",
@@ -60,7 +60,7 @@ def seq_scan_heavy(schema: Schema, options: LintOptions) -> Iterable[Violation]:
         per_scan = figures.seq_tup_read // max(1, figures.seq_scan)
         yield Violation(
             table.qualified,
-            f"{table.qualified}: {figures.seq_scan:,} sequential scans vs {figures.idx_scan:,} index scans "
+            f"{table.qualified} had {figures.seq_scan:,} sequential scans vs {figures.idx_scan:,} index scans "
             f"on {figures.live_rows:,} rows",
             fix=f"-- find the statements (pg_stat_statements, or dbarch_budget.explain) that scan "
             f"{ddl.relation(table.schema, table.name)} and index their WHERE columns: CREATE INDEX CONCURRENTLY ...",
@@ -82,7 +82,7 @@ def bloat(schema: Schema, options: LintOptions) -> Iterable[Violation]:
             continue
         yield Violation(
             table.qualified,
-            f"{table.qualified}: {share:.0%} of its rows are dead ({figures.dead_rows:,})",
+            f"{share:.0%} of the rows of {table.qualified} are dead ({figures.dead_rows:,})",
             fix=f"VACUUM (VERBOSE, ANALYZE) {ddl.relation(table.schema, table.name)}; -- and lower its "
             "autovacuum_vacuum_scale_factor",
             evidence="dead rows are still read by scans and make the table and its indexes larger "
