@@ -197,3 +197,32 @@ def test_statistics_rules_on_real_traffic(dbarch_psycopg: psycopg.Connection, db
     assert found["schema.unused-index"].title.startswith("index ix_big_code on public.big (1 MB) was never used since the statistics began")
     assert found["schema.unused-index"].fix.startswith("DROP INDEX CONCURRENTLY ix_big_code;")
     assert found["schema.bloat"].title == "40% of the rows of public.big are dead (12,000)"
+
+
+def test_models_that_fail_to_import_are_one_clear_error(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_dbarch.models import ModelsError
+    from pytest_dbarch.schema_lint import intent
+
+    pytester.makepyfile(brokenmodels="class User:\n    items: list[Item] = []\n", sqlmodels="""
+        from sqlalchemy import ForeignKey
+        from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+        class Base(DeclarativeBase):
+            pass
+
+        class Owner(Base):
+            __tablename__ = "owners"
+            id: Mapped[int] = mapped_column(primary_key=True)
+            pets: Mapped[list["Pet"]] = relationship()
+
+        class Pet(Base):
+            __tablename__ = "pets"
+            id: Mapped[int] = mapped_column(primary_key=True)
+            owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id"))
+    """)
+    monkeypatch.syspath_prepend(str(pytester.path))
+    with pytest.raises(ModelsError, match="importing it raised NameError: name 'Item' is not defined"):
+        intent.load("brokenmodels:User", "dbarch_models")
+    # the mappers are found whether the base or its metadata is named
+    assert {m.class_.__name__ for m in intent.load("sqlmodels:Base.metadata").mappers} == {"Owner", "Pet"}
+    assert {m.class_.__name__ for m in intent.load("sqlmodels:Base").mappers} == {"Owner", "Pet"}

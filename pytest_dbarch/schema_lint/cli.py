@@ -129,6 +129,11 @@ def _lint_dsn(dsn: str, options: Any, models: Any) -> Any:
                 f"{' '.join(str(exc).split())}",
                 "use a role with pg_read_all_data (or pg_monitor for the statistics), or --stats off",
             ) from None
+        except psycopg.Error as exc:
+            raise DbarchError(
+                f"reading the catalog of {conn.info.dbname} failed: {' '.join(str(exc).split())}",
+                f"retry when the server is less busy (every statement has a {STATEMENT_TIMEOUT} timeout)",
+            ) from None
 
 
 def _lint_build(project: Any, args: argparse.Namespace, options: Any, models: Any) -> tuple[Any, str]:

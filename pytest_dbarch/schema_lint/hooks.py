@@ -179,9 +179,15 @@ def _lint_template(config: pytest.Config) -> tuple[LintResult, Schema]:
     databases = session_databases(config)
     server = databases.start()
     template = databases.template_for(_schema_source(settings))
-    with plugin_statements(), psycopg.connect(server.dsn(template)) as conn:
-        conn.read_only = True
-        schema = lint.read(conn, options, models, fresh=True)
+    try:
+        with plugin_statements(), psycopg.connect(server.dsn(template)) as conn:
+            conn.read_only = True
+            schema = lint.read(conn, options, models, fresh=True)
+    except psycopg.Error as exc:
+        raise DbarchError(
+            f"the catalog of the template database could not be read: {' '.join(str(exc).split())}",
+            "check that the server is still running; this is otherwise a pytest-dbarch bug",
+        ) from None
     # The session's queries are only known at the end: the JSONB rule runs in its own item.
     return lint.check(schema, _without_queries(options)), schema
 

@@ -2,8 +2,8 @@
 when a declarative base can be found, its mappers (relationships and their cascades).
 
 ``dbarch_models`` (or ``--models``) names either the base or its ``.metadata``; the
-mappers are found from the base, from the object the path names, or from a base in
-the same module that owns this ``MetaData``.
+mappers are found from the base (or SQLModel's registry), from the object the path names,
+or from the mapped classes of its module whose tables are in this ``MetaData``.
 """
 
 from __future__ import annotations
@@ -53,10 +53,24 @@ def _mappers(target: str, metadata: MetaData) -> tuple[Mapper[Any], ...]:
     except (ImportError, AttributeError):
         return ()
     for candidate in candidates:
-        registry = getattr(candidate, "registry", None)
+        registry = getattr(candidate, "registry", None) or getattr(candidate, "_sa_registry", None)  # SQLModel
         if registry is not None and getattr(candidate, "metadata", None) is metadata:
             return tuple(registry.mappers)
-    return ()
+    return _mapped_classes(candidates, metadata)
+
+
+def _mapped_classes(candidates: list[Any], metadata: MetaData) -> tuple[Mapper[Any], ...]:
+    """The mappers of the classes among ``candidates`` whose table is in ``metadata``."""
+    from sqlalchemy import inspect
+    from sqlalchemy.orm import Mapper
+
+    found: dict[int, Mapper[Any]] = {}
+    for candidate in candidates:
+        if isinstance(candidate, type):
+            mapper = inspect(candidate, raiseerr=False)
+            if isinstance(mapper, Mapper) and getattr(mapper.local_table, "metadata", None) is metadata:
+                found[id(mapper)] = mapper
+    return tuple(found.values())
 
 
 def load(target: str | None, setting: str = "dbarch_models", metadata: MetaData | None = None) -> Models | None:
@@ -65,7 +79,15 @@ def load(target: str | None, setting: str = "dbarch_models", metadata: MetaData 
         return Models(metadata, (), target or "")
     if not target:
         return None
-    metadata = load_metadata(target, setting)
+    try:
+        metadata = load_metadata(target, setting)
+    except ModelsError:
+        raise
+    except Exception as exc:  # the application's module itself fails while importing
+        raise ModelsError(
+            f"{setting} {target!r} cannot be loaded: importing it raised {type(exc).__name__}: {exc}",
+            "fix the models module (run 'python -c \"import <module>\"' to see the whole error)",
+        ) from None
     return Models(metadata, _mappers(target, metadata), target)
 
 
