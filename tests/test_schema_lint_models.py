@@ -42,6 +42,13 @@ class Contact(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class AccountName(Base):
+    """Mapped to a view in the database (a table in the template create_all builds)."""
+    __tablename__ = "account_names"
+    name: Mapped[str] = mapped_column(String(80), primary_key=True)
+    label: Mapped[str] = mapped_column(String(80))
 '''
 
 SLOPPY = '''
@@ -131,6 +138,17 @@ def test_missing_table_and_partial_unique(dbarch_psycopg, dbarch_schema_lint):
     ]  # two partial unique indexes are not compared by their predicates' text
 
 
+def test_views_are_compared_by_presence(dbarch_psycopg, dbarch_schema_lint):
+    dbarch_psycopg.execute(
+        "DROP TABLE account_names; CREATE VIEW account_names AS SELECT name, name AS label FROM accounts"
+    )
+    assert dbarch_schema_lint(rules=MODEL_RULES) == []  # a view's columns are all nullable, unindexed
+    dbarch_psycopg.execute("DROP VIEW account_names")
+    assert titles(dbarch_schema_lint(rules=["schema.model-missing"])) == [
+        ("schema.model-missing", "failed", "table public.account_names is in the models but not in the database"),
+    ]
+
+
 def test_sloppy_relationships(dbarch_psycopg, dbarch_schema_lint):
     dbarch_psycopg.execute("CREATE UNIQUE INDEX ux_contacts_account_id ON contacts (account_id)")
     found = titles(dbarch_schema_lint(models="sloppy:Base", rules=["schema.orm-cascade", "schema.orm-hygiene = on"]))
@@ -157,4 +175,4 @@ def test_parity_and_cascades(external_pytester: pytest.Pytester) -> None:
     # would clash), so the template is built from the good models with the same shape.
     pytester.makeini("[pytest]\npythonpath = .\ndbarch_metadata = models:Base.metadata\n")
     result = pytester.runpytest("--dbarch-report-dir", "off", "-p", "no:randomly")
-    result.assert_outcomes(passed=5)
+    result.assert_outcomes(passed=6)

@@ -67,7 +67,7 @@ def _mapped_classes(candidates: list[Any], metadata: MetaData) -> tuple[Mapper[A
     found: dict[int, Mapper[Any]] = {}
     for candidate in candidates:
         if isinstance(candidate, type):
-            mapper = inspect(candidate, raiseerr=False)
+            mapper: Any = inspect(candidate, raiseerr=False)
             if isinstance(mapper, Mapper) and getattr(mapper.local_table, "metadata", None) is metadata:
                 found[id(mapper)] = mapper
     return tuple(found.values())

@@ -24,6 +24,14 @@ from pytest_dbarch.schema_lint.rule import Schema, Violation
 if TYPE_CHECKING:
     from pytest_dbarch.postgres.catalog import Column, Table
 
+def _stored(schema: Schema) -> Iterator[tuple[Any, Table, str]]:
+    """The model tables that exist as tables: a view's columns are always nullable and
+    unindexed in the catalog, so only its presence is compared."""
+    for model, table, qualified in _pairs(schema):
+        if table is not None and table.kind in ("table", "partitioned table"):
+            yield model, table, qualified
+
+
 def _pairs(schema: Schema) -> Iterator[tuple[Any, Table | None, str]]:
     """(model table, catalog table or None, qualified name) for every model table."""
     models = schema.models
@@ -114,9 +122,7 @@ def unmapped(schema: Schema, options: LintOptions) -> Iterable[Violation]:
 
 def nullability(schema: Schema, options: LintOptions) -> Iterable[Violation]:
     """K10: a column is NOT NULL in the database exactly when the models say so."""
-    for model, table, qualified in _pairs(schema):
-        if table is None:
-            continue
+    for model, table, qualified in _stored(schema):
         for model_column in model.columns:
             column = schema.column(table, model_column.name)
             if column is None or model_column.primary_key:
@@ -168,9 +174,7 @@ def _model_uniques(model: Any) -> Iterator[tuple[tuple[str, ...], bool, str]]:
 
 def uniqueness(schema: Schema, options: LintOptions) -> Iterable[Violation]:
     """K09: every uniqueness the models declare is enforced by a unique index."""
-    for model, table, qualified in _pairs(schema):
-        if table is None:
-            continue
+    for model, table, qualified in _stored(schema):
         for columns, partial, name in _model_uniques(model):
             if any(schema.column(table, c) is None for c in columns):
                 continue  # reported as a missing column
@@ -258,9 +262,7 @@ def _type_problem(model_column: Any, column: Column) -> str | None:
 
 def types(schema: Schema, options: LintOptions) -> Iterable[Violation]:
     """K11: lengths, enum labels and type families agree between models and database."""
-    for model, table, qualified in _pairs(schema):
-        if table is None:
-            continue
+    for model, table, qualified in _stored(schema):
         for model_column in model.columns:
             column = schema.column(table, model_column.name)
             if column is None:
