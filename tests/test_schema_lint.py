@@ -4,6 +4,8 @@ real traffic for the statistics rules, and the application's models."""
 
 from __future__ import annotations
 
+import textwrap
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -199,11 +201,14 @@ def test_statistics_rules_on_real_traffic(dbarch_psycopg: psycopg.Connection, db
     assert found["schema.bloat"].title == "40% of the rows of public.big are dead (12,000)"
 
 
-def test_models_that_fail_to_import_are_one_clear_error(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_models_that_fail_to_import_are_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Written with tmp_path, not pytester: pytester restores sys.modules afterwards, which
+    # would unload SQLAlchemy modules first imported here and break later in-process tests.
     from pytest_dbarch.models import ModelsError
     from pytest_dbarch.schema_lint import intent
 
-    pytester.makepyfile(brokenmodels="class User:\n    items: list[Item] = []\n", sqlmodels="""
+    (tmp_path / "lint_broken_models.py").write_text("class User:\n    items: list[Item] = []\n")
+    (tmp_path / "lint_mapped_models.py").write_text(textwrap.dedent("""
         from sqlalchemy import ForeignKey
         from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -219,10 +224,10 @@ def test_models_that_fail_to_import_are_one_clear_error(pytester: pytest.Pyteste
             __tablename__ = "pets"
             id: Mapped[int] = mapped_column(primary_key=True)
             owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id"))
-    """)
-    monkeypatch.syspath_prepend(str(pytester.path))
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ModelsError, match="importing it raised NameError: name 'Item' is not defined"):
-        intent.load("brokenmodels:User", "dbarch_models")
+        intent.load("lint_broken_models:User", "dbarch_models")
     # the mappers are found whether the base or its metadata is named
-    assert {m.class_.__name__ for m in intent.load("sqlmodels:Base.metadata").mappers} == {"Owner", "Pet"}
-    assert {m.class_.__name__ for m in intent.load("sqlmodels:Base").mappers} == {"Owner", "Pet"}
+    assert {m.class_.__name__ for m in intent.load("lint_mapped_models:Base.metadata").mappers} == {"Owner", "Pet"}
+    assert {m.class_.__name__ for m in intent.load("lint_mapped_models:Base").mappers} == {"Owner", "Pet"}
