@@ -243,6 +243,69 @@ OPTIONS: tuple[Option, ...] = (
     # --- constraint property tests (issue 9)
 
     # --- schema lint (issue 10)
+    Option(
+        "schema_lint",
+        "'true': collect schema-lint items (one per rule that found something in the built "
+        "schema, one passed item for the rest), failing on failed findings",
+        default="false",
+        flag="--dbarch-schema-lint",
+    ),
+    Option(
+        "schema_lint_rules",
+        "schema-lint rules, one per line: '<rule> = failed|warning|on|off' sets a severity or "
+        "turns an opt-in rule on ('schema.* = failed': strict); a bare '<rule>' runs only the "
+        "rules listed",
+        kind="linelist",
+        default=(),
+    ),
+    Option(
+        "schema_lint_ignore",
+        "schema-lint waivers, one per line: '<rule> <table or object> [reason]' (e.g. "
+        "schema.fk-index audit_log.row_id append-only), globs allowed",
+        kind="linelist",
+        default=(),
+    ),
+    Option(
+        "schema_lint_pk_types",
+        "primary-key types the project allows (e.g. 'bigint uuid'); default: anything but "
+        "smallint and integer",
+        kind="linelist",
+        default=(),
+    ),
+    Option(
+        "schema_lint_strings",
+        "string policy: 'text' (flag varchar(n): use text with a CHECK), 'varchar' (flag text "
+        "and unbounded varchar) or 'any'",
+        default="any",
+        choices=("any", "text", "varchar"),
+    ),
+    Option(
+        "schema_lint_naming",
+        "naming patterns, one '<kind> = <regex>' per line (kinds: table, column, index, unique, "
+        "primary_key, foreign_key, check, exclusion, sequence, function, view)",
+        kind="linelist",
+        default=(),
+    ),
+    Option(
+        "schema_lint_required_columns",
+        "columns every table must have, as 'name' or 'name:type' (e.g. created_at:timestamptz "
+        "updated_at:timestamptz)",
+        kind="linelist",
+        default=(),
+    ),
+    Option(
+        "schema_lint_stats",
+        "rules that need usage statistics (unused indexes, sequential scans, bloat): 'auto' "
+        "(only when the statistics cover 7 days or more), 'on' or 'off'",
+        default="auto",
+        choices=("auto", "on", "off"),
+    ),
+    Option(
+        "schema_lint_schemas",
+        "schemas the lint reads (default: every schema but the system ones)",
+        kind="linelist",
+        default=(),
+    ),
 
     # --- concurrency harness (issue 11)
 
@@ -310,6 +373,15 @@ class Settings:
     # --- constraint property tests (issue 9)
 
     # --- schema lint (issue 10)
+    schema_lint: str = "false"
+    schema_lint_rules: tuple[str, ...] = ()
+    schema_lint_ignore: tuple[str, ...] = ()
+    schema_lint_pk_types: tuple[str, ...] = ()
+    schema_lint_strings: str = "any"
+    schema_lint_naming: tuple[str, ...] = ()
+    schema_lint_required_columns: tuple[str, ...] = ()
+    schema_lint_stats: str = "auto"
+    schema_lint_schemas: tuple[str, ...] = ()
 
     # --- concurrency harness (issue 11)
 

@@ -69,6 +69,9 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_dbarch.migrations import hooks as migration_hooks
 
     config.pluginmanager.register(migration_hooks, "dbarch-migrations")
+    from pytest_dbarch.schema_lint import hooks as schema_lint_hooks
+
+    config.pluginmanager.register(schema_lint_hooks, "dbarch-schema-lint")
     _install_sigterm_handler(config)
     config.pluginmanager.register(queries_hooks, "dbarch-queries")
 

@@ -19,7 +19,7 @@ import pytest
 from pytest_dbarch.config import NPLUSONE_MODES
 from pytest_dbarch.findings import Area, Finding, Status
 from pytest_dbarch.fixtures import FindingRecorder
-from pytest_dbarch.queries import callsite, capture, lint, nplusone
+from pytest_dbarch.queries import callsite, capture, lint, nplusone, seen
 from pytest_dbarch.queries.log import QueryLog, n_queries
 from pytest_dbarch.stash import SETTINGS
 
@@ -171,6 +171,7 @@ def _check(item: pytest.Item, log: QueryLog, test_failed: bool) -> list[str]:
             failures.append(f"pytest-dbarch: @pytest.mark.max_queries({budget}): " + log.failure(finding.title))
     if not log.count:
         return failures
+    seen.remember(log.statements)
     base = item.config.stash[_RULES]
     marked = marks["nplusone"]
     rules = nplusone.Rules(

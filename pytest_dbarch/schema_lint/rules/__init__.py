@@ -1,0 +1,1 @@
+"""The rules, grouped by theme; each a pure ``check(schema, options)``."""
