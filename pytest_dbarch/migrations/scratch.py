@@ -33,13 +33,15 @@ class Scratch:
         self.databases = databases
         self.extensions = extensions
 
-    def create(self) -> ScratchDatabase:
+    def create(self, template: str | None = None) -> ScratchDatabase:
+        """An empty database with the configured extensions, or a copy of ``template``
+        (a checkpoint this Scratch made)."""
         server = self.databases.start()
         janitor = self.databases.janitor
         assert janitor is not None
-        name = janitor.create(janitor.new_name("migrations"), "template0")
+        name = janitor.create(janitor.new_name("migrations"), template or "template0")
         database = ScratchDatabase(name, server.url(name), server.dsn(name))
-        if self.extensions:
+        if self.extensions and template is None:
             with psycopg.connect(database.dsn, autocommit=True) as conn:
                 for ext in self.extensions:
                     try:
@@ -52,10 +54,21 @@ class Scratch:
                         ) from None
         return database
 
-    def drop(self, database: ScratchDatabase) -> None:
+    def copy(self, database: ScratchDatabase) -> str:
+        """A template copy of ``database`` (a checkpoint); its name. Sessions still on
+        ``database`` (an env.py that never closed its engine) are ended first."""
         janitor = self.databases.janitor
-        if janitor is not None and janitor.owns(database.name):
-            janitor.drop(database.name)
+        assert janitor is not None
+        janitor.disconnect(database.name)
+        return janitor.create(janitor.new_name("checkpoint"), database.name)
+
+    def drop(self, database: ScratchDatabase) -> None:
+        self.drop_name(database.name)
+
+    def drop_name(self, name: str) -> None:
+        janitor = self.databases.janitor
+        if janitor is not None and janitor.owns(name):
+            janitor.drop(name)
 
 
 def scratch_public(conn: psycopg.Connection[Any]) -> tuple[str, ...]:
