@@ -66,6 +66,20 @@ def _engine_like_connection_class() -> type:
     return EngineLikeConnection
 
 
+def _commit(context: Any) -> None:
+    """Commit what the last step did, wherever env.py keeps its transaction: Alembic's
+    own (``autocommit_block()`` commits and opens the next one), or one the connection
+    began by itself (a statement env.py ran outside ``begin_transaction()``)."""
+    connection = context.connection
+    if connection is None or not connection.in_transaction():
+        return
+    if getattr(context, "_transaction", None) is not None:
+        with context.autocommit_block():
+            pass
+    else:
+        connection.commit()
+
+
 def drive_stepwise_one(runner: AlembicRunner, step: Step) -> None:
     """One step on its own (``upgrade()``/``downgrade()`` outside a walk)."""
     failure: list[MigrationError] = []
@@ -186,6 +200,10 @@ class AlembicRunner:
     def revisions(self) -> list[Revision]:
         return list(self._revisions)
 
+    @property
+    def env_path(self) -> str:
+        return str(Path(self.script.dir) / "env.py")
+
     def heads(self) -> list[str]:
         return sorted(self.script.get_heads())
 
@@ -269,8 +287,7 @@ class AlembicRunner:
                     yield make(self.script.revision_map, script)
                     # The step ran: commit it wherever env.py keeps its transaction.
                     self._end_relay()
-                    with context.autocommit_block():
-                        pass
+                    _commit(context)
                     step = current[0] = advance()  # type: ignore[assignment]
                 if isinstance(step, Outside):
                     current[0] = step  # env.py must let go of the database first

@@ -44,7 +44,7 @@ def _describe(diff: Any) -> str:
         return f"constraint {diff[1].name} on {diff[1].table.name} is in the migrated schema but not in the models"
     if kind.startswith("modify_"):
         _, schema, table, column, _, existing, wanted = diff
-        what = kind[len("modify_") :].replace("_", " ")
+        what = {"modify_default": "server default"}.get(kind, kind[len("modify_") :].replace("_", " "))
         if kind == "modify_nullable":
             existing, wanted = ("NULL" if v else "NOT NULL" for v in (existing, wanted))
         return (

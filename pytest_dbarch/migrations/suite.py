@@ -193,7 +193,7 @@ def _run(
     deploy = checks.deploy_transaction(runner.transaction_per_revision, runner.source, the_plan.rootdir)
     if deploy is not None:
         results.findings[("deploy-transaction", "")] = [deploy]
-    timeouts.regroup(results.findings, runner.source, the_plan.rootdir)
+    timeouts.regroup(results.findings, getattr(runner, "env_path", runner.source), the_plan.rootdir)
     if options.drift:
         results.findings[("drift", "")] = drift_findings
     results.seconds = time.perf_counter() - started

@@ -22,8 +22,9 @@ REPORT = "migrations.locks.timeouts"
 _SET = re.compile(r"lock_timeout=(?!0\b|\?)(\S+)")
 
 
-def regroup(findings: dict[tuple[str, str], list[Finding]], source: str, rootdir: str | Path) -> None:
-    """Rewrite the lock-safety findings of ``findings`` in place."""
+def regroup(findings: dict[tuple[str, str], list[Finding]], env: str, rootdir: str | Path) -> None:
+    """Rewrite the lock-safety findings of ``findings`` in place; ``env`` is the file that
+    sets up the migration connection (env.py), or the history itself."""
     missing: list[str] = []  # revisions with a timeout problem
     guarded = False  # some revision ran strong DDL under a lock_timeout
     for (check, rev), group in findings.items():
@@ -43,7 +44,7 @@ def regroup(findings: dict[tuple[str, str], list[Finding]], source: str, rootdir
         findings[key] = [f for f in findings[key] if f.rule != LOCK]
         if not findings[key]:
             del findings[key]
-    where = str(Path(relative(source, rootdir)).parent / "env.py") if source.endswith(".ini") else relative(source, rootdir)
+    where = relative(env, rootdir)
     shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
     findings.setdefault(("deploy-transaction", ""), []).append(
         Finding(
