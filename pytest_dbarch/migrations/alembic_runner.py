@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import functools
+import re
 import sys
 import traceback
 import warnings
@@ -111,6 +112,21 @@ def _is_empty_body(body: list[ast.stmt]) -> tuple[bool, str]:
     return False, ""
 
 
+def _refusal(body: list[ast.stmt]) -> str:
+    """A downgrade that starts by raising (other than NotImplementedError) declares the
+    revision one-way: the exception's message, or its name."""
+    rest = [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    if not rest or not isinstance(rest[0], ast.Raise) or rest[0].exc is None:
+        return ""
+    exc = rest[0].exc
+    name = exc.func if isinstance(exc, ast.Call) else exc
+    if isinstance(name, ast.Name) and name.id == "NotImplementedError":
+        return ""
+    if isinstance(exc, ast.Call) and exc.args and isinstance(exc.args[0], ast.Constant):
+        return str(exc.args[0].value)
+    return ast.unparse(exc)
+
+
 def _function_bodies(path: Path) -> dict[str, list[ast.stmt]]:
     try:
         tree = ast.parse(path.read_text(), str(path))
@@ -185,6 +201,7 @@ class AlembicRunner:
         down = script.down_revision
         parents = () if down is None else ((down,) if isinstance(down, str) else tuple(down))
         comment = _explanation(text, bodies.get("downgrade", [])) if down_empty else ""
+        refuses = _refusal(bodies.get("downgrade", []))
         return Revision(
             id=script.revision,
             down=parents,
@@ -194,6 +211,7 @@ class AlembicRunner:
             downgrade_empty=down_empty,
             downgrade_note=note,
             downgrade_comment=comment,
+            downgrade_refuses=refuses,
             waivers=read_waivers(text),
         )
 
@@ -489,6 +507,10 @@ class AlembicRunner:
         self.config.attributes.pop("connection", None)
 
 
+_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-f]+>")
+
+
 def _first_line(exc: BaseException) -> str:
+    """The error's first line, Python object reprs (``<... object at 0x...>``) cut out."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else ""
+    return _REPR.sub("...", text.splitlines()[0]) if text else ""

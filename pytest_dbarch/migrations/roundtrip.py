@@ -10,8 +10,8 @@ the state its parents left:
 The next revision starts from S3. The whole walk is one generator of steps
 (``runners.Step``), so a runner can run env.py once for many steps.
 
-When a round trip leaves the database different, the database is rebuilt from the
-nearest good point: a template copy of the last clean state (a checkpoint, made after
+When upgrading again does not reproduce the first upgrade's state (or a step failed
+half-way), the database is rebuilt from the nearest good point: a template copy of the last clean state (a checkpoint, made after
 each rebuild), upgraded through the revisions applied since; every rebuild becomes the
 next checkpoint, so the whole walk replays each revision at most once more. Every
 failing revision is reported, not only the first; a revision below one that cannot be
@@ -236,6 +236,10 @@ class RoundTrip:
         try:
             yield from self._step(rev, False, StatementRelay([down_writes], rev))
         except MigrationError as exc:
+            if rev.downgrade_refuses:
+                if self._refused(rev, seeded):
+                    return (yield from self._rebuild(applied + [rev]))
+                return (yield from self._restore(rev, applied, s1))
             if seeded is not None and seeded.rows:
                 return (yield from self._without_rows(rev, s0, s1, applied, seeded, exc, "downgrade"))
             self._fail(rev, f"revision {rev.id}: downgrade raised {exc.reason}", [str(exc)], exc.fix, exc.where)
@@ -258,7 +262,7 @@ class RoundTrip:
         self._data_verdict(rev, seeded, default_problems, rows_problems, transformed)
         if leaked:
             self._leak(rev, leaked, writes.tables)
-        if lost or again or leaked:
+        if again or leaked:  # upgrading again did not reproduce the first upgrade's state
             return (yield from self._rebuild(applied + [rev]))
         return s3
 
@@ -293,7 +297,7 @@ class RoundTrip:
         again_lines = diff.compare(s1, s3, lost="missing after upgrading again", extra="extra after upgrading again")
         self._round_trip_verdict(rev, lost, again_lines)
         self._data_depends(rev, seeded, exc, action, also_empty=False)
-        if lost or again_lines:
+        if again_lines:
             return (yield from self._rebuild(applied + [rev]))
         return s3
 
@@ -364,6 +368,29 @@ class RoundTrip:
                 "the revision with dbarch_one_way = '<reason>' if it is meant to be irreversible",
             ),
         )
+
+    def _refused(self, rev: Revision, seeded: Any) -> bool:
+        """A downgrade that raises by design (its first statement is a raise): the revision
+        is one-way by the authors' decision, said where reviewers see it. True when seeded
+        rows could not be removed (the caller rebuilds)."""
+        leaked: list[str] = []
+        if seeded is not None:
+            from pytest_dbarch.migrations import data_roundtrip
+
+            leaked = data_roundtrip.remove(self.runner.connection(), seeded)
+        self.outcome.add(
+            "round-trip",
+            rev.id,
+            self._finding(
+                ROUND_TRIP,
+                Status.WARNING,
+                f"revision {rev.id}: one-way by design: its downgrade raises {rev.downgrade_refuses!r}",
+                rev,
+                fix="nothing to do if the revision is meant to be irreversible; the history cannot be "
+                f"downgraded below {rev.id}",
+            ),
+        )
+        return bool(leaked)
 
     def _fail(self, rev: Revision, title: str, evidence: list[str], fix: str, where: str = "") -> None:
         finding = self._finding(ROUND_TRIP, Status.FAILED, title, rev, "\n".join(evidence), fix)

@@ -116,6 +116,7 @@ class Revision:
     downgrade_empty: bool = False
     downgrade_note: str = ""  # why the downgrade counts as empty (pass, NotImplementedError...)
     downgrade_comment: str = ""  # what an empty downgrade's docstring or comments say
+    downgrade_refuses: str = ""  # the downgrade starts with a raise: its message (one-way by design)
     waivers: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     @property

@@ -104,7 +104,7 @@ class Results:
         if check == "empty-downgrade" and self.for_item("round-trip", revision):
             return f"its empty downgrade is reported by round-trip[{revision}]"
         if self.broken:
-            return f"not checked: {self.broken[0].title} (reported once)"
+            return "not checked: the history could not be walked (the cause is reported once, under deploy-transaction)"
         return ""
 
 
