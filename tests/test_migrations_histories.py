@@ -149,6 +149,8 @@ EMPTY_HISTORY = [
         '"""Nothing to undo: a missing mood means calm, before and after."""'),
     Rev("e3", "op.execute(\"UPDATE t SET name = upper(name)\")", "pass"),
     Rev("e4", "op.execute(\"ALTER TYPE mood ADD VALUE 'busy'\")", "pass"),
+    # A downgrade that refuses by design (warehouse's 'Cannot downgrade past ...').
+    Rev("e5", ["ALTER TABLE t ADD COLUMN z int"], 'raise RuntimeError("Cannot downgrade past e5")'),
 ]
 
 
@@ -165,6 +167,9 @@ def test_empty_downgrades_of_data_migrations(dbarch_migrations, tmp_path: Path) 
     assert trip.status is Status.FAILED
     assert "(its downgrade is empty: its body is only 'pass')" in trip.title
     assert "enum type mood: labels changed" in trip.title or "labels" in trip.title
+    refused = one(results, "round-trip", "e5")
+    assert refused.status is Status.WARNING
+    assert refused.title == "revision e5: one-way by design: its downgrade raises 'Cannot downgrade past e5'"
 
 
 # --- 5. one finding per cause, and a screen of output -----------------------------------

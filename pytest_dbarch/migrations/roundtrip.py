@@ -11,11 +11,12 @@ The next revision starts from S3. The whole walk is one generator of steps
 (``runners.Step``), so a runner can run env.py once for many steps.
 
 When upgrading again does not reproduce the first upgrade's state (or a step failed
-half-way), the database is rebuilt from the nearest good point: a template copy of the last clean state (a checkpoint, made after
-each rebuild), upgraded through the revisions applied since; every rebuild becomes the
-next checkpoint, so the whole walk replays each revision at most once more. Every
-failing revision is reported, not only the first; a revision below one that cannot be
-upgraded is not checked (and says why). Observers hear the first upgrade only.
+half-way), the database is rebuilt from the nearest good point: a template copy of the
+last clean state (a checkpoint, made after each rebuild), upgraded through the
+revisions applied since; every rebuild becomes the next checkpoint, so the whole walk
+replays each revision at most once more. Every failing revision is reported, not only
+the first; a revision below one that cannot be upgraded is not checked (and says why).
+Observers hear the first upgrade only.
 
 Rows seeded for the data round trip never outlive their revision: every row written
 (parents of NOT NULL foreign keys too) is deleted again and the row counts of every
