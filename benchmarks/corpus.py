@@ -88,7 +88,12 @@ ZOU = History(
     "zou/migrations",
     # The pre-1.0 history, as zou's own CLI loads it for old instances.
     "[alembic]\nscript_location = %(here)s/zou/migrations\n"
-    "version_locations = %(here)s/zou/migrations/versions/legacy\n",
+    "version_locations = %(here)s/zou/migrations/versions/legacy\n"
+    # env.py calls logging.config.fileConfig(alembic.ini), as zou's own alembic.ini allows.
+    "[loggers]\nkeys = root\n[handlers]\nkeys = console\n[formatters]\nkeys = generic\n"
+    "[logger_root]\nlevel = WARN\nhandlers = console\n"
+    "[handler_console]\nclass = StreamHandler\nargs = (sys.stderr,)\nlevel = NOTSET\nformatter = generic\n"
+    "[formatter_generic]\nformat = %%(levelname)-5.5s [%%(name)s] %%(message)s\n",
     {
         "zou/__init__.py": "",
         "zou/app/__init__.py": "",

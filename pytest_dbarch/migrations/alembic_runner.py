@@ -124,6 +124,8 @@ def _refusal(body: list[ast.stmt]) -> str:
         return ""
     if isinstance(exc, ast.Call) and exc.args and isinstance(exc.args[0], ast.Constant):
         return str(exc.args[0].value)
+    if isinstance(exc, ast.Call) and exc.args:
+        return ast.unparse(exc.args[0])  # e.g. an f-string, as written
     return ast.unparse(exc)
 
 

@@ -77,6 +77,7 @@ class Results:
     findings: dict[tuple[str, str], list[Finding]] = field(default_factory=dict)
     seconds: float = 0.0
     not_checked: dict[str, str] = field(default_factory=dict)  # revision -> why not
+    skipped: dict[tuple[str, str], str] = field(default_factory=dict)  # (check, revision) -> why no finding
     steps: int = 0  # upgrades and downgrades run
     rebuilds: int = 0
 
@@ -101,6 +102,8 @@ class Results:
         """Why an item has no finding of its own ('' when nothing explains it)."""
         if revision in self.not_checked:
             return self.not_checked[revision]
+        if (check, revision) in self.skipped:
+            return self.skipped[(check, revision)]
         if check == "empty-downgrade" and self.for_item("round-trip", revision):
             return f"its empty downgrade is reported by round-trip[{revision}]"
         if self.broken:
@@ -180,6 +183,7 @@ def _run(
     else:
         results.findings.update(outcome.findings)
     results.not_checked = dict(outcome.not_checked)
+    results.skipped = dict(outcome.skipped)
     results.steps, results.rebuilds = outcome.steps, outcome.rebuilds
     for rev in the_plan.revisions:
         if (options.only is None or rev.id in options.only) and rev.id not in outcome.not_checked:
