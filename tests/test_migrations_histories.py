@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
+# Loaded at collection: pytester's in-process runs elsewhere in the suite (test_catalog)
+# drop modules first imported during them from sys.modules, and SQLAlchemy or Alembic
+# loaded twice in one process mixes classes of both copies.
+import alembic.autogenerate  # noqa: F401
+import alembic.runtime.migration  # noqa: F401
+import sqlalchemy.orm  # noqa: F401
 from pytest_dbarch.findings import Status
+from pytest_dbarch.migrations import alembic_runner, drift, roundtrip  # noqa: F401
 from tests.conftest import database_names
 from tests.migrations_support import ENV_PY, Rev, write_alembic
 
