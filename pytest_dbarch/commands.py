@@ -4,6 +4,7 @@ terminal and the ``.temp/`` report). Commands import this; ``cli.py`` imports th
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from pathlib import Path
 
 from pytest_dbarch.findings import Ledger
@@ -20,12 +21,13 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="show passed checks and evidence")
 
 
-def emit(ledger: Ledger, args: argparse.Namespace, project_dir: Path) -> None:
-    """Hand the findings to every output: the terminal and the ``.temp/`` report."""
+def emit(ledger: Ledger, args: argparse.Namespace, project_dir: Path, lines: Iterable[str] | None = None) -> None:
+    """Hand the findings to every output: the terminal and the ``.temp/`` report.
+    ``lines``: a command's own condensed terminal view, in place of the finding list."""
     from pytest_dbarch.report import terminal
     from pytest_dbarch.report.write import write_report
 
-    for line in terminal.render(ledger, verbose=args.verbose):
+    for line in terminal.render(ledger, verbose=args.verbose) if lines is None else lines:
         print(line)
     if args.report_dir.strip().lower() in ("off", "") or not len(ledger):
         return

@@ -181,6 +181,13 @@ OPTIONS: tuple[Option, ...] = (
         default="on",
         choices=("on", "off"),
     ),
+    Option(
+        "migrations_column_order",
+        "severity when a downgrade restores every column but not their order: 'warning', "
+        "'failed' or 'off' (it matters for SELECT * and COPY, not for integrity)",
+        default="warning",
+        choices=("warning", "failed", "off"),
+    ),
     # --- queries (issue 3)
     Option(
         "nplusone",
@@ -358,6 +365,7 @@ class Settings:
     migrations_metadata: str | None = None
     migrations_data: str = "on"
     migrations_drift: str = "on"
+    migrations_column_order: str = "warning"
     # --- queries (issue 3)
     nplusone: str = "warn"
     nplusone_threshold: int = 2

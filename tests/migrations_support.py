@@ -59,6 +59,7 @@ def _body(code: str | Sequence[str]) -> str:
 
 def write_alembic(root: Path, revisions: Sequence[Rev], env: str = ENV_PY) -> Path:
     """alembic.ini, migrations/env.py and one file per revision under ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
     (root / "alembic.ini").write_text(ALEMBIC_INI)
     versions = root / "migrations" / "versions"
     versions.mkdir(parents=True)

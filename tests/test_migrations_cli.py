@@ -30,7 +30,7 @@ def test_example_project_passes_the_gate(inner_dsn: str) -> None:
 
 def test_broken_history_fails_the_gate_and_since_limits_it(tmp_path: Path, inner_dsn: str) -> None:
     planted_history(tmp_path)
-    result = dbarch(tmp_path, inner_dsn, "migrations", "check", "--no-data")
+    result = dbarch(tmp_path, inner_dsn, "migrations", "check", "--no-data", "-v")
     assert result.returncode == 1
     assert result.stdout.count("FAIL [migrations.round-trip]") == 10
     assert "FAIL [migrations.round-trip] revision r02: downgrade does not restore the schema: enum type mood left behind" in result.stdout
@@ -55,7 +55,7 @@ def test_broken_history_fails_the_gate_and_since_limits_it(tmp_path: Path, inner
         (versions / name).write_text(text)
     subprocess.run([*git, "add", "."], cwd=tmp_path, check=True)
     subprocess.run([*git, "commit", "-qm", "feature"], cwd=tmp_path, check=True)
-    result = dbarch(tmp_path, inner_dsn, "migrations", "check", "--no-data", "--since", "main")
+    result = dbarch(tmp_path, inner_dsn, "migrations", "check", "--no-data", "--since", "main", "-v")
     assert result.returncode == 1
     assert "2 of 12 revisions checked" in result.stdout
     assert result.stdout.count("FAIL [migrations.round-trip]") == 1
@@ -66,6 +66,7 @@ def test_bad_usage_is_one_clear_message(tmp_path: Path, inner_dsn: str) -> None:
     result = dbarch(tmp_path, inner_dsn, "migrations", "check")
     assert result.returncode == 2
     assert f"dbarch: no alembic.ini in {tmp_path}" in result.stderr
+    assert not (tmp_path / ".temp").exists()
     assert "Traceback" not in result.stderr
     result = dbarch(tmp_path, inner_dsn, "migrations", "check", "--since", "nowhere", str(ROOT / "example_project" / "alembic.ini"))
     assert result.returncode == 2

@@ -489,8 +489,12 @@ def test_each_subject_is_reported_once_per_revision(lint_dsn: str, schema: str) 
         ALTER TABLE u ADD COLUMN z2 int;
     """
     findings = [f for f in run(lint_dsn, schema, script) if f.is_problem]
-    text = sorted(f.title.split(":")[0] for f in findings if f.rule.endswith("prefer-text-field"))
-    assert text == ["a1", "a2"]
+    text = sorted(f.title for f in findings if f.rule.endswith("prefer-text-field"))
+    # The title names every column (issue 13), one finding per statement.
+    assert text == [
+        "a1.name varchar(10): varchar(n) column",
+        "a2.name varchar(10), a2.nick varchar(5): varchar(n) column",
+    ]
     assert "name varchar(10), nick varchar(5)" in [f for f in findings if f.title.startswith("a2")][0].evidence
     assert len([f for f in findings if f.rule.endswith("require-lock-timeout")]) == 1
 

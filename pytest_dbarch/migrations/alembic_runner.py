@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
+import re
 import sys
 import traceback
 import warnings
@@ -23,8 +25,75 @@ from typing import Any
 import psycopg
 
 from pytest_dbarch.migrations.observe import RanStatement
-from pytest_dbarch.migrations.runners import MigrationError, Revision, StatementRelay, read_waivers
+from pytest_dbarch.migrations.runners import (
+    EnvError,
+    MigrationError,
+    Outside,
+    Revision,
+    StatementRelay,
+    Step,
+    Walk,
+    read_waivers,
+)
 from pytest_dbarch.postgres.template import working_directory
+
+
+# The context.configure() options that decide what drift compares (read from env.py).
+COMPARE_OPTIONS = (
+    "compare_type",
+    "compare_server_default",
+    "include_object",
+    "include_name",
+    "include_schemas",
+    "version_table_schema",
+)
+
+
+@functools.cache
+def _engine_like_connection_class() -> type:
+    from sqlalchemy.engine import Connection
+
+    class EngineLikeConnection(Connection):
+        """The checker's Connection, usable where env.py expects an Engine: pytest-alembic's
+        env.py shape ``with connectable.connect() as connection:`` gets this very
+        connection back, left open for the next step."""
+
+        def connect(self) -> contextlib.AbstractContextManager[Any]:
+            return contextlib.nullcontext(self)
+
+        def dispose(self, close: bool = True) -> None:
+            """Nothing to dispose: the checker owns the connection."""
+
+    return EngineLikeConnection
+
+
+def _commit(context: Any) -> None:
+    """Commit what the last step did, wherever env.py keeps its transaction: Alembic's
+    own (``autocommit_block()`` commits and opens the next one), or one the connection
+    began by itself (a statement env.py ran outside ``begin_transaction()``)."""
+    connection = context.connection
+    if connection is None or not connection.in_transaction():
+        return
+    if getattr(context, "_transaction", None) is not None:
+        with context.autocommit_block():
+            pass
+    else:
+        connection.commit()
+
+
+def drive_stepwise_one(runner: AlembicRunner, step: Step) -> None:
+    """One step on its own (``upgrade()``/``downgrade()`` outside a walk)."""
+    failure: list[MigrationError] = []
+
+    def walk() -> Walk:
+        try:
+            yield step
+        except MigrationError as exc:
+            failure.append(exc)
+
+    runner.drive(walk())
+    if failure:
+        raise failure[0]
 
 
 def _is_empty_body(body: list[ast.stmt]) -> tuple[bool, str]:
@@ -43,6 +112,23 @@ def _is_empty_body(body: list[ast.stmt]) -> tuple[bool, str]:
     return False, ""
 
 
+def _refusal(body: list[ast.stmt]) -> str:
+    """A downgrade that starts by raising (other than NotImplementedError) declares the
+    revision one-way: the exception's message, or its name."""
+    rest = [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    if not rest or not isinstance(rest[0], ast.Raise) or rest[0].exc is None:
+        return ""
+    exc = rest[0].exc
+    name = exc.func if isinstance(exc, ast.Call) else exc
+    if isinstance(name, ast.Name) and name.id == "NotImplementedError":
+        return ""
+    if isinstance(exc, ast.Call) and exc.args and isinstance(exc.args[0], ast.Constant):
+        return str(exc.args[0].value)
+    if isinstance(exc, ast.Call) and exc.args:
+        return ast.unparse(exc.args[0])  # e.g. an f-string, as written
+    return ast.unparse(exc)
+
+
 def _function_bodies(path: Path) -> dict[str, list[ast.stmt]]:
     try:
         tree = ast.parse(path.read_text(), str(path))
@@ -53,6 +139,18 @@ def _function_bodies(path: Path) -> dict[str, list[ast.stmt]]:
         for node in tree.body
         if isinstance(node, ast.FunctionDef) and node.name in ("upgrade", "downgrade")
     }
+
+
+def _explanation(text: str, body: list[ast.stmt]) -> str:
+    """The docstring and ``#`` comments inside a function body: why it does nothing."""
+    if not body:
+        return ""
+    lines = text.splitlines()[body[0].lineno - 1 : (body[-1].end_lineno or body[-1].lineno)]
+    said = [line.strip().lstrip("#").strip() for line in lines if line.strip().startswith("#")]
+    first = body[0]
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        said.insert(0, " ".join(first.value.value.split()))
+    return " ".join(s for s in said if s)
 
 
 class AlembicRunner:
@@ -66,6 +164,7 @@ class AlembicRunner:
         self.source = str(ini)
         self.version_table = "alembic_version"
         self.transaction_per_revision: bool | None = None
+        self.compare_options: dict[str, Any] = {}
         self._metadata: Any = None
         self.config = Config(str(ini))
         try:
@@ -103,6 +202,8 @@ class AlembicRunner:
             text = ""
         down = script.down_revision
         parents = () if down is None else ((down,) if isinstance(down, str) else tuple(down))
+        comment = _explanation(text, bodies.get("downgrade", [])) if down_empty else ""
+        refuses = _refusal(bodies.get("downgrade", []))
         return Revision(
             id=script.revision,
             down=parents,
@@ -111,11 +212,17 @@ class AlembicRunner:
             upgrade_empty=up_empty,
             downgrade_empty=down_empty,
             downgrade_note=note,
+            downgrade_comment=comment,
+            downgrade_refuses=refuses,
             waivers=read_waivers(text),
         )
 
     def revisions(self) -> list[Revision]:
         return list(self._revisions)
+
+    @property
+    def env_path(self) -> str:
+        return str(Path(self.script.dir) / "env.py")
 
     def heads(self) -> list[str]:
         return sorted(self.script.get_heads())
@@ -126,6 +233,7 @@ class AlembicRunner:
 
         self.config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
         self._engine = create_engine(url, poolclass=NullPool)
+        self._engine._connection_cls = _engine_like_connection_class()
         self._conn = self._engine.connect()
         self.config.attributes["connection"] = self._conn
         if not self._listening:
@@ -144,43 +252,148 @@ class AlembicRunner:
         return self._metadata
 
     def upgrade(self, revision: Revision, relay: StatementRelay | None = None) -> None:
-        self._step(revision, upgrade=True, relay=relay)
+        drive_stepwise_one(self, Step(revision, True, relay))
 
-    def downgrade(self, revision: Revision) -> None:
-        self._step(revision, upgrade=False, relay=None)
+    def downgrade(self, revision: Revision, relay: StatementRelay | None = None) -> None:
+        drive_stepwise_one(self, Step(revision, False, relay))
 
-    def _step(self, revision: Revision, upgrade: bool, relay: StatementRelay | None) -> None:
+    def drive(self, walk: Walk) -> None:
+        """Run env.py once for as many steps of ``walk`` as it can.
+
+        env.py gets a migration function whose steps come from the walk, one at a time:
+        each step is committed (``autocommit_block()`` ends the transaction env.py may
+        hold open for all revisions) before the walk sees its outcome, so the walk can
+        read the catalog and seed rows between steps. A failing step ends env.py's run;
+        its error is thrown into the walk and env.py runs again for the rest. Running
+        env.py once instead of once per step saves its connect and imports each time.
+        """
         from alembic.runtime.environment import EnvironmentContext
         from alembic.runtime.migration import MigrationStep
 
-        script = self._scripts[revision.id]
-        make = MigrationStep.upgrade_from_script if upgrade else MigrationStep.downgrade_from_script
+        pending: list[Any] = [None, None]  # value to send, MigrationError to throw
+        finished = False
 
-        def steps(heads: Any, context: Any) -> list[Any]:
-            self.version_table = context.version_table
-            # What `alembic upgrade head` does on deploy: one transaction for every pending
-            # revision unless env.py asks for one per revision.
-            self.transaction_per_revision = bool(context.opts.get("transaction_per_migration"))
-            self._metadata = context.opts.get("target_metadata")
-            if relay is not None:
-                relay.begin(self.connection())
-            return [make(self.script.revision_map, script)]
+        def advance() -> Step | Outside | None:
+            nonlocal finished
+            value, error = pending
+            pending[:] = [None, None]
+            try:
+                return walk.throw(error) if error is not None else walk.send(value)
+            except StopIteration:
+                finished = True
+                return None
 
-        self._relay, self._revision_path = relay, revision.path
-        try:
-            with working_directory(self.ini.parent), EnvironmentContext(
-                self.config, self.script, fn=steps, destination_rev=revision.id
-            ):
-                self.script.run_env()
-            if self._conn.in_transaction():
-                self._conn.commit()
-        except Exception as exc:
-            self._recover()
-            raise self._explain(exc, revision, "upgrade" if upgrade else "downgrade") from None
-        finally:
-            if relay is not None:
-                relay.end(self.connection())
+        while not finished:
+            request = advance()
+            while isinstance(request, Outside):
+                pending[0] = request.action()
+                request = advance()
+            if request is None:
+                return
+            current: list[Step] = [request]
+            called = False
+
+            def steps(heads: Any, context: Any) -> Any:
+                nonlocal called
+                called = True
+                self._read_options(context)
+                step: Step | None = current[0]
+                while isinstance(step, Step):
+                    script = self._scripts[step.revision.id]
+                    make = MigrationStep.upgrade_from_script if step.upgrade else MigrationStep.downgrade_from_script
+                    self._relay, self._revision_path = step.relay, step.revision.path
+                    if step.relay is not None:
+                        step.relay.begin(self.connection())
+                    yield make(self.script.revision_map, script)
+                    # The step ran: commit it wherever env.py keeps its transaction.
+                    self._end_relay()
+                    _commit(context)
+                    step = current[0] = advance()  # type: ignore[assignment]
+                if isinstance(step, Outside):
+                    current[0] = step  # env.py must let go of the database first
+                # the walk is over (None) or wants the database alone: env.py ends here
+
+            try:
+                with working_directory(self.ini.parent), EnvironmentContext(
+                    self.config, self.script, fn=steps, destination_rev=None
+                ):
+                    self.script.run_env()
+                if self._conn.in_transaction():
+                    self._conn.commit()
+            except Exception as exc:
+                self._end_relay()
+                self._recover()
+                step = current[0]
+                if not called:
+                    raise self._env_failed(exc) from None
+                if not isinstance(step, Step):
+                    raise self._env_failed(exc, after_steps=True) from None
+                pending[1] = self._explain(exc, step.revision, "upgrade" if step.upgrade else "downgrade")
+                continue
+            finally:
+                self._relay = None
+            if not called:
+                raise EnvError(
+                    f"env.py of {self.ini} never ran the migrations (context.run_migrations() was "
+                    "not called, or env.py ran in offline mode)",
+                    "env.py must call context.configure(connection=...) and context.run_migrations() "
+                    "when context.is_offline_mode() is false",
+                    where=str(Path(self.script.dir) / "env.py"),
+                )
+            step = current[0]
+            if isinstance(step, Outside):
+                pending[0] = step.action()
+            elif isinstance(step, Step):  # env.py returned without running every step
+                raise EnvError(
+                    f"env.py of {self.ini} stopped before the migrations ran (revision {step.revision.id})",
+                    "env.py must run context.run_migrations() once, inside context.begin_transaction()",
+                    where=str(Path(self.script.dir) / "env.py"),
+                )
+
+    def _end_relay(self) -> None:
+        if self._relay is not None:
+            self._relay.end(self.connection())
             self._relay = None
+
+    def _read_options(self, context: Any) -> None:
+        """What env.py configured: the version table, per-revision transactions (what
+        ``alembic upgrade head`` does on deploy), the models and the comparison options
+        drift must honour."""
+        self.version_table = context.version_table
+        self.transaction_per_revision = bool(context.opts.get("transaction_per_migration"))
+        self._metadata = context.opts.get("target_metadata")
+        self.compare_options = {k: v for k, v in context.opts.items() if k in COMPARE_OPTIONS}
+
+    def _env_failed(self, exc: Exception, after_steps: bool = False) -> EnvError:
+        """One error for the history: env.py cannot run at all."""
+        frames = traceback.extract_tb(exc.__traceback__)
+        env_frames = [f for f in frames if f.filename.endswith("env.py")]
+        where = f"{env_frames[-1].filename}:{env_frames[-1].lineno}" if env_frames else str(self.ini)
+        line = (env_frames[-1].line or "").strip() if env_frames else ""
+        cause = f"{type(exc).__name__}: {_first_line(exc)}"
+        if isinstance(exc, ImportError):
+            missing = getattr(exc, "name", None) or ""
+            fix = (
+                f"make {missing or 'the module'} importable where the checks run: if it is part of "
+                "this project, add 'prepend_sys_path = .' to the [alembic] section of alembic.ini "
+                "(or run from the directory that holds it / set PYTHONPATH); if it is a package, "
+                "install it into this environment"
+            )
+        elif "has no attribute 'connect'" in str(exc) or "has no attribute 'begin'" in str(exc):
+            fix = (
+                f"env.py line '{line}' expects an Engine: take the Connection given in "
+                "config.attributes['connection'] and use it directly (context.configure(connection=it)), "
+                "or build an engine from sqlalchemy.url"
+            )
+        else:
+            fix = "fix env.py at the line shown; it must configure the context and call context.run_migrations()"
+        when = "after running revisions" if after_steps else "before any revision ran"
+        return EnvError(
+            f"env.py of {self.ini} fails {when}, at {where}: {cause}" + (f" (line: {line})" if line else ""),
+            fix,
+            where=where,
+            reason=cause,
+        )
 
     def _recover(self) -> None:
         """Leave the connection usable (rolled back, or replaced if it broke)."""
@@ -296,6 +509,10 @@ class AlembicRunner:
         self.config.attributes.pop("connection", None)
 
 
+_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-f]+>")
+
+
 def _first_line(exc: BaseException) -> str:
+    """The error's first line, Python object reprs (``<... object at 0x...>``) cut out."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else ""
+    return _REPR.sub("...", text.splitlines()[0]) if text else ""

@@ -33,8 +33,17 @@ def single_head(heads: Sequence[str], declared: Sequence[str], source: str, root
     return Finding(SINGLE_HEAD, Area.MIGRATIONS, Status.FAILED, title, "heads: " + ", ".join(heads), where, fix)
 
 
-def empty_downgrade(revision: Revision, rootdir: str | Path) -> Finding:
-    """A revision that changes something must be able to undo it, or say why not."""
+def empty_downgrade(
+    revision: Revision, rootdir: str | Path, schema_changed: bool | None = None, round_trip_failed: bool = False
+) -> Finding | None:
+    """A revision that changes something must be able to undo it, or say why not.
+
+    ``schema_changed``: whether its upgrade changed the schema (None: not run). When the
+    round trip already failed on it, that finding names the empty downgrade and this
+    check adds none (one finding per cause). An upgrade that changed no schema (a data
+    migration) with an empty downgrade is at most a warning, and passes when the
+    downgrade says why there is nothing to undo.
+    """
     where = f"{relative(revision.path, rootdir)} (revision {revision.id})"
     waived = "one-way" in revision.waivers
     if revision.upgrade_empty or not revision.downgrade_empty:
@@ -52,16 +61,43 @@ def empty_downgrade(revision: Revision, rootdir: str | Path) -> Finding:
             f"revision {revision.id}: one-way by decision: {revision.waivers['one-way']}",
             where=where,
         )
+    if round_trip_failed:
+        return None
+    said = revision.downgrade_comment
+    if schema_changed is False:
+        if said:
+            return Finding(
+                EMPTY_DOWNGRADE,
+                Area.MIGRATIONS,
+                Status.PASSED,
+                f"revision {revision.id}: changes no schema, and its empty downgrade says why: {_clip(said)}",
+                where=where,
+            )
+        return Finding(
+            EMPTY_DOWNGRADE,
+            Area.MIGRATIONS,
+            Status.WARNING,
+            f"revision {revision.id}: changes data only and its downgrade is empty ({revision.downgrade_note}): "
+            "the data it changed stays changed after a downgrade",
+            where=where,
+            fix=f"say in downgrade() of revision {revision.id} why there is nothing to undo (a docstring or "
+            "comment), or write the reverse data change",
+        )
     return Finding(
         EMPTY_DOWNGRADE,
         Area.MIGRATIONS,
-        Status.FAILED,
-        f"revision {revision.id}: downgrade is empty ({revision.downgrade_note})",
+        Status.WARNING if said and schema_changed is None else Status.FAILED,
+        f"revision {revision.id}: downgrade is empty ({revision.downgrade_note})"
+        + (f"; it says: {_clip(said)}" if said else ""),
         where=where,
         fix=f"write downgrade() of revision {revision.id} to undo its upgrade, or mark the "
         "revision one-way with a reason reviewers can see: dbarch_one_way = '<why>' "
         "(SQL: -- dbarch: one-way: <why>)",
     )
+
+
+def _clip(text: str, limit: int = 100) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def deploy_transaction(per_revision: bool | None, source: str, rootdir: str | Path) -> Finding | None:

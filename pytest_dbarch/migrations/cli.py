@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,8 @@ def register(areas: Any) -> None:
     check = commands.add_parser(
         "check",
         help="round trips, data round trips, drift, single head and empty downgrades of a history",
+        description="Exit codes: 0 every check passed, 1 a check failed, 2 bad usage (no such source) "
+        "or a server that was not reached, 130 interrupted.",
     )
     check.add_argument("source", nargs="?", help="alembic.ini or a directory of .sql migrations (default: ./alembic.ini)")
     check.add_argument("--dsn", help="use an existing server instead of starting one [env: DBARCH_DSN]")
@@ -36,6 +37,13 @@ def register(areas: Any) -> None:
     check.add_argument("--no-drift", action="store_true", help="skip the comparison with the models")
     check.add_argument("--since", metavar="REF", help="round-trip only revisions whose files were added since git REF")
     check.add_argument("--extension", action="append", default=[], help="extension to create first (repeatable)")
+    check.add_argument(
+        "--column-order",
+        choices=("warning", "failed", "off"),
+        default="warning",
+        help="severity when a downgrade restores every column but not their order (default: warning)",
+    )
+    check.add_argument("--json", metavar="FILE", help="also write every finding to FILE, one JSON object a line")
     add_output_options(check)
     check.set_defaults(func=check_command)
 
@@ -61,20 +69,35 @@ def _added_files(ref: str, cwd: Path) -> set[str]:
     return {str((Path(top) / line).resolve()) for line in out.splitlines() if line}
 
 
+def _usable_server(databases: Any) -> None:
+    """Reach the server before any check runs: a server that cannot be used is a usage
+    error (exit 2), said with this command's own option names."""
+    try:
+        databases.start()
+    except DbarchError as exc:
+        databases.close()
+        raise DbarchError(
+            "the server was not reached: " + _cli_spelling(exc.cause), _cli_spelling(exc.fix)
+        ) from None
+
+
+def _cli_spelling(text: str) -> str:
+    return text.replace("--dbarch-dsn", "--dsn").replace("--dbarch-pg-bin", "--pg-bin")
+
+
 def check_command(args: argparse.Namespace) -> int:
     from pytest_dbarch.config import Settings
-    from pytest_dbarch.migrations import suite
+    from pytest_dbarch.migrations import suite, summary
     from pytest_dbarch.postgres.databases import Databases
 
     cwd = Path.cwd()
     source = args.source or "alembic.ini"
-    if not args.source and not (cwd / source).is_file():
-        print(
-            f"dbarch: no alembic.ini in {cwd}\n  fix: run in the project directory, or give the "
-            "path of alembic.ini or of a directory of .sql migrations",
-            file=sys.stderr,
+    if not (cwd / source).exists():
+        where = f"no alembic.ini in {cwd}" if not args.source else f"{source} does not exist ({(cwd / source).resolve()})"
+        raise DbarchError(
+            where,
+            "run in the project directory, or give the path of alembic.ini or of a directory of .sql migrations",
         )
-        return 2
     dsn = args.dsn or os.environ.get("DBARCH_DSN") or None
     settings = Settings(
         dsn=dsn,
@@ -95,8 +118,10 @@ def check_command(args: argparse.Namespace) -> int:
         metadata=args.metadata,
         extensions=tuple(args.extension),
         only=only,
+        column_order=args.column_order,
     )
     databases = Databases(settings, "cli")
+    _usable_server(databases)
     try:
         results = suite.run(the_plan, databases, options)
     finally:
@@ -104,6 +129,11 @@ def check_command(args: argparse.Namespace) -> int:
     ledger = Ledger()
     ledger.extend(results.all())
     revisions = len(the_plan.revisions) if only is None else f"{len(only)} of {len(the_plan.revisions)}"
-    print(f"dbarch migrations check: {the_plan.source}: {revisions} revisions checked in {results.seconds:.1f} s")
-    emit(ledger, args, cwd)
+    print(
+        f"dbarch migrations check: {the_plan.source}: {revisions} revisions checked in {results.seconds:.1f} s "
+        f"({results.steps} upgrade/downgrade steps, {results.rebuilds} rebuilds)"
+    )
+    if args.json:
+        Path(args.json).write_text("".join(f.to_json() + "\n" for f in results.all()))
+    emit(ledger, args, cwd, lines=None if args.verbose else summary.lines(results))
     return 1 if results.problems() else 0

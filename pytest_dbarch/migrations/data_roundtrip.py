@@ -9,8 +9,14 @@ work (rolled back); after upgrading again the same rows, with the same keys and 
 in the columns that lived through both, must be there.
 
 Values come from each column's type (enums take their first label; NOT NULL foreign
-keys borrow a row of the referenced table); a table no generated row fits (a CHECK it
-cannot satisfy, an unknown type) is named in the evidence and left unchecked.
+keys borrow a row of the referenced table, writing one if it has none); a table no
+generated row fits (a CHECK it cannot satisfy, an unknown type) is named in the evidence
+and left unchecked.
+
+Every row written is remembered, parents included, and deleted again in reverse order
+(``remove``); the row count of every table is then compared with the count before
+seeding, so a row the upgrade derived from a seeded one is caught too. What could not
+be removed is returned, never swallowed: the caller rebuilds the database.
 """
 
 from __future__ import annotations
@@ -71,10 +77,27 @@ class SeededTable:
 
 
 @dataclass
+class Written:
+    """One row the seeding wrote, by the text of its key columns."""
+
+    table: str
+    keys: tuple[str, ...]
+    values: tuple[str, ...]
+
+
+@dataclass
 class Seeded:
     tables: list[SeededTable] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "table: why"
     considered: list[str] = field(default_factory=list)
+    rows: list[Written] = field(default_factory=list)  # every row written, in order
+    counts: dict[str, int] = field(default_factory=dict)  # rows per table before seeding
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    table: str
+    text: str
 
 
 class _NotSeeded(Exception):
@@ -108,7 +131,9 @@ def _columns(conn: psycopg.Connection[Any], table: str) -> list[Column]:
     return [Column(*row) for row in conn.execute(_COLUMNS, (quoted,)).fetchall()]
 
 
-def _value(column: Column, n: int, conn: psycopg.Connection[Any], depth: int = 0) -> tuple[bool, Any]:
+def _value(
+    column: Column, n: int, conn: psycopg.Connection[Any], depth: int = 0, written: list[Written] | None = None
+) -> tuple[bool, Any]:
     """(True, value) for a value of the column's type, (False, reason) when there is none."""
     if column.references:
         target, _, col = column.references.rpartition(":")
@@ -117,8 +142,8 @@ def _value(column: Column, n: int, conn: psycopg.Connection[Any], depth: int = 0
         ).fetchone()
         if row is None and column.not_null and depth < 3:
             # Borrowing needs a parent row: write one (not checked itself).
-            parent = target.replace('"', "")
-            _insert(conn, parent, _columns(conn, parent), 1000 + n, None, depth + 1)
+            parent = target.replace('"', "").removeprefix("public.")
+            _insert(conn, parent, _columns(conn, parent), 1000 + n, None, depth + 1, written)
             row = conn.execute(
                 sql.SQL("SELECT {}::text FROM {} LIMIT 1").format(sql.Identifier(col), sql.SQL(target))
             ).fetchone()
@@ -156,6 +181,7 @@ def _insert(
     n: int,
     skip_defaulted: set[str] | None,
     depth: int = 0,
+    written: list[Written] | None = None,
 ) -> tuple[str, ...] | str:
     """INSERT one row keyed by ``n``; the returned text of every column, or why it failed.
 
@@ -173,7 +199,7 @@ def _insert(
             continue
         if not column.not_null and not column.is_key and not column.references:
             continue
-        ok, value = _value(column, n, conn, depth)
+        ok, value = _value(column, n, conn, depth, written)
         if not ok:
             return str(value)
         names.append(sql.Identifier(column.name))
@@ -190,10 +216,14 @@ def _insert(
         )
     try:
         with conn.transaction():
-            row = conn.execute(query).fetchone()
+            row = conn.execute(query, prepare=False).fetchone()
     except psycopg.Error as exc:
         return str(exc).strip().splitlines()[0]
     assert row is not None
+    if written is not None:
+        keys = [c.name for c in columns if c.is_key] or [c.name for c in columns]
+        by_name = dict(zip([c.name for c in columns], row))
+        written.append(Written(table, tuple(keys), tuple(by_name[k] for k in keys)))
     return tuple(row)
 
 
@@ -216,23 +246,32 @@ def seed(conn: psycopg.Connection[Any], before: Snapshot, after: Snapshot) -> Se
     """Write rows into the tables the revision changed; remember them by key."""
     seeded = Seeded()
     columns_before = {name for kind, name in before.objects if kind == "column"}
-    for table in changed_tables(before, after):
+    tables = changed_tables(before, after)
+    if tables:
+        seeded.counts = row_counts(conn)
+    for table in tables:
         seeded.considered.append(table)
         columns = _columns(conn, table)
         keys = [c.name for c in columns if c.is_key] or [c.name for c in columns]
         compared = [c.name for c in columns if f"{table}.{c.name}" in columns_before]
+        new_keys = [k for k in keys if f"{table}.{k}" not in columns_before]
+        if new_keys:  # a key the revision adds is made anew by every upgrade: rows cannot be matched
+            seeded.skipped.append(f"{table}: its key ({', '.join(new_keys)}) is added by this revision")
+            continue
         rows: dict[tuple[str, ...], tuple[str, ...]] = {}
+        written: list[Written] = []
         try:
             with conn.transaction():  # a savepoint: a table that cannot be seeded keeps no rows
                 for n in KEYS:
-                    result = _insert(conn, table, columns, n, None)
+                    result = _insert(conn, table, columns, n, None, 0, written)
                     if isinstance(result, str):
                         seeded.skipped.append(f"{table}: {result}")
                         raise _NotSeeded
                     by_name = dict(zip([c.name for c in columns], result))
                     rows[tuple(by_name[k] for k in keys)] = tuple(by_name[c] for c in compared)
         except _NotSeeded:
-            rows = {}
+            rows, written = {}, []
+        seeded.rows += written
         if rows:
             seeded.tables.append(SeededTable(table, keys, compared, rows))
             integer_keys = [c for c in columns if c.is_key and c.has_default and c.type in _INTEGERS]
@@ -242,20 +281,57 @@ def seed(conn: psycopg.Connection[Any], before: Snapshot, after: Snapshot) -> Se
     return seeded
 
 
-def remove(conn: psycopg.Connection[Any], seeded: Seeded) -> None:
-    """Delete the seeded rows again, so every revision starts from the same data (the
-    next revision's seeding reuses the same keys, and the lint sees the same row counts)."""
-    for table in reversed(seeded.tables):
-        matches = sql.SQL(" AND ").join(sql.SQL("{}::text = %s").format(sql.Identifier(k)) for k in table.keys)
-        delete = sql.SQL("DELETE FROM {} WHERE {}").format(_ident(table.table), matches)
+_TABLES = """
+SELECT format('%I.%I', n.nspname, c.relname)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_class'::regclass
+                  AND e.objid = c.oid AND e.deptype = 'e')
+"""
+
+
+def row_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    """Rows in every user table (one statement; the scratch tables are small)."""
+    names = [r[0] for r in conn.execute(_TABLES).fetchall()]
+    counts: dict[str, int] = {}
+    for start in range(0, len(names), 200):
+        chunk = names[start : start + 200]
+        query = sql.SQL(" UNION ALL ").join(
+            sql.SQL("SELECT {}, count(*) FROM {}").format(sql.Literal(name), sql.SQL(name)) for name in chunk
+        )
+        counts.update({name: n for name, n in conn.execute(query, prepare=False).fetchall()})
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.rollback()
+    return counts
+
+
+def remove(conn: psycopg.Connection[Any], seeded: Seeded) -> list[str]:
+    """Delete every seeded row again, newest first, so every revision starts from the
+    same data; what is left behind (a row that cannot be deleted, or a table whose row
+    count differs from before seeding), one line each. Nothing is swallowed."""
+    left: list[str] = []
+    for row in reversed(seeded.rows):
+        # IS NOT DISTINCT FROM: a table without a primary key is matched on every column, NULLs too.
+        matches = sql.SQL(" AND ").join(
+            sql.SQL("{}::text IS NOT DISTINCT FROM %s").format(sql.Identifier(k)) for k in row.keys
+        )
+        delete = sql.SQL("DELETE FROM {} WHERE {}").format(_ident(row.table), matches)
         try:
             with conn.transaction():
-                for key in table.rows:
-                    conn.execute(delete, key)
-        except psycopg.Error:
-            pass  # still referenced by rows of another table: they stay, the schema is unchanged
+                conn.execute(delete, row.values, prepare=False)
+        except psycopg.Error as exc:
+            shown = ", ".join(f"{k}={v}" for k, v in zip(row.keys, row.values))
+            left.append(f"{row.table}: row {shown} cannot be deleted: {str(exc).strip().splitlines()[0]}")
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         conn.commit()
+    if seeded.counts:
+        now = row_counts(conn)
+        for table, before in sorted(seeded.counts.items()):
+            after = now.get(table)
+            if after is not None and after != before:
+                left.append(f"{table}: {after} rows after removing the seeded ones, {before} before seeding")
+    return left
 
 
 def insert_with_defaults(
@@ -278,16 +354,18 @@ def insert_with_defaults(
                 result = _insert(conn, table, columns, PROBE, defaulted)
         except psycopg.Error as exc:
             result = str(exc).strip().splitlines()[0]
-        if isinstance(result, str) and not result.startswith("no "):
+        # Only a NOT NULL violation says a default was lost; another refusal (a CHECK the
+        # generated values do not meet) says nothing about defaults.
+        if isinstance(result, str) and "violates not-null constraint" in result:
             problems.append(f"INSERT into {table} relying on the defaults of {', '.join(sorted(defaulted))} fails: {result}")
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         conn.rollback()
     return problems
 
 
-def verify(conn: psycopg.Connection[Any], seeded: Seeded) -> list[str]:
+def verify(conn: psycopg.Connection[Any], seeded: Seeded) -> list[RowProblem]:
     """After upgrading again: the seeded rows, same keys, same surviving values."""
-    problems = []
+    problems: list[RowProblem] = []
     for table in seeded.tables:
         select = sql.SQL("SELECT {} FROM {}").format(
             sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in table.keys + table.compared),
@@ -295,23 +373,25 @@ def verify(conn: psycopg.Connection[Any], seeded: Seeded) -> list[str]:
         )
         try:
             found = {
-                tuple(row[: len(table.keys)]): tuple(row[len(table.keys) :]) for row in conn.execute(select).fetchall()
+                tuple(row[: len(table.keys)]): tuple(row[len(table.keys) :]) for row in conn.execute(select, prepare=False).fetchall()
             }
         except psycopg.Error as exc:
-            problems.append(f"{table.table}: cannot read the seeded rows back: {str(exc).strip().splitlines()[0]}")
+            problems.append(
+                RowProblem(table.table, f"{table.table}: cannot read the seeded rows back: {str(exc).strip().splitlines()[0]}")
+            )
             conn.rollback()
             continue
         for key, values in table.rows.items():
             shown = ", ".join(f"{k}={v}" for k, v in zip(table.keys, key))
             if key not in found:
-                problems.append(f"{table.table}: row {shown} lost (keys renumbered or rows dropped)")
+                problems.append(RowProblem(table.table, f"{table.table}: row {shown} lost (keys renumbered or rows dropped)"))
             elif found[key] != values:
                 changed = [
                     f"{c} {old!r} -> {new!r}"
                     for c, old, new in zip(table.compared, values, found[key])
                     if old != new
                 ]
-                problems.append(f"{table.table}: row {shown} changed: {', '.join(changed)}")
+                problems.append(RowProblem(table.table, f"{table.table}: row {shown} changed: {', '.join(changed)}"))
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         conn.rollback()
     return problems
@@ -321,15 +401,27 @@ def verdict(
     rev: Revision,
     seeded: Seeded,
     default_problems: list[str],
-    lost_rows: list[str] | None,
+    rows: list[RowProblem] | None,
     make: Callable[..., Finding],
-) -> Finding:
+    transformed: set[str] = frozenset(),  # type: ignore[assignment]
+) -> Finding | None:
+    """The data round trip's finding. Changes to rows of a table the upgrade itself writes
+    (a backfill or data migration) while the downgrade writes nothing back are the
+    upgrade doing its job again, not data lost: information, in the evidence."""
     from pytest_dbarch.migrations.roundtrip import DATA_ROUND_TRIP
 
-    problems = default_problems + (lost_rows or [])
+    intended = [p.text for p in rows or [] if p.table in transformed]
+    problems = default_problems + [p.text for p in rows or [] if p.table not in transformed]
     notes = [f"not seeded: {s}" for s in seeded.skipped]
+    if intended:
+        notes = [
+            f"changed by the upgrade's own data migration ({', '.join(sorted(transformed))} written by upgrade(), "
+            "nothing written back by downgrade()); information, not a loss:",
+            *[f"  {line}" for line in intended],
+            *notes,
+        ]
     checked = ", ".join(t.table for t in seeded.tables) or "no table"
-    if lost_rows is None and not problems:
+    if rows is None and not problems:
         return make(
             DATA_ROUND_TRIP,
             Status.WARNING,
@@ -345,21 +437,47 @@ def verdict(
             f"revision {rev.id}: data does not survive the round trip: {problems[0]}"
             + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""),
             rev,
-            "\n".join(problems + notes + [f"rows seeded into: {checked}"]),
+            "\n".join(problems + notes + [f"rows seeded by the check into: {checked}"]),
             f"make downgrade() of revision {rev.id} keep rows, keys and column defaults as they "
             "were before upgrade() ran",
         )
     if not seeded.considered:
         title = f"revision {rev.id}: data round trip: changes no existing table; INSERTs with defaults still work after its downgrade"
     elif not seeded.tables:
-        return make(
-            DATA_ROUND_TRIP,
-            Status.WARNING,
-            f"revision {rev.id}: data round trip not checked: no rows could be seeded",
-            rev,
-            "\n".join(notes),
-            "seed these tables yourself in a test with the dbarch_migrations fixture",
-        )
+        return None  # no generated row fits these tables (the caller says why the item is skipped)
+    elif intended:
+        title = f"revision {rev.id}: rows and keys of {checked} survive; values its data migration changes change again (information)"
     else:
         title = f"revision {rev.id}: rows and keys of {checked} survive downgrade and upgrade"
     return make(DATA_ROUND_TRIP, Status.PASSED, title, rev, "\n".join(notes))
+
+
+def fails_with_rows(
+    rev: Revision, seeded: Seeded, exc: Exception, action: str, also_empty: bool, make: Callable[..., Finding]
+) -> Finding | None:
+    """A downgrade or re-upgrade that failed while the check's seeded rows were there.
+
+    If it fails on empty tables too, the round trip reports it (one finding per cause).
+    Otherwise the verdict depends on the seeded rows, and the finding says so."""
+    from pytest_dbarch.migrations.roundtrip import DATA_ROUND_TRIP
+
+    if also_empty:
+        return None
+    tables = sorted({row.table for row in seeded.rows})
+    reason = getattr(exc, "reason", "") or str(exc)
+    return make(
+        DATA_ROUND_TRIP,
+        Status.WARNING,
+        f"revision {rev.id}: {action} fails once {', '.join(tables)} hold rows: {reason}",
+        rev,
+        "\n".join(
+            [
+                f"with rows seeded by this check in {', '.join(tables)} (generated values, NULL where a "
+                f"column allows it) the {action} failed; on the same tables without rows it succeeds, so "
+                "the schema round trip was judged on empty tables",
+                str(exc),
+            ]
+        ),
+        f"if production tables hold such rows, make the {action} of revision {rev.id} handle them "
+        "(e.g. fill a column before SET NOT NULL); otherwise nothing to do",
+    )

@@ -31,6 +31,11 @@ def compare(expected: Snapshot, actual: Snapshot, lost: str = "lost", extra: str
     return lines
 
 
+def is_order_change(line: str) -> bool:
+    """A line that says only that columns changed places (not that any was lost)."""
+    return ": columns order changed from (" in line
+
+
 _RELATIONS = {"table", "view", "materialized view", "foreign table", "composite type"}
 
 

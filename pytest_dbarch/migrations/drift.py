@@ -3,7 +3,11 @@
 Alembic's ``compare_metadata`` does the bulk (tables, columns, types, nullability,
 server defaults, indexes, unique constraints, foreign keys, comments). It never looks at
 CHECK constraints or enum labels, so those are compared from the catalog snapshot.
-Each difference is one readable line, said from the models' point of view.
+Each difference is one readable line, said from the models' point of view, with
+types and defaults as SQL. The comparison honours what the project's env.py passed to
+``context.configure`` (``compare_type``, ``compare_server_default``, ``include_object``,
+``include_name``, ``include_schemas``), so drift says what ``alembic revision
+--autogenerate`` would say for the project, no more.
 """
 
 from __future__ import annotations
@@ -40,11 +44,44 @@ def _describe(diff: Any) -> str:
         return f"constraint {diff[1].name} on {diff[1].table.name} is in the migrated schema but not in the models"
     if kind.startswith("modify_"):
         _, schema, table, column, _, existing, wanted = diff
-        what = kind[len("modify_") :].replace("_", " ")
-        return f"column {table}.{column}: {what} is {existing!r} in the migrated schema, {wanted!r} in the models"
+        what = {"modify_default": "server default"}.get(kind, kind[len("modify_") :].replace("_", " "))
+        if kind == "modify_nullable":
+            existing, wanted = ("NULL" if v else "NOT NULL" for v in (existing, wanted))
+        return (
+            f"column {table}.{column}: {what} is {as_sql(existing)} in the migrated schema, "
+            f"{as_sql(wanted)} in the models"
+        )
     if kind in ("add_table_comment", "remove_table_comment"):
         return f"table {diff[1].name}: comment differs between the models and the migrated schema"
     return f"{kind}: {diff[1:]}"
+
+
+def as_sql(value: Any) -> str:
+    """A type, server default or plain value as PostgreSQL would show it, never a repr."""
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.sql.elements import ClauseElement, TextClause
+    from sqlalchemy.sql.schema import DefaultClause
+    from sqlalchemy.types import TypeEngine
+
+    if value is None:
+        return "none"
+    if isinstance(value, DefaultClause):
+        value = value.arg
+    if isinstance(value, TextClause):
+        return value.text
+    if isinstance(value, TypeEngine):
+        try:
+            return str(value.compile(dialect=postgresql.dialect()))
+        except Exception:
+            return type(value).__name__
+    if isinstance(value, ClauseElement):
+        try:
+            return str(value.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+        except Exception:
+            return type(value).__name__
+    if isinstance(value, str):
+        return f"'{value}'"
+    return str(value)
 
 
 def _flatten(diffs: list[Any]) -> list[Any]:
@@ -61,14 +98,21 @@ def _constraint_name(constraint: Any, dialect: Any) -> str:
         return str(constraint.name or "")
 
 
-def _catalog_facts(metadata: Any, head: snapshot.Snapshot, dialect: Any) -> list[str]:
-    """CHECK constraints and enum labels, which autogenerate does not compare."""
+def _catalog_facts(metadata: Any, head: snapshot.Snapshot, dialect: Any, options: dict[str, Any]) -> list[str]:
+    """CHECK constraints and enum labels, which autogenerate does not compare (only of
+    the tables env.py's include_name / include_object let autogenerate see)."""
     from sqlalchemy import CheckConstraint, Enum
 
+    include_name = options.get("include_name")
+    include_object = options.get("include_object")
     lines = []
     for table in metadata.tables.values():
         name = snapshot.qualified(table.schema or "public", table.name)
         if name not in head.tables():
+            continue
+        if include_name is not None and not include_name(table.name, "table", {"schema_name": table.schema}):
+            continue
+        if include_object is not None and not include_object(table, table.name, "table", False, None):
             continue
         declared = {
             _constraint_name(c, dialect)
@@ -98,6 +142,21 @@ def _catalog_facts(metadata: Any, head: snapshot.Snapshot, dialect: Any) -> list
     return lines
 
 
+def compare_options(runner: MigrationRunner, version: str) -> dict[str, Any]:
+    """env.py's own comparison options (Alembic's defaults where it set none), and the
+    version table left out."""
+    given = dict(getattr(runner, "compare_options", {}) or {})
+    include_name = given.get("include_name")
+
+    def include(name: Any, kind: str, parent: Any) -> bool:
+        if kind == "table" and name == version:
+            return False
+        return include_name(name, kind, parent) if include_name is not None else True
+
+    options = {"compare_type": True, "compare_server_default": False, **given, "include_name": include}
+    return options
+
+
 def check(runner: MigrationRunner, target: str | None, rootdir: str | Path) -> list[Finding]:
     """Compare the database at head with the models; [] when there are no models to compare."""
     from alembic.autogenerate import compare_metadata
@@ -119,18 +178,12 @@ def check(runner: MigrationRunner, target: str | None, rootdir: str | Path) -> l
     version = runner.version_table
     try:
         with engine.connect() as conn:
-            context = MigrationContext.configure(
-                conn,
-                opts={
-                    "compare_type": True,
-                    "compare_server_default": True,
-                    "include_name": lambda name, kind, parent: not (kind == "table" and name == version),
-                },
-            )
+            options = compare_options(runner, version)
+            context = MigrationContext.configure(conn, opts=options)
             lines = [_describe(d) for d in _flatten(compare_metadata(context, metadata))]
             conn.rollback()
         head = snapshot.take(raw, [version])
-        lines += _catalog_facts(metadata, head, engine.dialect)
+        lines += _catalog_facts(metadata, head, engine.dialect, options)
     finally:
         engine.dispose(close=False)
     source = f"{target}" if target else "env.py target_metadata"

@@ -319,15 +319,17 @@ def _alter_type(c: Check) -> Iterator[Hit]:
 def _varchar(c: Check) -> Iterator[Hit]:
     if c.d.kind not in ("create-table", "alter-table"):
         return
-    columns = [
-        f"{a.column} {a.type_name}"
+    found = [
+        a
         for a in c.d.actions
         if a.kind in ("add-column", "alter-type")
         and a.type_base in ("varchar", "character varying")
         and "(" in a.type_name
     ]
-    if columns:  # one finding per statement, not one per column
-        yield Hit("prefer-text-field", c.d.tables[0] if c.d.tables else "?", evidence=[", ".join(columns)])
+    if found:  # one finding per statement, naming every column
+        table = c.d.tables[0] if c.d.tables else "?"
+        subject = ", ".join(f"{table}.{a.column} {a.type_name}" for a in found)
+        yield Hit("prefer-text-field", subject, evidence=[", ".join(f"{a.column} {a.type_name}" for a in found)])
 
 
 @rule(

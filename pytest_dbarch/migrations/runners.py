@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -32,6 +32,56 @@ class MigrationError(DbarchError):
         self.revision = revision
         self.where = where
         self.reason = reason or cause  # the error itself, without the where
+
+
+class EnvError(MigrationError):
+    """env.py itself cannot run (it does not import, or fails before any revision ran):
+    one cause for the whole history, reported once."""
+
+
+@dataclass
+class Step:
+    """A walk's request: apply (``upgrade``) or revert one revision; ``relay`` hears its
+    statements. The walk gets control back when the step is committed, or the step's
+    MigrationError raised at its ``yield``."""
+
+    revision: Revision
+    upgrade: bool
+    relay: StatementRelay | None = None
+
+
+@dataclass
+class Outside:
+    """A walk's request: run ``action`` while the runner holds no connection in a
+    migration (e.g. to replace the database); its result is sent back."""
+
+    action: Callable[[], Any]
+
+
+# A walk over a history: a generator that yields Steps and Outside requests.
+Walk = Generator["Step | Outside", Any, None]
+
+
+def drive_stepwise(runner: MigrationRunner, walk: Walk) -> None:
+    """Run a walk one request at a time (runners whose steps are independent calls)."""
+    value: Any = None
+    error: MigrationError | None = None
+    while True:
+        try:
+            request = walk.throw(error) if error is not None else walk.send(value)
+        except StopIteration:
+            return
+        value, error = None, None
+        if isinstance(request, Outside):
+            value = request.action()
+            continue
+        try:
+            if request.upgrade:
+                runner.upgrade(request.revision, request.relay)
+            else:
+                runner.downgrade(request.revision, request.relay)
+        except MigrationError as exc:
+            error = exc
 
 
 # Waivers are written where reviewers see them: in the revision file itself, e.g.
@@ -65,6 +115,8 @@ class Revision:
     upgrade_empty: bool = False
     downgrade_empty: bool = False
     downgrade_note: str = ""  # why the downgrade counts as empty (pass, NotImplementedError...)
+    downgrade_comment: str = ""  # what an empty downgrade's docstring or comments say
+    downgrade_refuses: str = ""  # the downgrade starts with a raise: its message (one-way by design)
     waivers: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     @property
@@ -95,8 +147,13 @@ class MigrationRunner(Protocol):
         """Apply ``revision`` (its parents are applied); tell ``relay`` each statement."""
         ...
 
-    def downgrade(self, revision: Revision) -> None:
+    def downgrade(self, revision: Revision, relay: StatementRelay | None = None) -> None:
         """Revert ``revision`` (nothing that depends on it is applied)."""
+        ...
+
+    def drive(self, walk: Walk) -> None:
+        """Run every request of ``walk`` (see Step, Outside) in order; a step's
+        MigrationError is thrown into the walk; an EnvError ends the drive."""
         ...
 
     def connection(self) -> psycopg.Connection[Any]:

@@ -33,13 +33,15 @@ class Scratch:
         self.databases = databases
         self.extensions = extensions
 
-    def create(self) -> ScratchDatabase:
+    def create(self, template: str | None = None) -> ScratchDatabase:
+        """An empty database with the configured extensions, or a copy of ``template``
+        (a checkpoint this Scratch made)."""
         server = self.databases.start()
         janitor = self.databases.janitor
         assert janitor is not None
-        name = janitor.create(janitor.new_name("migrations"), "template0")
+        name = janitor.create(janitor.new_name("migrations"), template or "template0")
         database = ScratchDatabase(name, server.url(name), server.dsn(name))
-        if self.extensions:
+        if self.extensions and template is None:
             with psycopg.connect(database.dsn, autocommit=True) as conn:
                 for ext in self.extensions:
                     try:
@@ -52,50 +54,18 @@ class Scratch:
                         ) from None
         return database
 
-    def drop(self, database: ScratchDatabase) -> None:
+    def copy(self, database: ScratchDatabase) -> str:
+        """A template copy of ``database`` (a checkpoint); its name. Sessions still on
+        ``database`` (an env.py that never closed its engine) are ended first."""
         janitor = self.databases.janitor
-        if janitor is not None and janitor.owns(database.name):
-            janitor.drop(database.name)
+        assert janitor is not None
+        janitor.disconnect(database.name)
+        return janitor.create(janitor.new_name("checkpoint"), database.name)
 
+    def drop(self, database: ScratchDatabase) -> None:
+        self.drop_name(database.name)
 
-def scratch_public(conn: psycopg.Connection[Any]) -> tuple[str, ...]:
-    """SQL that recreates the public schema exactly as the fresh database had it."""
-    owner, acl, comment = conn.execute(
-        "SELECT pg_get_userbyid(nspowner), nspacl::text[], obj_description(oid, 'pg_namespace') "
-        "FROM pg_namespace WHERE nspname = 'public'"
-    ).fetchone() or ("", None, None)
-    conn.rollback()
-    if not owner:
-        return ()
-    statements = ["CREATE SCHEMA public", f"ALTER SCHEMA public OWNER TO {sql.Identifier(owner).as_string(conn)}",
-                  "REVOKE ALL ON SCHEMA public FROM PUBLIC"]
-    for item in acl or []:
-        grantee, _, rest = item.partition("=")
-        privileges = rest.split("/")[0]
-        names = {"U": "USAGE", "C": "CREATE"}
-        for letter in privileges:
-            if letter in names:
-                who = sql.Identifier(grantee).as_string(conn) if grantee else "PUBLIC"
-                statements.append(f"GRANT {names[letter]} ON SCHEMA public TO {who}")
-    if comment:
-        statements.append(f"COMMENT ON SCHEMA public IS {sql.Literal(comment).as_string(conn)}")
-    return tuple(statements)
-
-
-def empty(conn: psycopg.Connection[Any], public: tuple[str, ...]) -> None:
-    """Drop every user schema (with all it holds) and event trigger; recreate public."""
-    rows = conn.execute(
-        "SELECT nspname FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema') "
-        "AND nspname NOT LIKE 'pg\\_%'"
-    ).fetchall()
-    events = conn.execute("SELECT evtname FROM pg_event_trigger").fetchall()
-    conn.rollback()
-    with conn.transaction():
-        for (name,) in events:
-            conn.execute(sql.SQL("DROP EVENT TRIGGER {}").format(sql.Identifier(name)))
-        for (name,) in rows:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
-        for statement in public:
-            conn.execute(statement.encode())
-    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-        conn.commit()
+    def drop_name(self, name: str) -> None:
+        janitor = self.databases.janitor
+        if janitor is not None and janitor.owns(name):
+            janitor.drop(name)

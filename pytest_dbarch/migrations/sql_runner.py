@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 
 from pytest_dbarch.migrations.observe import RanStatement
-from pytest_dbarch.migrations.runners import MigrationError, Revision, StatementRelay, read_waivers
+from pytest_dbarch.migrations.runners import MigrationError, Revision, StatementRelay, Walk, drive_stepwise, read_waivers
 
 _NUMBERED = re.compile(r"^(\d+)[_-]?(.*)$")
 _SECTION = re.compile(r"^--\s*migrate:(up|down)\b(.*)$", re.MULTILINE | re.IGNORECASE)
@@ -186,7 +186,10 @@ class SqlDirectoryRunner:
     def upgrade(self, revision: Revision, relay: StatementRelay | None = None) -> None:
         self._run(revision, self._scripts[revision.id][0], "upgrade", relay)
 
-    def downgrade(self, revision: Revision) -> None:
+    def drive(self, walk: Walk) -> None:
+        drive_stepwise(self, walk)
+
+    def downgrade(self, revision: Revision, relay: StatementRelay | None = None) -> None:
         down = self._scripts[revision.id][1]
         if down is None:
             raise MigrationError(
@@ -196,7 +199,7 @@ class SqlDirectoryRunner:
                 revision=revision.id,
                 where=revision.path,
             )
-        self._run(revision, down, "downgrade", None)
+        self._run(revision, down, "downgrade", relay)
 
     def _run(self, revision: Revision, script: Script, action: str, relay: StatementRelay | None) -> None:
         conn = self.connection()

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_dbarch.errors import DbarchError
 from pytest_dbarch.findings import Area, Finding, Status
-from pytest_dbarch.migrations import checks
+from pytest_dbarch.migrations import checks, timeouts
 from pytest_dbarch.migrations.observe import StatementObserver
+from pytest_dbarch.migrations.roundtrip import relative
 from pytest_dbarch.migrations.runners import MigrationError, MigrationRunner, Revision, open_runner
 from pytest_dbarch.origin import plugin_statements
 
@@ -45,6 +46,7 @@ class Options:
     extensions: tuple[str, ...] = ()
     only: frozenset[str] | None = None  # round-trip only these revisions (e.g. added since a branch)
     lint_ignore: tuple[str, ...] = ()  # lock-safety lint rules switched off
+    column_order: str = "warning"  # severity of a column order a downgrade does not restore
 
 
 @dataclass
@@ -74,6 +76,10 @@ class Results:
     plan: Plan
     findings: dict[tuple[str, str], list[Finding]] = field(default_factory=dict)
     seconds: float = 0.0
+    not_checked: dict[str, str] = field(default_factory=dict)  # revision -> why not
+    skipped: dict[tuple[str, str], str] = field(default_factory=dict)  # (check, revision) -> why no finding
+    steps: int = 0  # upgrades and downgrades run
+    rebuilds: int = 0
 
     def for_item(self, check: str, revision: str = "") -> list[Finding]:
         return list(self.findings.get((check, revision), []))
@@ -86,6 +92,23 @@ class Results:
 
     def by_rule(self, rule: str) -> list[Finding]:
         return [f for f in self.all() if f.rule == rule]
+
+    @property
+    def broken(self) -> list[Finding]:
+        """The error that stopped the whole history (reported once), if any."""
+        return list(self.findings.get(("history", ""), []))
+
+    def why_empty(self, check: str, revision: str) -> str:
+        """Why an item has no finding of its own ('' when nothing explains it)."""
+        if revision in self.not_checked:
+            return self.not_checked[revision]
+        if (check, revision) in self.skipped:
+            return self.skipped[(check, revision)]
+        if check == "empty-downgrade" and self.for_item("round-trip", revision):
+            return f"its empty downgrade is reported by round-trip[{revision}]"
+        if self.broken:
+            return "not checked: the history could not be walked (the cause is reported once, under deploy-transaction)"
+        return ""
 
 
 def plan(source: str, rootdir: str | Path = ".") -> Plan:
@@ -131,9 +154,6 @@ def _run(
     results.findings[("single-head", "")] = [
         checks.single_head(runner.heads(), options.heads, runner.source, the_plan.rootdir)
     ]
-    for rev in the_plan.revisions:
-        if options.only is None or rev.id in options.only:
-            results.findings[("empty-downgrade", rev.id)] = [checks.empty_downgrade(rev, the_plan.rootdir)]
     factories = default_observers(options) + OBSERVERS if observers is None else list(observers)
     drift_findings: list[Finding] = []
 
@@ -152,17 +172,32 @@ def _run(
         data=options.data,
         at_head=at_head,
         only=options.only,
+        column_order=options.column_order,
     )
     try:
         outcome = round_trip.run()
-    except DbarchError as exc:  # e.g. the server could not start: keep what was found
-        results.findings.update(round_trip.outcome.findings)
+    except DbarchError as exc:  # env.py cannot run, the server could not start: once, keep what was found
+        outcome = round_trip.outcome
+        results.findings.update(outcome.findings)
         results.findings[("history", "")] = [_history_error(exc, the_plan)]
+    else:
+        results.findings.update(outcome.findings)
+    results.not_checked = dict(outcome.not_checked)
+    results.skipped = dict(outcome.skipped)
+    results.steps, results.rebuilds = outcome.steps, outcome.rebuilds
+    for rev in the_plan.revisions:
+        if (options.only is None or rev.id in options.only) and rev.id not in outcome.not_checked:
+            failed = any(f.status is Status.FAILED for f in outcome.findings.get(("round-trip", rev.id), []))
+            finding = checks.empty_downgrade(rev, the_plan.rootdir, outcome.schema_changed.get(rev.id), failed)
+            if finding is not None:
+                results.findings[("empty-downgrade", rev.id)] = [finding]
+    if results.broken:
+        results.seconds = time.perf_counter() - started
         return results
-    results.findings.update(outcome.findings)
     deploy = checks.deploy_transaction(runner.transaction_per_revision, runner.source, the_plan.rootdir)
     if deploy is not None:
         results.findings[("deploy-transaction", "")] = [deploy]
+    timeouts.regroup(results.findings, getattr(runner, "env_path", runner.source), the_plan.rootdir)
     if options.drift:
         results.findings[("drift", "")] = drift_findings
     results.seconds = time.perf_counter() - started
@@ -175,10 +210,18 @@ def _history_error(exc: DbarchError | None, the_plan: Plan) -> Finding:
         area=Area.MIGRATIONS,
         status=Status.ERROR,
         title=f"migration history {the_plan.source} cannot be checked: {exc.cause if exc else 'unknown'}",
-        evidence=str(exc) if exc else "",
-        where=the_plan.source,
+        evidence="",
+        where=_env_where(exc, the_plan),
         fix=exc.fix if exc else "",
     )
+
+
+def _env_where(exc: DbarchError | None, the_plan: Plan) -> str:
+    where = getattr(exc, "where", "") or the_plan.source
+    path, _, line = where.rpartition(":")
+    if path and line.isdigit():
+        return f"{relative(path, the_plan.rootdir)}:{line}"
+    return relative(where, the_plan.rootdir)
 
 
 def options_from(settings: Any, overrides: dict[str, Any] | None = None) -> Options:
@@ -191,6 +234,7 @@ def options_from(settings: Any, overrides: dict[str, Any] | None = None) -> Opti
         "metadata": getattr(settings, "migrations_metadata", None),
         "extensions": tuple(getattr(settings, "extensions", ()) or ()),
         "lint_ignore": tuple(getattr(settings, "migration_lint_ignore", ()) or ()),
+        "column_order": getattr(settings, "migrations_column_order", "warning"),
     }
     values.update(overrides or {})
     return Options(**values)

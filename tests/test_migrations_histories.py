@@ -1,0 +1,356 @@
+"""Migration checks as real histories exercise them (issue 12): one small synthetic
+history per point, run through the ``dbarch_migrations`` fixture (the outer server) or,
+where the user-visible outcome is the point, through pytester or the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Loaded at collection: pytester's in-process runs elsewhere in the suite (test_catalog)
+# drop modules first imported during them from sys.modules, and SQLAlchemy or Alembic
+# loaded twice in one process mixes classes of both copies.
+import alembic.autogenerate  # noqa: F401
+import alembic.runtime.migration  # noqa: F401
+import sqlalchemy.orm  # noqa: F401
+from pytest_dbarch.findings import Status
+from pytest_dbarch.migrations import alembic_runner, drift, roundtrip  # noqa: F401
+from tests.conftest import database_names
+from tests.migrations_support import ENV_PY, Rev, write_alembic
+
+
+def by_rule(results, rule: str):  # type: ignore[no-untyped-def]
+    return [f for f in results.all() if f.rule == rule]
+
+
+def one(results, check: str, rev: str):  # type: ignore[no-untyped-def]
+    found = results.for_item(check, rev)
+    assert len(found) == 1, (check, rev, [f.title for f in found])
+    return found[0]
+
+
+# --- 1. seeded rows never leak into a later revision's verdict -------------------------
+
+LEAK_HISTORY = [
+    Rev("p1", ["CREATE TABLE parent (id serial PRIMARY KEY, name text NOT NULL)"], ["DROP TABLE parent"]),
+    Rev(
+        "p2",
+        ["CREATE TABLE child (id serial PRIMARY KEY, parent_id int NOT NULL REFERENCES parent (id), note text NOT NULL)"],
+        ["DROP TABLE child"],
+    ),
+    # Seeding child needs a parent row: the checker writes one, and must remove it.
+    Rev("p3", ["ALTER TABLE child ADD COLUMN extra int"], ["ALTER TABLE child DROP COLUMN extra"]),
+    # Fails on any row left in parent (NOT NULL without default), and the lint's severity
+    # depends on rows: on the empty table it is a warning.
+    Rev("p4", ["ALTER TABLE parent ADD COLUMN code text NOT NULL"], ["ALTER TABLE parent DROP COLUMN code"]),
+    # A downgrade that fails only once the table holds rows with NULL in note.
+    Rev(
+        "p5",
+        ["ALTER TABLE child ALTER COLUMN note DROP NOT NULL"],
+        ["ALTER TABLE child ALTER COLUMN note SET NOT NULL"],
+    ),
+    Rev("p6", ["ALTER TABLE parent ADD COLUMN tag text NOT NULL"], ["ALTER TABLE parent DROP COLUMN tag"]),
+]
+
+
+def test_seeded_rows_never_reach_a_later_revision(dbarch_migrations, tmp_path: Path, admin) -> None:  # type: ignore[no-untyped-def]
+    before = database_names(admin)
+    ini = write_alembic(tmp_path, LEAK_HISTORY)
+    results = dbarch_migrations.run(str(ini), drift=False)
+    # p3 seeded child (and a parent for its NOT NULL foreign key); every row is gone
+    # again, so p4 and p6 upgrade on empty tables.
+    assert one(results, "data-round-trip", "p3").status is Status.PASSED
+    for rev in ("p4", "p6"):
+        assert one(results, "round-trip", rev).status is Status.PASSED, rev
+        lint = [f for f in results.for_item("lock-safety", rev) if f.rule.endswith("add-column-required")]
+        assert [f.status for f in lint] == [Status.WARNING], rev  # empty table: not failed
+    # p5's downgrade fails only with the seeded rows: the schema round trip is judged on
+    # empty tables (passed), and the data finding says the verdict depends on rows.
+    assert one(results, "round-trip", "p5").status is Status.PASSED
+    data = one(results, "data-round-trip", "p5")
+    assert data.status is Status.WARNING
+    assert data.title.startswith("revision p5: downgrade fails once ") and "child" in data.title
+    assert "rows seeded by this check" in data.evidence
+    assert results.problems() == []
+    assert database_names(admin) == before  # work databases and checkpoints are gone
+
+
+# --- 2. rebuilds start from the nearest good point, not from base -----------------------
+
+
+def _leaky(n: int) -> Rev:
+    if n % 5 == 0:  # the downgrade forgets the index: the round trip fails, a rebuild follows
+        return Rev(f"s{n:02d}", [f"CREATE INDEX ix_{n} ON t (c{n - 1})", f"ALTER TABLE t ADD COLUMN c{n} int"],
+                   [f"ALTER TABLE t DROP COLUMN c{n}"])
+    return Rev(f"s{n:02d}", [f"ALTER TABLE t ADD COLUMN c{n} int"], [f"ALTER TABLE t DROP COLUMN c{n}"])
+
+
+def test_rebuilds_replay_each_revision_at_most_once_more(dbarch_migrations, tmp_path: Path, admin) -> None:  # type: ignore[no-untyped-def]
+    revisions = [Rev("s00", ["CREATE TABLE t (id int PRIMARY KEY, c0 int)"], ["DROP TABLE t"])]
+    revisions += [_leaky(n) for n in range(1, 31)]
+    before = database_names(admin)
+    results = dbarch_migrations.run(str(write_alembic(tmp_path, revisions)), drift=False, data=False)
+    failed = sorted(f.title.split(":")[0] for f in by_rule(results, "migrations.round-trip") if f.is_problem)
+    assert failed == [f"revision s{n:02d}" for n in range(5, 31, 5)]
+    assert results.rebuilds == 6
+    # 31 revisions x 3 steps, plus the replays since the last checkpoint (6 from base for
+    # the first, 5 for each later one); rebuilding from base would replay 6 + 11 + ... + 31.
+    assert results.steps == 3 * 31 + 6 + 5 * 5, results.steps
+    assert database_names(admin) == before
+
+
+# --- 3. drift honours env.py's comparison options and speaks SQL ------------------------
+
+DRIFT_ENV = """\
+from alembic import context
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+sa.Table("things", metadata, sa.Column("id", sa.Integer, primary_key=True),
+         sa.Column("label", sa.Text, server_default="new"))
+
+def include_object(obj, name, type_, reflected, compare_to):
+    return not (type_ == "table" and name == "scratch_only")
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=metadata, include_object=include_object{extra})
+with context.begin_transaction():
+    context.run_migrations()
+"""
+DRIFT_HISTORY = [
+    Rev(
+        "d1",
+        ["CREATE TABLE things (id serial PRIMARY KEY, label text DEFAULT 'old')",
+         "CREATE TABLE scratch_only (id int)"],
+        ["DROP TABLE scratch_only", "DROP TABLE things"],
+    )
+]
+
+
+def test_drift_compares_what_env_py_asks_for(dbarch_migrations, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    plain = write_alembic(tmp_path / "plain", DRIFT_HISTORY, env=DRIFT_ENV.format(extra=""))
+    [drift] = by_rule(dbarch_migrations.run(str(plain), data=False), "migrations.drift")
+    # No compare_server_default in env.py, and include_object hides scratch_only.
+    assert drift.status is Status.PASSED, drift.evidence
+
+    strict = write_alembic(tmp_path / "strict", DRIFT_HISTORY, env=DRIFT_ENV.format(extra=", compare_server_default=True"))
+    [drift] = by_rule(dbarch_migrations.run(str(strict), data=False), "migrations.drift")
+    assert drift.status is Status.FAILED
+    assert drift.evidence == (
+        "column things.label: server default is 'old'::text in the migrated schema, 'new' in the models"
+    ), drift.evidence
+    assert "scratch_only" not in drift.evidence
+    assert "object at 0x" not in drift.evidence and "DefaultClause" not in drift.evidence
+
+
+# --- 4. empty downgrades of data-only revisions -----------------------------------------
+
+EMPTY_HISTORY = [
+    Rev("e1", ["CREATE TYPE mood AS ENUM ('calm')", "CREATE TABLE t (id int PRIMARY KEY, m mood, name text)"],
+        ["DROP TABLE t", "DROP TYPE mood"]),
+    Rev("e2", "op.execute(\"UPDATE t SET m = 'calm' WHERE m IS NULL\")",
+        '"""Nothing to undo: a missing mood means calm, before and after."""'),
+    Rev("e3", "op.execute(\"UPDATE t SET name = upper(name)\")", "pass"),
+    Rev("e4", "op.execute(\"ALTER TYPE mood ADD VALUE 'busy'\")", "pass"),
+    # A downgrade that refuses by design (warehouse's 'Cannot downgrade past ...').
+    Rev("e5", ["ALTER TABLE t ADD COLUMN z int"], 'raise RuntimeError("Cannot downgrade past e5")'),
+]
+
+
+def test_empty_downgrades_of_data_migrations(dbarch_migrations, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    results = dbarch_migrations.run(str(write_alembic(tmp_path, EMPTY_HISTORY)), drift=False)
+    said = one(results, "empty-downgrade", "e2")
+    assert said.status is Status.PASSED and "Nothing to undo" in said.title
+    bare = one(results, "empty-downgrade", "e3")
+    assert bare.status is Status.WARNING and "changes data only" in bare.title
+    # The enum value left behind is one finding (the round trip's), naming the empty downgrade.
+    assert results.for_item("empty-downgrade", "e4") == []
+    assert results.why_empty("empty-downgrade", "e4") == "its empty downgrade is reported by round-trip[e4]"
+    [trip] = [f for f in results.for_item("round-trip", "e4")]
+    assert trip.status is Status.FAILED
+    assert "(its downgrade is empty: its body is only 'pass')" in trip.title
+    assert "enum type mood: labels changed" in trip.title or "labels" in trip.title
+    refused = one(results, "round-trip", "e5")
+    assert refused.status is Status.WARNING
+    assert refused.title == "revision e5: one-way by design: its downgrade raises 'Cannot downgrade past e5'"
+
+
+# --- 5. one finding per cause, and a screen of output -----------------------------------
+
+NO_TIMEOUTS = [
+    Rev("n1", ["CREATE TABLE t (id int PRIMARY KEY)", "CREATE TABLE u (id int PRIMARY KEY)"], ["DROP TABLE u", "DROP TABLE t"]),
+    Rev("n2", ["ALTER TABLE t ADD COLUMN a int"], ["ALTER TABLE t DROP COLUMN a"]),
+    Rev("n3", ["ALTER TABLE u ADD COLUMN b int"], ["ALTER TABLE u DROP COLUMN b"]),
+    Rev("n4", ["ALTER TABLE t ADD COLUMN c int"], ["ALTER TABLE t DROP COLUMN c"]),
+]
+
+
+def test_missing_timeouts_are_one_finding_for_the_history(dbarch_migrations, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    results = dbarch_migrations.run(str(write_alembic(tmp_path, NO_TIMEOUTS)), drift=False, data=False)
+    timeouts = [
+        f for f in results.all()
+        if f.is_problem and f.rule in (
+            "migrations.lint.require-lock-timeout", "migrations.lint.require-statement-timeout", "migrations.locks.timeouts"
+        )
+    ]
+    assert len(timeouts) == 1, [f.title for f in timeouts]
+    [finding] = timeouts
+    assert finding.rule == "migrations.lint.require-lock-timeout"
+    assert finding.title.startswith("no lock_timeout or statement_timeout in any revision: 3 revisions")
+    assert finding.where == "migrations/env.py" or finding.where.endswith("env.py")
+    assert "revisions: n2, n3, n4" in finding.evidence
+
+
+def test_one_revision_without_timeouts_is_one_finding_for_it(dbarch_migrations, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    results = dbarch_migrations.run(str(write_alembic(tmp_path, NO_TIMEOUTS[:2])), drift=False, data=False)
+    found = [f for f in results.for_item("lock-safety", "n2") if f.is_problem and "timeout" in f.rule]
+    assert [f.rule for f in found] == ["migrations.lint.require-lock-timeout"]
+    assert "without a lock_timeout or statement_timeout" in found[0].title
+
+
+# --- 6. column order ------------------------------------------------------------------------
+
+ORDER_HISTORY = [
+    Rev("o1", ["CREATE TABLE t (id int PRIMARY KEY, a int, b int)"], ["DROP TABLE t"]),
+    Rev("o2", ["ALTER TABLE t DROP COLUMN a"], ["ALTER TABLE t ADD COLUMN a int"]),
+]
+
+
+def test_column_order_alone_is_a_warning_and_configurable(dbarch_migrations, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ini = str(write_alembic(tmp_path, ORDER_HISTORY))
+    warned = one(dbarch_migrations.run(ini, drift=False, data=False), "round-trip", "o2")
+    assert warned.status is Status.WARNING
+    assert warned.title.startswith("revision o2: downgrade restores the schema but not the column order")
+    failed = one(dbarch_migrations.run(ini, drift=False, data=False, column_order="failed"), "round-trip", "o2")
+    assert failed.status is Status.FAILED
+
+
+# --- 7. the env.py pytest-alembic documents ---------------------------------------------------
+
+ENGINE_ENV = """\
+from alembic import context
+from sqlalchemy import engine_from_config, pool
+
+connectable = context.config.attributes.get("connection", None)
+if connectable is None:
+    connectable = engine_from_config(context.config.get_section(context.config.config_ini_section),
+                                     prefix="sqlalchemy.", poolclass=pool.NullPool)
+with connectable.connect() as connection:
+    context.configure(connection=connection, target_metadata=None, transaction_per_migration=True)
+    with context.begin_transaction():
+        context.run_migrations()
+"""
+
+
+def test_env_py_written_for_pytest_alembic_runs(dbarch_migrations, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    revisions = ORDER_HISTORY[:1] + [Rev("o9", ["ALTER TABLE t ADD COLUMN z int"], ["ALTER TABLE t DROP COLUMN z"])]
+    results = dbarch_migrations.run(str(write_alembic(tmp_path, revisions, env=ENGINE_ENV)))
+    assert results.broken == []
+    assert one(results, "round-trip", "o1").status is Status.PASSED
+
+
+def test_env_py_that_wants_another_shape_names_its_line(dbarch_migrations, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env = ENV_PY.replace("connection = context.config.attributes[\"connection\"]",
+                         "connection = context.config.attributes[\"connection\"].engine.raw_connection().cursor().nothere")
+    results = dbarch_migrations.run(str(write_alembic(tmp_path, ORDER_HISTORY[:1], env=env)))
+    [broken] = results.broken
+    assert "env.py" in broken.where and broken.where.endswith(":3")
+    assert "(line: connection = " in broken.title
+
+
+# --- 8. an env.py that cannot import: one error for the history -----------------------------
+
+
+def test_env_py_import_error_is_one_error(external_pytester: pytest.Pytester) -> None:
+    env = "import crm_app.models  # the application, not importable here\n" + ENV_PY
+    write_alembic(external_pytester.path, ORDER_HISTORY + NO_TIMEOUTS[1:], env=env)
+    external_pytester.makeini("[pytest]\ndbarch_migrations = alembic.ini\n")
+    result = external_pytester.runpytest("-rfE")
+    count = len(ORDER_HISTORY + NO_TIMEOUTS[1:])
+    # One failure (env.py's item); what is read without a database still passes (single
+    # head, each revision has a downgrade); everything else is skipped, saying why.
+    result.assert_outcomes(failed=1, passed=1 + count, skipped=3 * count + 1)
+    output = result.stdout.str()
+    assert output.count("ModuleNotFoundError: No module named 'crm_app'") == 1
+    assert "FAILED alembic.ini::deploy-transaction" in output
+    assert "prepend_sys_path = ." in output
+    assert "hint about connections" not in output and "config.attributes['connection']" not in output
+
+
+# --- 9. intended data migrations --------------------------------------------------------------
+
+BACKFILL = [
+    Rev("b1", ["CREATE TABLE t (id int PRIMARY KEY, name text NOT NULL)"], ["DROP TABLE t"]),
+    Rev("b2", ["ALTER TABLE t ADD COLUMN name_key text", "UPDATE t SET name = upper(name), name_key = lower(name)"],
+        ["ALTER TABLE t DROP COLUMN name_key"], doc="backfill name_key"),
+]
+
+
+def test_backfill_is_information_unless_the_downgrade_restores(dbarch_migrations, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    results = dbarch_migrations.run(str(write_alembic(tmp_path / "one-way", BACKFILL)), drift=False)
+    data = one(results, "data-round-trip", "b2")
+    assert data.status is Status.PASSED, data.title
+    assert "(information)" in data.title
+    assert "changed by the upgrade's own data migration" in data.evidence and "name 'v2' -> 'V2'" in data.evidence
+
+    # A downgrade that writes the data back claims to restore it: a difference is a loss.
+    claims = BACKFILL[:1] + [Rev("b2", BACKFILL[1].upgrade, ["UPDATE t SET name = name || '!'", "ALTER TABLE t DROP COLUMN name_key"])]
+    results = dbarch_migrations.run(str(write_alembic(tmp_path / "claims", claims)), drift=False)
+    data = one(results, "data-round-trip", "b2")
+    assert data.status is Status.FAILED
+    assert "row id=2 changed: name 'v2' -> 'V2!'" in data.title
+
+
+# --- issue 13: the CLI's usage errors -----------------------------------------------------------
+
+
+def dbarch(cwd: Path, *args: str, dsn: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "DBARCH_DSN"}
+    if dsn:
+        env["DBARCH_DSN"] = dsn
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_dbarch.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_cli_usage_errors(tmp_path: Path, inner_dsn: str) -> None:
+    missing = dbarch(tmp_path, "migrations", "check", "nothere.ini", dsn=inner_dsn)
+    assert missing.returncode == 2
+    assert "dbarch: nothere.ini does not exist" in missing.stderr
+    assert not (tmp_path / ".temp").exists() and missing.stdout == ""
+
+    write_alembic(tmp_path, ORDER_HISTORY)
+    for dsn in ("postgresql://nobody@127.0.0.1:1/nowhere", "mysql://root@127.0.0.1/app"):
+        result = dbarch(tmp_path, "migrations", "check", "--dsn", dsn)
+        assert result.returncode == 2, (dsn, result.stdout, result.stderr)
+        assert result.stderr.startswith("dbarch: the server was not reached: "), result.stderr
+        assert "--dsn" in result.stderr and "--dbarch-dsn" not in result.stderr
+        assert "revisions checked" not in result.stdout and not (tmp_path / ".temp").exists()
+        assert "Traceback" not in result.stderr
+
+    help_text = dbarch(tmp_path, "migrations", "check", "--help").stdout
+    assert "2 bad usage" in " ".join(help_text.split())
+
+
+def test_cli_default_output_fits_a_screen(tmp_path: Path, inner_dsn: str) -> None:
+    revisions = NO_TIMEOUTS + [Rev(f"x{n}", [f"CREATE INDEX ix_x{n} ON t (id)"], [f"DROP INDEX ix_x{n}"]) for n in range(12)]
+    revisions.append(Rev("bad", ["CREATE INDEX ix_bad ON u (id)"], ["SELECT 1"]))
+    write_alembic(tmp_path, revisions)
+    result = dbarch(tmp_path, "migrations", "check", "--no-data", "--report-dir", "off", dsn=inner_dsn)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert len(lines) <= 30, result.stdout
+    assert "problems by rule:" in lines
+    assert any(line.split() == ["13", "warning", "migrations.lint.require-concurrent-index-creation"] for line in lines)
+    assert "revisions with failures or errors (1 of 17):" in lines
+    assert any(
+        line.startswith("    FAIL [migrations.round-trip] downgrade does not restore the schema: index ix_bad left behind")
+        for line in lines
+    )
+    assert "12 more revisions have warnings only" in lines
+    verbose = dbarch(tmp_path, "migrations", "check", "--no-data", "--report-dir", "off", "-v", dsn=inner_dsn)
+    assert len(verbose.stdout.splitlines()) > 3 * len(lines)
