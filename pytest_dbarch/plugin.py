@@ -60,6 +60,9 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_dbarch.migrations import hooks as migration_hooks
 
     config.pluginmanager.register(migration_hooks, "dbarch-migrations")
+    from pytest_dbarch.constraints import hooks as constraints_hooks
+
+    config.pluginmanager.register(constraints_hooks, "dbarch-constraints")
     _install_sigterm_handler(config)
     config.pluginmanager.register(queries_hooks, "dbarch-queries")
 

@@ -1,0 +1,101 @@
+"""A ``RowDrawer`` wired to a database: live keys and UNIQUE probes, or preloaded keys.
+
+Live wiring (``.rows()``, factories, the checks) asks the database at every draw, so rows
+inserted between draws (by the test, by earlier hypothesis examples) are seen: no UNIQUE
+collision across examples, foreign keys always point at rows that exist now. Loaded
+wiring (``.fill()``) reads the parents' keys once and leaves collisions with existing rows
+to ``ON CONFLICT DO NOTHING``, which is what makes ten thousand rows a second possible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pytest_dbarch.constraints.checks_parse import Rule
+from pytest_dbarch.constraints.probe import Probe
+from pytest_dbarch.constraints.rows import DrawStats, RowDrawer
+from pytest_dbarch.constraints.schema import ForeignKey, TableSpec
+
+
+class LiveKeys:
+    def __init__(self, probe: Probe) -> None:
+        self.probe = probe
+
+    def key(self, fk: ForeignKey, index: int) -> tuple[Any, ...] | None:
+        return self.probe.parent_key(fk, index)
+
+
+class LoadedKeys:
+    """Parent keys read once; ``extra`` adds keys known to exist (e.g. rows of the same batch)."""
+
+    def __init__(self, keys: dict[str, list[tuple[Any, ...]]]) -> None:
+        self.keys = keys
+
+    def key(self, fk: ForeignKey, index: int) -> tuple[Any, ...] | None:
+        found = self.keys.get(fk.name)
+        if not found:
+            return None
+        return found[index % len(found)]
+
+
+class LiveUniques:
+    def __init__(self, probe: Probe, spec: TableSpec, ignore: frozenset[str] = frozenset()) -> None:
+        self.probe = probe
+        self.spec = spec
+        self.keys = [k for k in spec.uniques
+                     if k.name not in ignore and not any(c in spec.left_out for c in k.columns)]
+        self.rows_seen = 0
+
+    def conflicts(self, row: Mapping[str, Any]) -> list[str]:
+        if not self.keys:
+            return []
+        hits, self.rows_seen = self.probe.conflicts(self.spec, row, self.keys)
+        return hits
+
+
+class BatchUniques:
+    """Plain UNIQUE keys kept unique within one batch (existing rows: ON CONFLICT)."""
+
+    def __init__(self, spec: TableSpec) -> None:
+        self.keys = [k for k in spec.uniques if k.plain and k.predicate is None
+                     and not any(c in spec.left_out for c in k.columns)]
+        self.seen: dict[str, set[tuple[Any, ...]]] = {k.name: set() for k in self.keys}
+        self.rows_seen = 0
+
+    def conflicts(self, row: Mapping[str, Any]) -> list[str]:
+        hits = []
+        values = {}
+        for key in self.keys:
+            value = tuple(_hashable(row.get(c)) for c in key.key_columns)
+            if None in value and not key.nulls_not_distinct:
+                continue
+            if value in self.seen[key.name]:
+                hits.append(key.name)
+            values[key.name] = value
+        if not hits:
+            for name, value in values.items():
+                self.seen[name].add(value)
+        self.rows_seen += 1
+        return hits
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, dict):
+        return repr(sorted(value.items()))
+    if isinstance(value, str):
+        return value.rstrip(" ")  # char(n) and text compare alike for our draws
+    return value
+
+
+def live_drawer(spec: TableSpec, probe: Probe, stats: DrawStats | None = None,
+                ignore_keys: frozenset[str] = frozenset()) -> RowDrawer:
+    """Keys and UNIQUE probes asked of the database at every draw; ``ignore_keys``: UNIQUE
+    keys a row may collide with (a violator of that key is being built)."""
+
+    def verify(row: Mapping[str, Any], rules: Sequence[Rule]) -> bool:
+        return probe.accepts(spec, row, rules)
+
+    return RowDrawer(spec, LiveKeys(probe), LiveUniques(probe, spec, ignore_keys), verify, stats)
