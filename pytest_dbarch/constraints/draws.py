@@ -15,7 +15,7 @@ from typing import Any
 from pytest_dbarch.constraints.checks_parse import Rule
 from pytest_dbarch.constraints.probe import Probe
 from pytest_dbarch.constraints.rows import DrawStats, RowDrawer
-from pytest_dbarch.constraints.schema import ForeignKey, TableSpec
+from pytest_dbarch.constraints.schema import ForeignKey, TableSpec, UniqueKey
 
 
 class LiveKeys:
@@ -53,6 +53,9 @@ class LiveUniques:
         hits, self.rows_seen = self.probe.conflicts(self.spec, row, self.keys)
         return hits
 
+    def free(self, key: UniqueKey, column: str, candidates: list[Any]) -> list[Any]:
+        return self.probe.free_values(self.spec, key, column, candidates)
+
 
 class BatchUniques:
     """Plain UNIQUE keys kept unique within one batch (existing rows: ON CONFLICT)."""
@@ -78,6 +81,10 @@ class BatchUniques:
                 self.seen[name].add(value)
         self.rows_seen += 1
         return hits
+
+    def free(self, key: UniqueKey, column: str, candidates: list[Any]) -> list[Any]:
+        taken = self.seen.get(key.name, set())
+        return [c for c in candidates if (_hashable(c),) not in taken]
 
 
 def _hashable(value: Any) -> Any:

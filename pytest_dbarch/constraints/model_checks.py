@@ -79,8 +79,11 @@ def _finding(spec: TableSpec, model_check: ModelCheck, rule: Rule, row: dict[str
     ]
     table = sql.Identifier(spec.table.schema, spec.table.name).as_string(None)
     name = sql.Identifier(model_check.name).as_string(None) if model_check.name != "(unnamed CHECK)" else "<name>"
-    fix = (f"make the database enforce it: ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({model_check.sql}) "
-           "NOT VALID; then VALIDATE CONSTRAINT in a later migration (or correct the database's CHECK)")
+    same = [r for r in spec.check_rules() if r.columns == rule.columns]
+    drop = f"DROP CONSTRAINT {sql.Identifier(same[0].name).as_string(None)}, " if len(same) == 1 else ""
+    fix = (f"make the database agree with the models: ALTER TABLE {table} {drop}ADD CONSTRAINT {name} "
+           f"CHECK ({model_check.sql}) NOT VALID, then VALIDATE CONSTRAINT in a later migration; or correct "
+           "the models if the database is right")
     return Finding(RULE, Area.MODELS, Status.FAILED,
                    f"{spec.qualified}: {shown} accepted; models say {model_check.sql}",
                    evidence="\n".join(evidence), where=f"{spec.qualified}.{model_check.name}", fix=fix)

@@ -189,6 +189,19 @@ class Probe:
             return [f"(probe failed: {outcome.describe()})"], 0
         return list(outcome.returned[0]), int(outcome.returned[1])
 
+    def free_values(self, spec: TableSpec, key: UniqueKey, column: str, candidates: Sequence[Any]) -> list[Any]:
+        """The candidates for a single-column UNIQUE key that no row holds yet, in order."""
+        if not candidates:
+            return []
+        kind = spec.columns[column].kind.name
+        cast = cast_type(spec.table.column(column))
+        listed = ", ".join(f"({i}, {literal(v, kind)}::{cast})" for i, v in enumerate(candidates))
+        inside = f" AND coalesce(({key.predicate.sql}), false)" if key.predicate else ""
+        rows = self.query(
+            f"SELECT i FROM (VALUES {listed}) AS c(i, v) WHERE NOT EXISTS (SELECT 1 FROM {table_ident(spec)} "
+            f"WHERE {_ident(column)} = c.v{inside}) ORDER BY i")
+        return [candidates[r[0]] for r in rows]
+
     def accepts(self, spec: TableSpec, row: Mapping[str, Any], rules: Sequence[Rule]) -> bool:
         """Whether the server's own evaluation of ``rules`` accepts ``row`` (and its types
         and domains take the values)."""

@@ -35,8 +35,9 @@ class Observation:
     event: str  # "delete" or "update"
     expected: str  # the action the models (or the catalog) declare
     source: str  # "models" or "catalog"
-    observed: str  # CASCADE, SET NULL, SET DEFAULT, NO ACTION (refused), "nothing", or a problem
+    observed: str  # CASCADE, SET NULL, SET DEFAULT, NO ACTION (refused), nothing, kept, conflict
     detail: str = ""
+    conflict: str = ""  # the constraint that refused the action's effect on the child
 
     @property
     def agrees(self) -> bool:
@@ -80,24 +81,38 @@ def check(ctx: Context, spec: TableSpec) -> list[Finding]:
 
 
 def _finding(spec: TableSpec, fk: ForeignKey, seen: Observation) -> Finding:
+    where = f"{spec.qualified}.{fk.name}"
+    event = seen.event.upper()
     if seen.observed.startswith("could not"):
         return Finding(RULE, Area.MODELS, Status.WARNING,
                        f"{spec.qualified}: {fk.name} on {seen.event} not checked: {seen.observed}",
-                       evidence=seen.detail, where=f"{spec.qualified}.{fk.name}")
+                       evidence=seen.detail, where=where)
     verb = "deleting" if seen.event == "delete" else "changing the key of"
+    columns = ", ".join(fk.columns)
+    if seen.observed == "conflict":
+        return Finding(RULE, Area.MODELS, Status.FAILED,
+                       f"{spec.qualified}: {verb} a {fk.parent} row is refused: the ON {event} {seen.expected} "
+                       f"of {fk.name} breaks {seen.conflict}",
+                       evidence=seen.detail, where=where,
+                       fix=f"ON {event} {seen.expected} cannot work while {seen.conflict} needs {columns}: let it "
+                           f"accept what {seen.expected} leaves there, or choose another action (models and "
+                           "database together)")
     what = {"CASCADE": "removed the child row", "SET NULL": "set the child's key to NULL",
             "SET DEFAULT": "set the child's key to its default", "NO ACTION": "was refused",
-            "nothing": "left the child pointing at a missing parent"}.get(seen.observed, seen.observed)
-    columns = ", ".join(fk.columns)
+            "nothing": "left the child pointing at a parent that is gone",
+            "kept": "did not happen (a trigger or rule kept the parent row)"}.get(seen.observed, seen.observed)
+    actual = {"nothing": "NO ACTION", "kept": "NO ACTION"}.get(seen.observed, seen.observed)
     fix = (f"ALTER TABLE {table_ident(spec)} DROP CONSTRAINT {_ident(fk.name)}, ADD CONSTRAINT {_ident(fk.name)} "
            f"FOREIGN KEY ({', '.join(_ident(c) for c in fk.columns)}) REFERENCES {qualified_ident(fk.parent)} "
-           f"({', '.join(_ident(c) for c in fk.parent_columns)}) ON {seen.event.upper()} {seen.expected} NOT VALID "
-           f"(then VALIDATE), or change the models to say ON {seen.event.upper()} "
-           f"{seen.observed if seen.observed != 'nothing' else 'NO ACTION'}")
+           f"({', '.join(_ident(c) for c in fk.parent_columns)}) ON {event} {seen.expected} NOT VALID, then "
+           f"VALIDATE CONSTRAINT; or change the models to ON {event} {actual}")
+    if seen.observed in ("nothing", "kept"):
+        fix = (f"find what stops {fk.name} from acting (disabled triggers, session_replication_role, a rule or "
+               "trigger on the parent) and remove it")
     return Finding(RULE, Area.MODELS, Status.FAILED,
                    f"{spec.qualified}: {verb} a {fk.parent} row {what} ({fk.name} on {columns}); "
-                   f"the {seen.source} say ON {seen.event.upper()} {seen.expected}",
-                   evidence=seen.detail, where=f"{spec.qualified}.{fk.name}", fix=fix)
+                   f"the {seen.source} say ON {event} {seen.expected}",
+                   evidence=seen.detail, where=where, fix=fix)
 
 
 def _observe(ctx: Context, spec: TableSpec, fk: ForeignKey, event: str, expected: str, source: str) -> Observation:
@@ -143,6 +158,8 @@ def _observe(ctx: Context, spec: TableSpec, fk: ForeignKey, event: str, expected
             statement += f"; SET CONSTRAINTS {sql.Identifier(spec.table.schema, fk.name).as_string(None)} IMMEDIATE"
         outcome = ctx.probe.attempt(statement, keep=True)
         seen.observed, seen.detail = _what_happened(ctx, spec, fk, find_child, key, outcome)
+        if seen.observed == "conflict":
+            seen.conflict = outcome.constraint or (f"NOT NULL on {outcome.column}" if outcome.column else "")
         seen.detail = f"parent {fk.parent}: {dict(zip(fk.parent_columns, inserted.returned))}\n" \
                       f"child {spec.qualified}: {child_row}\n{statement}\n{seen.detail}"
     return seen
@@ -190,9 +207,9 @@ def _what_happened(ctx: Context, spec: TableSpec, fk: ForeignKey, find_child: st
     if not outcome.ok:
         if outcome.sqlstate in ("23503", "23001"):
             return "NO ACTION", f"refused: {outcome.describe()}"
-        return f"refused by {outcome.describe()}", outcome.describe()
+        return "conflict", f"refused: {outcome.describe()}"
     if outcome.rowcount == 0:
-        return "nothing happened to the parent (a trigger or rule kept it)", "0 parent rows changed"
+        return "kept", "0 parent rows changed"
     columns = ", ".join(_ident(c) for c in fk.columns)
     rows = ctx.probe.query(f"SELECT {columns} FROM {table_ident(spec)} WHERE {find_child}")
     if not rows:

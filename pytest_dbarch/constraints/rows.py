@@ -26,13 +26,19 @@ from pytest_dbarch.constraints import evaluate as ev
 from pytest_dbarch.constraints import values
 from pytest_dbarch.constraints.checks_parse import Compare, Conjunction, Length, Match, Members, Null, Other, Relation, Rule
 from pytest_dbarch.constraints.evaluate import MIRROR
-from pytest_dbarch.constraints.schema import ForeignKey, TableSpec
+from pytest_dbarch.constraints.schema import ForeignKey, TableSpec, UniqueKey
 from pytest_dbarch.constraints.spaces import Space, coerce as _coerce
 from pytest_dbarch.errors import DbarchError
 
 ATTEMPTS = 12
 MAX_LEAVES = 512  # CHECK branch combinations listed up front; beyond, branches are chosen one by one
-REPAIRS = 3  # fresh values for a UNIQUE key that collides, before the row is redrawn
+REPAIRS = 8  # fresh values for a UNIQUE key that collides, before the row is given up
+SWEEP_AFTER = 3  # repairs before candidates are checked in bulk
+SWEEP = 256  # candidates a sweep checks at once
+
+
+class KeysExhausted(DbarchError):
+    """Every value a UNIQUE key may take is already in the table."""
 
 
 class NoParentRows(DbarchError):
@@ -44,7 +50,7 @@ class Source(Protocol):
     def value(self, space: Space) -> Any: ...
     def leave_null(self) -> bool: ...
     def key_index(self) -> int: ...
-    def fresh(self, space: Space, salt: int) -> Any: ...
+    def salt(self) -> int: ...
 
 
 class HypothesisSource:
@@ -67,11 +73,10 @@ class HypothesisSource:
     def key_index(self) -> int:
         return int(self.draw(st.integers(0, 2**16)))
 
-    def fresh(self, space: Space, salt: int) -> Any:
-        """A value far from the simple ones hypothesis favours (UNIQUE repairs); ``salt``
-        comes from the database's state, so repeated simple choices still differ."""
-        choice = self.draw(st.integers(0, 2**32))
-        return values.sampler(space)(random.Random(choice * 1_000_003 + salt))
+    def salt(self) -> int:
+        """Seed for UNIQUE repairs, drawn whether or not one is needed: the choices a draw
+        makes must not depend on the database's state, or hypothesis sees a flaky strategy."""
+        return int(self.draw(st.integers(0, 2**32)))
 
 
 class RandomSource:
@@ -94,8 +99,8 @@ class RandomSource:
     def key_index(self) -> int:
         return self.rng.randrange(2**31)
 
-    def fresh(self, space: Space, salt: int) -> Any:
-        return self.value(space)
+    def salt(self) -> int:
+        return self.rng.getrandbits(32)
 
 
 class Keys(Protocol):
@@ -106,6 +111,7 @@ class Uniques(Protocol):
     rows_seen: int  # rows in the table at the last probe: a salt for repairs
 
     def conflicts(self, row: Mapping[str, Any]) -> list[str]: ...
+    def free(self, key: UniqueKey, column: str, candidates: list[Any]) -> list[Any]: ...
 
 
 Verifier = Callable[[Mapping[str, Any], Sequence[Rule]], bool]
@@ -419,54 +425,104 @@ class RowDrawer:
         return [r for r in rules if id(r) not in trusted and (self._controllable(r) or r is aim.violate)]
 
     def _finish(self, row: dict[str, Any], aim: Aim, source: Source, used: Mapping[str, Space],
-                fixed: Mapping[str, Any], rules: list[Rule], repairs: int = REPAIRS) -> dict[str, Any] | None:
+                fixed: Mapping[str, Any], rules: list[Rule]) -> dict[str, Any] | None:
+        salt = source.salt() if self.uniques is not None else 0
+        hit: list[str] = []
+        for attempt in range(REPAIRS + 1):
+            verdict = self._judge(row, aim, rules)
+            if verdict is not None:
+                self.stats.reject(verdict)
+                return None
+            hit = self.uniques.conflicts(row) if self.uniques is not None else []
+            if not hit:
+                if attempt:
+                    self.stats.repairs += 1
+                self.stats.accepted += 1
+                return row
+            rng = random.Random((salt * 1_000_003 + getattr(self.uniques, "rows_seen", 0)) * 101 + attempt)
+            repaired = self._repair(row, hit[0], used, fixed, rng, sweep=attempt >= SWEEP_AFTER)
+            if repaired is None:
+                break
+            row = repaired
+        self.stats.reject(f"UNIQUE {hit[0]}")
+        return None
+
+    def _judge(self, row: dict[str, Any], aim: Aim, rules: list[Rule]) -> str | None:
+        """Why the row must be thrown away (a CHECK it breaks), or None when it is good."""
         unsure: list[Rule] = []
         for rule in rules:
             verdict = rule.holds(row) if self._controllable(rule) else ev.OPAQUE
             if verdict is ev.OPAQUE:
                 unsure.append(rule)
             elif verdict != (rule is not aim.violate):
-                self.stats.reject(rule.name)
-                return None
+                return rule.name
         if unsure and self.verifier is not None:
             self.stats.server_checked += 1
             keep = [r for r in unsure if r is not aim.violate]
             if keep and not self.verifier(row, keep):
-                self.stats.reject("refused by the server's evaluation")
-                return None
+                return "refused by the server's evaluation"
             if aim.violate in unsure and self.verifier(row, [aim.violate]):
-                self.stats.reject(f"{aim.violate.name} still holds")  # type: ignore[union-attr]
-                return None
-        if self.uniques is not None:
-            hit = self.uniques.conflicts(row)
-            if hit:
-                repaired = self._repair(row, hit[0], source, used, fixed) if repairs > 0 else None
-                if repaired is None:
-                    self.stats.reject(f"UNIQUE {hit[0]}")
-                    return None
-                self.stats.repairs += 1
-                return self._finish(repaired, aim, source, used, fixed, rules, repairs - 1)
-        self.stats.accepted += 1
-        return row
+                return f"{aim.violate.name} still holds"  # type: ignore[union-attr]
+        return None
 
-    def _repair(self, row: dict[str, Any], key_name: str, source: Source, used: Mapping[str, Space],
-                fixed: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The row with fresh values for the drawn columns of a colliding UNIQUE key."""
+    def _repair(self, row: dict[str, Any], key_name: str, used: Mapping[str, Space], fixed: Mapping[str, Any],
+                rng: random.Random, sweep: bool = False) -> dict[str, Any] | None:
+        """The row with fresh values for the drawn columns of a colliding UNIQUE key (values
+        from ``rng``, far from the simple ones hypothesis favours, without new choices, so
+        the choices a draw makes never depend on the rows already there). A ``sweep`` asks
+        the database which of many candidates are free, for a key whose values run short."""
         key = next((k for k in self.spec.uniques if k.name == key_name), None)
         if key is None:
             return None
-        movable = [c for c in key.columns if c in used and c not in fixed and used[c].allowed is None
+        movable = [c for c in key.key_columns if c in used and c not in fixed
                    and not any(c in fk.columns for fk in self.spec.foreign_keys)]
         if not movable:
             return None
         repaired = dict(row)
-        salt = getattr(self.uniques, "rows_seen", 0) * 31 + self.stats.candidates
-        for name in movable:
-            try:
-                repaired[name] = source.fresh(used[name], salt)
-            except values.NoValue:
-                return None
+        try:
+            if sweep and key.plain and len(movable) == 1 == len(key.key_columns) and self.uniques is not None:
+                name = movable[0]
+                space = used[name]
+                candidates = list(dict.fromkeys(values.sampler(space)(rng) for _ in range(SWEEP)))
+                free = self.uniques.free(key, name, [c for c in candidates if c is not None])
+                if not free:
+                    raise KeysExhausted(
+                        f"{self.spec.qualified}: no free value for UNIQUE {key.name} ({name}) among {len(candidates)} "
+                        "drawn from what its type and CHECKs allow: the rows already there take them",
+                        "insert fewer rows, or delete some, before drawing more",
+                    )
+                repaired[name] = free[0]
+                return repaired
+            for name in movable:
+                repaired[name] = values.sampler(used[name])(rng)
+        except values.NoValue:
+            return None
         return repaired
+
+
+def _bound_by_each_other(spaces: dict[str, Space], relation: Relation) -> bool:
+    """Narrow both sides of ``left <op> right`` by the other's static bounds, so that the
+    column drawn first leaves room for the second (``starts`` never at the last date when
+    ``ends > starts``). False when no pair of values can satisfy it."""
+    left, right = spaces[relation.left], spaces[relation.right]
+    if left.kind != right.kind or not left.kind.ordered or relation.op in ("=", "<>"):
+        return True
+    op = relation.op
+    mirrored = MIRROR[op]
+    bound_for_left = right.low if op in (">", ">=") else right.high
+    if bound_for_left is not None:
+        narrowed = left.compare(op, bound_for_left)
+        if narrowed is None:
+            return False
+        left = narrowed
+    bound_for_right = left.high if op in (">", ">=") else left.low
+    if bound_for_right is not None:
+        narrowed = right.compare(mirrored, bound_for_right)
+        if narrowed is None:
+            return False
+        right = narrowed
+    spaces[relation.left], spaces[relation.right] = left, right
+    return True
 
 
 def _hashable(fixed: Mapping[str, Any]) -> bool:
@@ -498,6 +554,8 @@ def narrow(spaces: dict[str, Space], conjunction: Conjunction) -> tuple[dict[str
                 if space is None:
                     return None
                 narrowed[name] = space
+            if not _bound_by_each_other(narrowed, atom):
+                return None
             relations.append(atom)
             continue
         if atom.column not in narrowed:

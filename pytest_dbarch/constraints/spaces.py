@@ -229,6 +229,8 @@ class Space:
                 return self  # text order: leave it to evaluation
             return self
         bound = _closed_bound(self.kind, op, value)
+        if bound is _BEYOND:
+            return None  # nothing of the type lies past the bound (9999-12-31 + 1 day)
         if bound is ev.OPAQUE:
             return self
         if op in (">", ">="):
@@ -364,6 +366,9 @@ def coerce(kind: Kind, value: Any) -> Any:
     return ev.OPAQUE
 
 
+_BEYOND = object()  # a strict bound past the end of the type
+
+
 def _closed_bound(kind: Kind, op: str, value: Any) -> Any:
     """The inclusive bound equivalent to ``<op> value`` for this kind."""
     upward = op in (">", ">=")
@@ -390,7 +395,7 @@ def _closed_bound(kind: Kind, op: str, value: Any) -> Any:
             try:
                 return value + dt.timedelta(days=1 if upward else -1)
             except OverflowError:
-                return ev.OPAQUE
+                return _BEYOND
         return value
     if name in ("timestamp", "timestamptz", "interval"):
         unit = dt.timedelta(microseconds=10 ** (6 - (kind.places if kind.places is not None else 6)))
@@ -399,7 +404,7 @@ def _closed_bound(kind: Kind, op: str, value: Any) -> Any:
         try:
             return _snap(value, unit, upward, strict)
         except OverflowError:
-            return ev.OPAQUE
+            return _BEYOND
     if name == "bool":
         if strict:
             if upward:
