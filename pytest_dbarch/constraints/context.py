@@ -16,7 +16,7 @@ from typing import Any
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
-from pytest_dbarch.constraints.draws import live_drawer
+from pytest_dbarch.constraints.draws import CachedKeys, live_drawer
 from pytest_dbarch.constraints.fill import Filler
 from pytest_dbarch.constraints.intent import Intent
 from pytest_dbarch.constraints.probe import Probe
@@ -90,13 +90,19 @@ class Context:
     skips: Skips = field(default_factory=Skips)
     seed: int = 0
     stats: dict[str, DrawStats] = field(default_factory=dict)
+    keys: CachedKeys = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.keys = CachedKeys(self.probe)
 
     def rng(self, salt: str) -> random.Random:
         return random.Random(self.seed ^ zlib.crc32(salt.encode()))
 
     def drawer(self, spec: TableSpec, stats: DrawStats | None = None,
-               ignore_keys: frozenset[str] = frozenset()) -> RowDrawer:
-        return live_drawer(spec, self.probe, stats, ignore_keys)
+               ignore_keys: frozenset[str] = frozenset(), stop_on_raise: bool = False) -> RowDrawer:
+        """Rows drawn against the database; parent keys read once per parent (the checks
+        change parents only through ``ensure_parents``, which forgets them)."""
+        return live_drawer(spec, self.probe, stats, ignore_keys, self.keys, stop_on_raise)
 
     def filler(self) -> Filler:
         return Filler(self.probe, self.specs, self.rng("fill"))
@@ -109,6 +115,7 @@ class Context:
             if self.probe.parent_keys(fk, limit=1) or (fk.self_reference and fk.nullable):
                 continue
             filler.fill(spec if fk.self_reference else self.specs(fk.parent), rows)
+            self.keys.forget()
 
     def row(self, spec: TableSpec, salt: str, fixed: dict[str, Any] | None = None, aim: Aim | None = None,
             attempts: int = 60, ignore_keys: frozenset[str] = frozenset()) -> dict[str, Any] | None:

@@ -26,6 +26,24 @@ class LiveKeys:
         return self.probe.parent_key(fk, index)
 
 
+class CachedKeys:
+    """Parent keys read once per parent and kept: for the built-in checks, whose parents only
+    change through their own fills (``forget()`` after one)."""
+
+    def __init__(self, probe: Probe) -> None:
+        self.probe = probe
+        self.keys: dict[str, list[tuple[Any, ...]]] = {}
+
+    def key(self, fk: ForeignKey, index: int) -> tuple[Any, ...] | None:
+        if fk.name not in self.keys or not self.keys[fk.name]:
+            self.keys[fk.name] = self.probe.parent_keys(fk, limit=10_000)
+        found = self.keys[fk.name]
+        return found[index % len(found)] if found else None
+
+    def forget(self) -> None:
+        self.keys.clear()
+
+
 class LoadedKeys:
     """Parent keys read once; ``extra`` adds keys known to exist (e.g. rows of the same batch)."""
 
@@ -97,12 +115,35 @@ def _hashable(value: Any) -> Any:
     return value
 
 
+class CheckRaised(Exception):
+    """The server raised (a data exception) while judging a candidate: stop and report it."""
+
+    def __init__(self, row: dict[str, Any], outcome: Any) -> None:
+        super().__init__(outcome.describe())
+        self.row = row
+        self.outcome = outcome
+
+
 def live_drawer(spec: TableSpec, probe: Probe, stats: DrawStats | None = None,
-                ignore_keys: frozenset[str] = frozenset()) -> RowDrawer:
-    """Keys and UNIQUE probes asked of the database at every draw; ``ignore_keys``: UNIQUE
-    keys a row may collide with (a violator of that key is being built)."""
+                ignore_keys: frozenset[str] = frozenset(), keys: Any = None,
+                stop_on_raise: bool = False) -> RowDrawer:
+    """Keys and UNIQUE probes asked of the database at every draw (``keys`` may be a
+    ``CachedKeys``); ``ignore_keys``: UNIQUE keys a row may collide with (a violator of that
+    key is being built); ``stop_on_raise``: a CHECK that raises on a candidate ends the draw
+    with ``CheckRaised`` instead of being filtered around."""
+
+    drawer: RowDrawer
 
     def verify(row: Mapping[str, Any], rules: Sequence[Rule]) -> bool:
-        return probe.accepts(spec, row, rules)
+        probe.last_refusal = None
+        accepted = probe.accepts(spec, row, rules)
+        refusal = probe.last_refusal
+        if refusal is not None:
+            if drawer.stats.raised is None:
+                drawer.stats.raised = (dict(row), refusal)  # evidence for a CHECK that raises
+            if stop_on_raise and (refusal.sqlstate or "").startswith("22"):
+                raise CheckRaised(dict(row), refusal)
+        return accepted
 
-    return RowDrawer(spec, LiveKeys(probe), LiveUniques(probe, spec, ignore_keys), verify, stats)
+    drawer = RowDrawer(spec, keys or LiveKeys(probe), LiveUniques(probe, spec, ignore_keys), verify, stats)
+    return drawer

@@ -66,6 +66,7 @@ class Probe:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
         self._counter = 0
+        self.last_refusal: Outcome | None = None  # why the last typed row could not be evaluated
 
     # --- plumbing
 
@@ -215,6 +216,7 @@ class Probe:
         statement = f"SELECT {', '.join(tests) or 'true'} FROM ({self.typed_row(spec, row)}) AS c"
         outcome = self.attempt(statement)
         if not outcome.ok or outcome.returned is None:
+            self.last_refusal = outcome
             return None
         results = iter(outcome.returned)
         return [True if r.kind == "domain" else bool(next(results)) for r in rules]

@@ -60,6 +60,11 @@ def check_table(ctx: Context, spec: TableSpec) -> list[Finding]:
                             "dbarch_constraints_skip with the reason")]
     findings: list[Finding] = []
     for rule, run_check in CHECKS:
+        if rule != valid_rows.RULE and any(f.rule == valid_rows.RULE and f.status is Status.FAILED for f in findings):
+            findings.append(Finding(rule, Area.MODELS, Status.WARNING,
+                                    f"{spec.qualified}: not checked, no valid row can be drawn "
+                                    f"(see {valid_rows.RULE})", where=spec.qualified))
+            continue
         with ctx.probe.savepoint():
             try:
                 findings += run_check(ctx, spec)

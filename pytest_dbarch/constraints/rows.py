@@ -126,6 +126,7 @@ class DrawStats:
     server_checked: int = 0
     repairs: int = 0  # UNIQUE collisions mended with fresh key values
     rejected: Counter[str] = field(default_factory=Counter)
+    raised: tuple[dict[str, Any], Any] | None = None  # a candidate whose CHECK evaluation raised, and how
 
     def reject(self, reason: str) -> None:
         self.rejected[reason] += 1

@@ -27,6 +27,7 @@ from hypothesis import settings as hypothesis_settings
 
 from pytest_dbarch.constraints.checks_parse import Rule
 from pytest_dbarch.constraints.context import Context
+from pytest_dbarch.constraints.draws import CheckRaised
 from pytest_dbarch.constraints.fill import FillError
 from pytest_dbarch.constraints.probe import Outcome
 from pytest_dbarch.constraints.rows import DrawStats, NoParentRows, narrow, strategy
@@ -52,7 +53,7 @@ def check(ctx: Context, spec: TableSpec) -> list[Finding]:
     except (FillError, NoParentRows) as exc:
         return [_finding(spec, Status.ERROR, f"{spec.qualified}: its parent tables cannot be filled", str(exc))]
     stats = DrawStats()
-    drawer = ctx.drawer(spec, stats)
+    drawer = ctx.drawer(spec, stats, stop_on_raise=True)
     rows = strategy(drawer, {})
     kept = {"rows": 0}
     failure: dict[str, Any] = {}
@@ -70,14 +71,27 @@ def check(ctx: Context, spec: TableSpec) -> list[Finding]:
     test = hypothesis_settings(ctx.settings, report_multiple_bugs=False)(given(row=rows)(insert_row))
     try:
         test()
+    except CheckRaised as exc:
+        stats.raised = (exc.row, exc.outcome)
+        raising = _raised(ctx, spec, stats)
+        if raising is not None:
+            return [raising]
+        return [_finding(spec, Status.ERROR, f"{spec.qualified}: the server raised while judging a row",
+                         f"row: {format_row(exc.row)}\n{exc.outcome.describe()}")]
     except RowRefused:
         return [classify(ctx, spec, failure["row"], failure["outcome"], stats)]
     except NoParentRows as exc:
         return [_finding(spec, Status.ERROR, f"{spec.qualified}: rows need parent rows that do not exist", str(exc))]
     except (hypothesis_errors.Unsatisfiable, hypothesis_errors.FailedHealthCheck):
+        raising = _raised(ctx, spec, stats)
+        if raising is not None:
+            return [raising]
         return [_finding(spec, Status.WARNING, f"{spec.qualified}: too few valid rows could be drawn",
                          stats.summary(), fix=_low_acceptance_fix(spec))]
     ctx.stats[spec.qualified] = stats
+    raising = _raised(ctx, spec, stats)
+    if raising is not None:
+        return [raising]
     evidence = stats.summary()
     if stats.server_checked and stats.acceptance < LOW_ACCEPTANCE:
         return [_finding(spec, Status.WARNING,
@@ -145,6 +159,25 @@ def classify(ctx: Context, spec: TableSpec, row: dict[str, Any], outcome: Outcom
                     evidence,
                     fix="this is pytest-dbarch misreading the schema, not a schema defect: report it with the row; "
                         "meanwhile skip the constraint in dbarch_constraints_skip")
+
+
+def _raised(ctx: Context, spec: TableSpec, stats: DrawStats) -> Finding | None:
+    """A CHECK that raised while candidates were judged by the server, shown on that row."""
+    if stats.raised is None:
+        return None
+    row, outcome = stats.raised
+    if not (outcome.sqlstate or "").startswith(_DATA_ERRORS):
+        return None
+    found = _raising_rules(ctx, spec, row)
+    if found is None:
+        return None
+    rule, error = found
+    return _finding(spec, Status.FAILED,
+                    f"{spec.qualified}: CHECK {rule.name} raises an error on a plain row instead of "
+                    "accepting or refusing it",
+                    f"row: {format_row(row)}\nCHECK ({rule.sql}) raised: {error}\n{stats.summary()}",
+                    fix=f"rewrite {rule.name} so it returns false (guard casts with a regex in a CASE, "
+                        "divisions with NULLIF) instead of raising", where=f"{spec.qualified}.{rule.name}")
 
 
 def _raising_rules(ctx: Context, spec: TableSpec, row: dict[str, Any]) -> tuple[Rule, str] | None:

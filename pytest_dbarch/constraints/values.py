@@ -40,7 +40,15 @@ class Unsupported(Exception):
 
 
 def _alphabet(kind: Kind) -> st.SearchStrategy[str]:
-    return st.characters(codec=kind.codec, exclude_characters="\x00")
+    return _characters(kind.codec)
+
+
+@lru_cache(maxsize=8)
+def _characters(codec: str) -> st.SearchStrategy[str]:
+    """Characters the database encoding holds, NUL excluded. Given as code point ranges,
+    not ``codec=``: hypothesis would encode every code point to find them (seconds)."""
+    top = {"utf-8": 0x10FFFF, "latin-1": 0xFF}.get(codec, 0x7F)
+    return st.characters(max_codepoint=top, exclude_categories=("Cs",), exclude_characters="\x00")
 
 
 # --- hypothesis
