@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_dbarch.constraints.draws import live_drawer
 from pytest_dbarch.constraints.fill import Filler
 from pytest_dbarch.constraints.probe import Probe
-from pytest_dbarch.constraints.rows import NoParentRows, RandomSource
+from pytest_dbarch.constraints.rows import NoParentRows, RandomSource, given_on_purpose
 from pytest_dbarch.constraints.schema import TableSpec
 from pytest_dbarch.errors import DbarchError
 
@@ -84,9 +84,10 @@ def _related_keys(session: Session, related: Any, pairs: list[Any]) -> dict[str,
 
 def _draw(spec: TableSpec, probe: Probe, source: RandomSource, fixed: dict[str, Any], specs: Any) -> dict[str, Any]:
     drawer = live_drawer(spec, probe)
+    aim = given_on_purpose(spec, fixed)  # a value given to break a CHECK or repeat a key stays
     for _ in range(2):
         try:
-            row = drawer.draw(source, fixed, attempts=30)
+            row = drawer.draw(source, fixed, aim, attempts=30)
         except NoParentRows as exc:
             if specs is None:
                 raise

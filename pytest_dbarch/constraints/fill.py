@@ -21,7 +21,7 @@ from psycopg import sql
 from pytest_dbarch.constraints.draws import BatchUniques, LoadedKeys
 from pytest_dbarch.constraints.literals import cast_type, text_value
 from pytest_dbarch.constraints.probe import Probe, table_ident
-from pytest_dbarch.constraints.rows import Aim, DrawStats, RandomSource, RowDrawer
+from pytest_dbarch.constraints.rows import Aim, DrawStats, RandomSource, RowDrawer, given_on_purpose
 from pytest_dbarch.constraints.schema import ForeignKey, TableSpec
 from pytest_dbarch.errors import DbarchError
 from pytest_dbarch.origin import plugin_statements
@@ -61,6 +61,10 @@ class Filler:
                     and not any(c in fixed for c in fk.columns)]
         stats = self.stats.setdefault(spec.qualified, DrawStats())
         drawer = RowDrawer(spec, LoadedKeys(keys), BatchUniques(spec), None, stats, trust_plan=True)
+        broken = [name for name in given_on_purpose(spec, fixed).ignore if any(r.name == name for r in spec.rules)]
+        if broken:
+            raise FillError(f"the values given for {spec.qualified} break {', '.join(sorted(broken))}: "
+                            "no valid row can hold them", "give values the table's CHECKs accept")
         source = RandomSource(self.rng)
         inserted = 0
         for _ in range(ROUNDS):

@@ -158,6 +158,20 @@ class Aim:
 
     violate: Rule | None = None  # a rule to make strictly false (violators, model checks)
     extra: tuple[Rule, ...] = ()  # rules to satisfy that the table does not have (a model's CHECK)
+    ignore: frozenset[str] = frozenset()  # rules (by name) the given values already break
+
+    @property
+    def plain(self) -> bool:
+        return self.violate is None and not self.extra and not self.ignore
+
+
+def given_on_purpose(spec: TableSpec, given: Mapping[str, Any]) -> Aim:
+    """An aim that keeps values given on purpose, even where they break a CHECK by
+    themselves or make a whole UNIQUE key (a test that wants the database to refuse
+    ``stage='pending'`` or a duplicate email): the rest of the row is still drawn valid."""
+    broken = {r.name for r in spec.rules if r.columns and r.columns <= given.keys() and r.holds(given) is False}
+    keys = {k.name for k in spec.uniques if k.key_columns and set(k.key_columns) <= given.keys()}
+    return Aim(ignore=frozenset(broken | keys))
 
 
 class Plan:
@@ -175,7 +189,7 @@ class Plan:
 
     def checks(self, drawer: RowDrawer, aim: Aim) -> list[Rule]:
         """The rules a finished row is evaluated against (cached for the default aim)."""
-        if aim.violate is not None or aim.extra:
+        if not aim.plain:
             return drawer.rules_to_evaluate(aim, self.trusted)
         if self._checks is None:
             self._checks = drawer.rules_to_evaluate(aim, self.trusted)
@@ -262,7 +276,7 @@ class RowDrawer:
     def _plan(self, source: Source, fixed: Mapping[str, Any], aim: Aim) -> Plan | None:
         """The spaces once a branch of every CHECK is chosen. Memoised along the path of
         choices when nothing but the branches varies (bulk fills, plain ``.rows()``)."""
-        memo = self._memo if aim.violate is None and not aim.extra and _hashable(fixed) else None
+        memo = self._memo if aim.plain and _hashable(fixed) else None
         path: tuple[Any, ...] = (tuple(sorted(fixed.items())),) if memo is not None else ()
         if memo is not None:
             leaves = self._all_leaves(path, fixed)
@@ -375,7 +389,7 @@ class RowDrawer:
     def _ways(self, aim: Aim) -> list[tuple[Rule, list[Conjunction]]]:
         ways = []
         for rule in [*self.spec.rules, *aim.extra]:
-            if rule is aim.violate:
+            if rule is aim.violate or rule.name in aim.ignore:
                 continue
             if rule.dnf is not None and self._controllable(rule):
                 ways.append((rule, rule.dnf))
@@ -423,7 +437,8 @@ class RowDrawer:
         if aim.violate is not None and aim.violate not in rules:
             rules.append(aim.violate)
         # a rule reading a column the database fills: only the INSERT can tell
-        return [r for r in rules if id(r) not in trusted and (self._controllable(r) or r is aim.violate)]
+        return [r for r in rules if id(r) not in trusted and r.name not in aim.ignore
+                and (self._controllable(r) or r is aim.violate)]
 
     def _finish(self, row: dict[str, Any], aim: Aim, source: Source, used: Mapping[str, Space],
                 fixed: Mapping[str, Any], rules: list[Rule]) -> dict[str, Any] | None:
@@ -434,7 +449,7 @@ class RowDrawer:
             if verdict is not None:
                 self.stats.reject(verdict)
                 return None
-            hit = self.uniques.conflicts(row) if self.uniques is not None else []
+            hit = [h for h in self.uniques.conflicts(row) if h not in aim.ignore] if self.uniques is not None else []
             if not hit:
                 if attempt:
                     self.stats.repairs += 1
@@ -577,7 +592,8 @@ def strategy(drawer: RowDrawer, overrides: Mapping[str, Any]) -> st.SearchStrate
     def rows(draw: Callable[[st.SearchStrategy[Any]], Any]) -> dict[str, Any]:
         fixed = {name: draw(value) if isinstance(value, st.SearchStrategy) else value
                  for name, value in overrides.items()}
-        row = drawer.draw(HypothesisSource(draw), fixed)
+        aim = given_on_purpose(drawer.spec, fixed) if fixed else None
+        row = drawer.draw(HypothesisSource(draw), fixed, aim)
         if row is None:
             reject()
         return row  # type: ignore[return-value]
