@@ -68,6 +68,14 @@ class Skips:
         return None
 
 
+def quiet() -> Any:
+    """Hypothesis' own printing (falsifying examples, seeds) off: the Finding carries the
+    minimal row, and a user's terminal is not the place for a check's inner runs."""
+    from hypothesis.reporting import with_reporter
+
+    return with_reporter(lambda message: None)
+
+
 def check_settings(base: hypothesis_settings | None = None) -> hypothesis_settings:
     """The user's active hypothesis profile, minus what makes no sense on a database:
     no deadline (round trips are not the code under test), no too-slow / filter health

@@ -177,7 +177,7 @@ class Filler:
             source = ident if column.name in names else "NULL"
             typed.append(f"{source}::{cast_type(column)} AS {ident}")
         checks = [f"(({r.sql})) IS NOT FALSE" for r in spec.rules
-                  if r.kind == "check" and not (r.columns & set(spec.left_out))]
+                  if r.kind in ("check", "partition") and not (r.columns & set(spec.left_out))]
         where = " AND ".join(checks) or "true"
         overriding = " OVERRIDING SYSTEM VALUE" if any(spec.table.column(n).identity == "always" for n in names) else ""
         statement = (f"INSERT INTO {table_ident(spec)} ({columns}){overriding} SELECT {columns} FROM "

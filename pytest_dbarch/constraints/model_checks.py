@@ -19,7 +19,7 @@ from hypothesis import find
 from hypothesis import strategies as st
 
 from pytest_dbarch.constraints.checks_parse import Rule
-from pytest_dbarch.constraints.context import Context
+from pytest_dbarch.constraints.context import Context, quiet
 from pytest_dbarch.constraints.intent import ModelCheck
 from pytest_dbarch.constraints.rows import Aim, HypothesisSource, NoParentRows
 from pytest_dbarch.constraints.schema import TableSpec
@@ -114,8 +114,9 @@ def _search(ctx: Context, spec: TableSpec, rule: Rule) -> dict[str, Any] | None:
         return row  # type: ignore[return-value]
 
     try:
-        return find(violators(), database_accepts, settings=ctx.settings,
-                    database_key=f"{RULE}:{spec.qualified}:{rule.name}".encode())
+        with quiet():
+            return find(violators(), database_accepts, settings=ctx.settings,
+                        database_key=f"{RULE}:{spec.qualified}:{rule.name}".encode())
     except (hypothesis_errors.NoSuchExample, hypothesis_errors.Unsatisfiable):
         pass
     except NoParentRows:

@@ -40,6 +40,7 @@ class ForeignKey:
     parent_columns: tuple[str, ...]
     nullable: bool  # a row may leave it NULL (some column nullable, MATCH SIMPLE)
     self_reference: bool
+    from_partition: bool = False  # declared on the partitions of a partitioned table, not on it
 
     @property
     def name(self) -> str:
@@ -127,17 +128,41 @@ def build(table: Table, catalog: Catalog) -> TableSpec:
     for constraint in table.checks:
         if constraint.expression:
             rules.append(Rule.of(constraint.name, constraint.expression, categories, names))
+    partitions = _partition_rule(table, catalog, categories, names)
+    if partitions is not None:
+        rules.append(partitions)
     uniques = _uniques(table, categories, names)
     foreign_keys = [_foreign_key(table, fk, columns) for fk in table.foreign_keys]
+    if table.kind == "partitioned table":  # keys declared on every partition bind the parent's rows too
+        seen = {(fk.columns, fk.parent) for fk in foreign_keys}
+        for part in (t for t in catalog if table.qualified in t.parents):
+            for fk in part.foreign_keys:
+                made = _foreign_key(table, fk, columns, from_partition=True)
+                if (made.columns, made.parent) not in seen:
+                    seen.add((made.columns, made.parent))
+                    foreign_keys.append(made)
     return TableSpec(table, columns, tuple(left_out), rules, uniques, foreign_keys, problems)
 
 
-def _foreign_key(table: Table, fk: Constraint, columns: dict[str, ColumnSpec]) -> ForeignKey:
+def _partition_rule(table: Table, catalog: Catalog, categories: dict[str, str], names: list[str]) -> Rule | None:
+    """A partitioned table takes only rows some partition's bounds admit: the OR of their
+    partition constraints, aimed at like a CHECK (the server says "no partition found")."""
+    if table.kind != "partitioned table":
+        return None
+    bounds = [t.partition_constraint for t in catalog if table.qualified in t.parents and t.partition_constraint]
+    if not bounds:
+        return None
+    expression = " OR ".join(f"({b})" for b in bounds)
+    return Rule.of(f"partitions of {table.name}", expression, categories, names, kind="partition")
+
+
+def _foreign_key(table: Table, fk: Constraint, columns: dict[str, ColumnSpec],
+                 from_partition: bool = False) -> ForeignKey:
     nullable_columns = [c for c in fk.columns if c not in columns or columns[c].nullable]
     nullable = bool(nullable_columns) if fk.match != "FULL" else all(
         c not in columns or columns[c].nullable for c in fk.columns)
     parent = f"{fk.ref_schema}.{fk.ref_table}"
-    return ForeignKey(fk, fk.columns, parent, fk.ref_columns, nullable, parent == table.qualified)
+    return ForeignKey(fk, fk.columns, parent, fk.ref_columns, nullable, parent == table.qualified, from_partition)
 
 
 def _uniques(table: Table, categories: dict[str, str], names: list[str]) -> list[UniqueKey]:

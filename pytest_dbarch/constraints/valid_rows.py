@@ -26,7 +26,7 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 
 from pytest_dbarch.constraints.checks_parse import Rule
-from pytest_dbarch.constraints.context import Context
+from pytest_dbarch.constraints.context import Context, quiet
 from pytest_dbarch.constraints.draws import CheckRaised
 from pytest_dbarch.constraints.fill import FillError
 from pytest_dbarch.constraints.probe import Outcome
@@ -70,7 +70,8 @@ def check(ctx: Context, spec: TableSpec) -> list[Finding]:
         c if c.isalnum() else "_" for c in spec.qualified)
     test = hypothesis_settings(ctx.settings, report_multiple_bugs=False)(given(row=rows)(insert_row))
     try:
-        test()
+        with quiet():
+            test()
     except CheckRaised as exc:
         stats.raised = (exc.row, exc.outcome)
         raising = _raised(ctx, spec, stats)

@@ -157,6 +157,7 @@ class Table:
     parents: tuple[str, ...] = ()  # schema.table of inheritance / partition parents
     unlogged: bool = False
     comment: str | None = None
+    partition_constraint: str | None = None  # of a partition: the rows its bounds admit (pg_get_partition_constraintdef)
 
     @property
     def qualified(self) -> str:
@@ -299,6 +300,7 @@ _QUERIES: dict[str, str] = {
                c.reltuples::float8 AS row_estimate, c.relrowsecurity AS rls_enabled,
                c.relforcerowsecurity AS rls_forced, c.relispartition AS is_partition,
                c.relpersistence = 'u' AS unlogged,
+               CASE WHEN c.relispartition THEN pg_get_partition_constraintdef(c.oid) END AS partition_constraint,
                CASE WHEN c.relkind IN ('r', 'p', 'm') THEN pg_table_size(c.oid) ELSE 0 END AS size_bytes,
                (SELECT d.description FROM pg_description d WHERE d.objoid = c.oid
                   AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0) AS comment,
@@ -607,6 +609,7 @@ def _assemble(rows: dict[str, list[dict[str, Any]]], schemas: tuple[str, ...] | 
             parents=tuple(row["parents"]),
             unlogged=row["unlogged"],
             comment=row["comment"],
+            partition_constraint=row["partition_constraint"],
         )
         catalog.tables[table.qualified] = table
     catalog.enums = {f"{row['schema']}.{row['name']}": tuple(row["labels"]) for row in rows["enums"]}
