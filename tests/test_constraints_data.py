@@ -270,3 +270,28 @@ def test_factory_draws_valid_objects_bound_to_the_session(dbarch_session: Any, d
     paid = OrderFactory.create(shop=acme, status="paid")
     assert paid.shop_id == acme.id and paid.paid_at is not None
     assert OrderFactory.build().id is None  # build does not touch the database
+
+
+def test_checks_understand_triggers_and_partitions(dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """Shapes met on real schemas (pagila): a NOT NULL column a BEFORE trigger fills is
+    enforced, not "accepting a violator"; a partitioned table takes rows inside its
+    partitions' bounds, and foreign keys declared on each partition bind it."""
+    dbarch_psycopg.execute("""
+        CREATE TABLE films (id serial PRIMARY KEY, title text NOT NULL, fulltext tsvector NOT NULL);
+        CREATE FUNCTION films_fill() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN NEW.fulltext := to_tsvector('simple', NEW.title); RETURN NEW; END $$;
+        CREATE TRIGGER films_fill BEFORE INSERT ON films FOR EACH ROW EXECUTE FUNCTION films_fill();
+        CREATE TABLE customers (id serial PRIMARY KEY);
+        CREATE TABLE payments (id serial, customer_id int NOT NULL, paid_at date NOT NULL,
+                               PRIMARY KEY (id, paid_at)) PARTITION BY RANGE (paid_at);
+        CREATE TABLE payments_2024 PARTITION OF payments FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+        CREATE TABLE payments_2025 PARTITION OF payments FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+        ALTER TABLE payments_2024 ADD FOREIGN KEY (customer_id) REFERENCES customers;
+        ALTER TABLE payments_2025 ADD FOREIGN KEY (customer_id) REFERENCES customers;""")
+    findings = dbarch_constraints.check("films", "customers", "payments")
+    problems = [(f.rule, f.title) for f in findings if f.is_problem]
+    assert problems == []
+    [held] = [f for f in findings if f.rule == "constraints.rejects-violator" and f.where == "public.films"]
+    assert "NOT NULL fulltext: holds: a trigger or rule rewrote the row" in held.evidence
+    assert dbarch_constraints.fill("payments", 50) == 50
+    assert dbarch_psycopg.execute("SELECT count(*) FROM payments_2024").fetchone()[0] > 0  # type: ignore[index]

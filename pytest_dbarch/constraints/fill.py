@@ -161,6 +161,10 @@ class Filler:
     def _copy(self, spec: TableSpec, rows: list[dict[str, Any]], wanted: int) -> int:
         """COPY the rows into a staging table and move the valid ones; returns how many."""
         names = list(dict.fromkeys(name for row in rows for name in row))
+        if not names:  # every column is filled by the database: rows of defaults
+            outcome = self.probe.attempt(f"INSERT INTO {table_ident(spec)} SELECT FROM generate_series(1, "
+                                         f"{int(wanted)}) ON CONFLICT DO NOTHING", keep=True)
+            return max(outcome.rowcount, 0) if outcome.ok else 0
         kinds = {n: spec.columns[n].kind.name if n in spec.columns else "" for n in names}
         stage = sql.Identifier(f"dbarch_fill_{spec.table.oid}").as_string(None)
         columns = ", ".join(sql.Identifier(n).as_string(None) for n in names)
