@@ -21,7 +21,7 @@ from psycopg import sql
 from pytest_dbarch.constraints.draws import BatchUniques, LoadedKeys
 from pytest_dbarch.constraints.literals import cast_type, text_value
 from pytest_dbarch.constraints.probe import Probe, table_ident
-from pytest_dbarch.constraints.rows import Aim, DrawStats, RandomSource, RowDrawer, given_on_purpose
+from pytest_dbarch.constraints.rows import Aim, DrawStats, KeysExhausted, RandomSource, RowDrawer, given_on_purpose
 from pytest_dbarch.constraints.schema import ForeignKey, TableSpec
 from pytest_dbarch.errors import DbarchError
 from pytest_dbarch.origin import plugin_statements
@@ -89,7 +89,10 @@ class Filler:
         rows = []
         misses = 0
         while len(rows) < wanted + extra and misses < (wanted + extra) * 10:
-            row = drawer.draw_once(source, fixed, Aim())
+            try:
+                row = drawer.draw_once(source, fixed, Aim())
+            except KeysExhausted:
+                break  # a UNIQUE key has no value left: insert what there is, then say so
             if row is None:
                 misses += 1
                 continue
