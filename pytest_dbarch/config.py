@@ -248,6 +248,20 @@ OPTIONS: tuple[Option, ...] = (
     ),
 
     # --- constraint property tests (issue 9)
+    Option(
+        "constraints",
+        "constraint property tests as collected items, one 'constraints[<table>]' per table: "
+        "'true' for every table of the test database, or the tables to check, one per line",
+        kind="linelist",
+        default=(),
+    ),
+    Option(
+        "constraints_skip",
+        "what the constraint property tests leave out, one per line with the reason: "
+        "'<table>: <why>' or '<table>.<constraint or column>: <why>'",
+        kind="linelist",
+        default=(),
+    ),
 
     # --- schema lint (issue 10)
     Option(
@@ -379,6 +393,8 @@ class Settings:
     models: str | None = None
 
     # --- constraint property tests (issue 9)
+    constraints: tuple[str, ...] = ()
+    constraints_skip: tuple[str, ...] = ()
 
     # --- schema lint (issue 10)
     schema_lint: str = "false"

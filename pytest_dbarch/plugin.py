@@ -72,6 +72,10 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_dbarch.schema_lint import hooks as schema_lint_hooks
 
     config.pluginmanager.register(schema_lint_hooks, "dbarch-schema-lint")
+
+    from pytest_dbarch.constraints import hooks as constraints_hooks
+
+    config.pluginmanager.register(constraints_hooks, "dbarch-constraints")
     _install_sigterm_handler(config)
     config.pluginmanager.register(queries_hooks, "dbarch-queries")
 

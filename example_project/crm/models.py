@@ -47,6 +47,7 @@ CLOSED_STAGES: tuple[str, ...] = ("won", "lost")
 STAGES: tuple[str, ...] = OPEN_STAGES + CLOSED_STAGES
 
 LEAD_STATUSES: tuple[str, ...] = ("new", "contacted", "qualified", "converted", "lost")
+CURRENCIES: tuple[str, ...] = ("USD", "EUR", "GBP", "CAD", "AUD", "JPY")
 AUDIT_ACTIONS: tuple[str, ...] = ("insert", "update", "delete")
 
 # Partial-index predicate shared by every soft-deletable table.
@@ -168,6 +169,12 @@ class Lead(Base):
     __table_args__ = (
         CheckConstraint(_in_list("status", LEAD_STATUSES), name="status_valid"),
         CheckConstraint("rating BETWEEN 1 AND 5", name="rating_range"),
+        # Converted exactly when a conversion time is recorded; only a converted lead
+        # points at its contact (which may be deleted later: ON DELETE SET NULL).
+        CheckConstraint("(status = 'converted') = (converted_at IS NOT NULL)", name="conversion_recorded"),
+        CheckConstraint(
+            "converted_contact_id IS NULL OR status = 'converted'", name="contact_only_when_converted"
+        ),
         Index("ix_leads_status_live", "status", postgresql_where=LIVE_ROWS),
         Index("ix_leads_email_live", "email", postgresql_where=LIVE_ROWS),
         Index("ix_leads_converted_contact_id", "converted_contact_id"),
@@ -198,7 +205,7 @@ class Opportunity(Base):
     __table_args__ = (
         CheckConstraint(_in_list("stage", STAGES), name="stage_valid"),
         CheckConstraint("amount >= 0", name="amount_non_negative"),
-        CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_iso"),
+        CheckConstraint(_in_list("currency", CURRENCIES), name="currency_known"),
         CheckConstraint(
             "probability IS NOT NULL AND probability BETWEEN 0 AND 100", name="probability_valid"
         ),

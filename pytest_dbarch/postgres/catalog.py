@@ -74,6 +74,8 @@ class Column:
     domain_checks: tuple[str, ...] = ()  # the domain's CHECK expressions (VALUE ...)
     collation: str | None = None  # only when it differs from the type's default
     comment: str | None = None
+    domain_not_null: bool = False  # the domain itself is NOT NULL (a NULL is rejected like attnotnull)
+    domain_check_names: tuple[str, ...] = ()  # names of domain_checks, in the same order
 
     @property
     def is_array(self) -> bool:
@@ -155,6 +157,7 @@ class Table:
     parents: tuple[str, ...] = ()  # schema.table of inheritance / partition parents
     unlogged: bool = False
     comment: str | None = None
+    partition_constraint: str | None = None  # of a partition: the rows its bounds admit (pg_get_partition_constraintdef)
 
     @property
     def qualified(self) -> str:
@@ -236,6 +239,7 @@ class Catalog:
     policies: tuple[Policy, ...] = ()
     search_path: tuple[str, ...] = ("public",)
     server_version: int = 0  # server_version_num, e.g. 150018
+    encoding: str = "UTF8"  # server_encoding: which characters text columns can hold
 
     def __iter__(self) -> Iterator[Table]:
         return iter(self.tables.values())
@@ -289,12 +293,14 @@ _RELKINDS = {
 _QUERIES: dict[str, str] = {
     "settings": """
         SELECT current_setting('server_version_num')::int AS version,
-               current_schemas(false) AS search_path""",
+               current_schemas(false) AS search_path,
+               current_setting('server_encoding') AS encoding""",
     "tables": f"""
         SELECT c.oid, n.nspname AS schema, c.relname AS name, c.relkind AS kind,
                c.reltuples::float8 AS row_estimate, c.relrowsecurity AS rls_enabled,
                c.relforcerowsecurity AS rls_forced, c.relispartition AS is_partition,
                c.relpersistence = 'u' AS unlogged,
+               CASE WHEN c.relispartition THEN pg_get_partition_constraintdef(c.oid) END AS partition_constraint,
                CASE WHEN c.relkind IN ('r', 'p', 'm') THEN pg_table_size(c.oid) ELSE 0 END AS size_bytes,
                (SELECT d.description FROM pg_description d WHERE d.objoid = c.oid
                   AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0) AS comment,
@@ -317,6 +323,7 @@ _QUERIES: dict[str, str] = {
                a.attidentity AS identity, a.attgenerated AS generated,
                CASE WHEN t.typtype = 'd' THEN a.atttypid END AS domain_oid,
                CASE WHEN t.typtype = 'd' THEN t.typname END AS domain,
+               t.typtype = 'd' AND t.typnotnull AS domain_not_null,
                coalesce(NULLIF(a.atttypmod, -1), t.typtypmod) AS typmod,
                a.attndims AS dimensions,
                et.typname AS element_type, et.typcategory AS element_category,
@@ -400,7 +407,7 @@ _QUERIES: dict[str, str] = {
         WHERE {_user('n')}
         GROUP BY t.oid, n.nspname, t.typname""",
     "domain_checks": f"""
-        SELECT con.contypid AS oid, pg_get_expr(con.conbin, 0) AS expression
+        SELECT con.contypid AS oid, pg_get_expr(con.conbin, 0) AS expression, con.conname AS name
         FROM pg_constraint con JOIN pg_type t ON t.oid = con.contypid
         JOIN pg_namespace n ON n.oid = t.typnamespace
         WHERE con.contype = 'c' AND {_user('n')}
@@ -491,8 +498,10 @@ def _typmod_facts(type_name: str, typmod: int | None) -> dict[str, int | None]:
 def _assemble(rows: dict[str, list[dict[str, Any]]], schemas: tuple[str, ...] | None) -> Catalog:
     enums = {row["oid"]: tuple(row["labels"]) for row in rows["enums"]}
     domain_checks: dict[int, list[str]] = {}
+    domain_check_names: dict[int, list[str]] = {}
     for row in rows["domain_checks"]:
         domain_checks.setdefault(row["oid"], []).append(row["expression"])
+        domain_check_names.setdefault(row["oid"], []).append(row["name"])
 
     columns: dict[int, list[Column]] = {}
     for row in rows["columns"]:
@@ -517,6 +526,8 @@ def _assemble(rows: dict[str, list[dict[str, Any]]], schemas: tuple[str, ...] | 
                 domain_checks=tuple(domain_checks.get(row["domain_oid"], ())),
                 collation=row["collation"],
                 comment=row["comment"],
+                domain_not_null=bool(row["domain_not_null"]),
+                domain_check_names=tuple(domain_check_names.get(row["domain_oid"], ())),
                 **_typmod_facts(row["type_name"], row["typmod"]),  # type: ignore[arg-type]
             )
         )
@@ -577,6 +588,7 @@ def _assemble(rows: dict[str, list[dict[str, Any]]], schemas: tuple[str, ...] | 
     settings = rows["settings"][0]
     catalog.server_version = settings["version"]
     catalog.search_path = tuple(settings["search_path"]) or ("public",)
+    catalog.encoding = settings["encoding"]
     for row in rows["tables"]:
         if schemas is not None and row["schema"] not in schemas:
             continue
@@ -597,6 +609,7 @@ def _assemble(rows: dict[str, list[dict[str, Any]]], schemas: tuple[str, ...] | 
             parents=tuple(row["parents"]),
             unlogged=row["unlogged"],
             comment=row["comment"],
+            partition_constraint=row["partition_constraint"],
         )
         catalog.tables[table.qualified] = table
     catalog.enums = {f"{row['schema']}.{row['name']}": tuple(row["labels"]) for row in rows["enums"]}

@@ -1,0 +1,206 @@
+"""``.fill(table, n)``: n valid rows through COPY, parents first where they are needed.
+
+Rows are drawn with ``random.Random`` (no hypothesis size limit), copied as text into a
+temporary staging table, and moved with one ``INSERT ... SELECT`` that casts each column
+to its type, keeps only rows whose CHECKs the server accepts (the ones Python could not
+decide) and skips UNIQUE collisions with rows already there (``ON CONFLICT DO
+NOTHING``). What was skipped is drawn again, until n rows are in. A parent table that a
+NOT NULL foreign key needs and that holds no rows is filled first, recursively; a
+NOT NULL self-reference gets keys from the batch itself (the first row points at itself).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from psycopg import sql
+
+from pytest_dbarch.constraints.draws import BatchUniques, LoadedKeys
+from pytest_dbarch.constraints.literals import cast_type, text_value
+from pytest_dbarch.constraints.probe import Probe, table_ident
+from pytest_dbarch.constraints.rows import Aim, DrawStats, KeysExhausted, RandomSource, RowDrawer, given_on_purpose
+from pytest_dbarch.constraints.schema import ForeignKey, TableSpec
+from pytest_dbarch.errors import DbarchError
+from pytest_dbarch.origin import plugin_statements
+
+ROUNDS = 6
+
+
+class FillError(DbarchError):
+    """The table cannot be filled with valid rows."""
+
+
+def parents_for(n: int) -> int:
+    """How many parent rows to create for n children (about one per ten)."""
+    return max(1, min(1000, math.ceil(n / 10)))
+
+
+class Filler:
+    """Fills tables of one database; ``specs`` looks a table up by name."""
+
+    def __init__(self, probe: Probe, specs: Callable[[str], TableSpec], rng: random.Random) -> None:
+        self.probe = probe
+        self.specs = specs
+        self.rng = rng
+        self.stats: dict[str, DrawStats] = {}
+
+    def fill(self, spec: TableSpec, n: int, fixed: Mapping[str, Any] | None = None,
+             _path: tuple[str, ...] = ()) -> int:
+        if n <= 0:
+            return 0
+        fixed = dict(fixed or {})
+        if spec.problems:
+            raise FillError(f"{spec.qualified} cannot be filled: {'; '.join(spec.problems)}",
+                            "give those columns a default, make them nullable, or pass values: "
+                            f".fill({spec.name!r}, n, column=value)")
+        keys = self._parent_keys(spec, n, fixed, _path + (spec.qualified,))
+        self_ref = [fk for fk in spec.foreign_keys if fk.self_reference and not fk.nullable
+                    and not any(c in fixed for c in fk.columns)]
+        stats = self.stats.setdefault(spec.qualified, DrawStats())
+        drawer = RowDrawer(spec, LoadedKeys(keys), BatchUniques(spec), None, stats, trust_plan=True)
+        broken = [name for name in given_on_purpose(spec, fixed).ignore if any(r.name == name for r in spec.rules)]
+        if broken:
+            raise FillError(f"the values given for {spec.qualified} break {', '.join(sorted(broken))}: "
+                            "no valid row can hold them", "give values the table's CHECKs accept")
+        source = RandomSource(self.rng)
+        inserted = 0
+        for _ in range(ROUNDS):
+            wanted = n - inserted
+            batch = self._draw(spec, drawer, source, wanted, fixed, self_ref)
+            if batch:
+                inserted += self._copy(spec, batch, wanted)
+            if inserted >= n:
+                return inserted
+        reasons = stats.summary()
+        raise FillError(
+            f"only {inserted} of {n} rows could be inserted into {spec.qualified} ({reasons})",
+            "check the table's CHECKs and UNIQUE keys leave room for that many rows, or pass fixed "
+            "values for the columns that limit them",
+        )
+
+    def _draw(self, spec: TableSpec, drawer: RowDrawer, source: RandomSource, wanted: int,
+              fixed: dict[str, Any], self_ref: list[ForeignKey]) -> list[dict[str, Any]]:
+        extra = max(2, wanted // 20)
+        if self_ref:
+            return self._self_referencing(spec, drawer, source, wanted, fixed, self_ref)
+        rows = []
+        misses = 0
+        while len(rows) < wanted + extra and misses < (wanted + extra) * 10:
+            try:
+                row = drawer.draw_once(source, fixed, Aim())
+            except KeysExhausted:
+                break  # a UNIQUE key has no value left: insert what there is, then say so
+            if row is None:
+                misses += 1
+                continue
+            rows.append(row)
+        return rows
+
+    def _self_referencing(self, spec: TableSpec, drawer: RowDrawer, source: RandomSource, wanted: int,
+                          fixed: dict[str, Any], self_ref: list[ForeignKey]) -> list[dict[str, Any]]:
+        """Rows whose NOT NULL self-reference points at an earlier row of the batch (or itself)."""
+        for fk in self_ref:
+            if len(fk.columns) != 1 or len(fk.parent_columns) != 1:
+                raise FillError(f"{spec.qualified}: composite NOT NULL self-reference {fk.name} is not supported",
+                                "make it nullable or DEFERRABLE, or fill the table yourself")
+        key_columns = [fk.parent_columns[0] for fk in self_ref]
+        pool = self._reserve_keys(spec, key_columns, wanted)
+        rows = []
+        for i in range(wanted):
+            pinned = dict(fixed)
+            for column in key_columns:
+                pinned[column] = pool[column][i]
+            for fk in self_ref:
+                target = pool[fk.parent_columns[0]]
+                pinned[fk.columns[0]] = target[source.rng.randrange(i + 1)]
+            row = drawer.draw(source, pinned, attempts=50)
+            if row is not None:
+                rows.append(row)
+        return rows
+
+    def _reserve_keys(self, spec: TableSpec, columns: list[str], n: int) -> dict[str, list[Any]]:
+        pool: dict[str, list[Any]] = {}
+        for column in columns:
+            if column in spec.columns:
+                space = spec.columns[column].space
+                drawn: dict[Any, None] = {}
+                source = RandomSource(self.rng)
+                while len(drawn) < n:
+                    drawn[source.value(space)] = None
+                pool[column] = list(drawn)
+                continue
+            sequence = self.probe.query("SELECT pg_get_serial_sequence(%s, %s)", [table_ident(spec), column])
+            if not sequence or sequence[0][0] is None:
+                raise FillError(f"{spec.qualified}.{column} is filled by the database without a sequence",
+                                "fill the table yourself")
+            values = self.probe.query(f"SELECT nextval(%s) FROM generate_series(1, {int(n)})", [sequence[0][0]])
+            pool[column] = [v[0] for v in values]
+        return pool
+
+    def _parent_keys(self, spec: TableSpec, n: int, fixed: Mapping[str, Any],
+                     path: tuple[str, ...]) -> dict[str, list[tuple[Any, ...]]]:
+        keys: dict[str, list[tuple[Any, ...]]] = {}
+        for fk in spec.foreign_keys:
+            if fk.self_reference or any(c in fixed for c in fk.columns):
+                if fk.self_reference:
+                    keys[fk.name] = self.probe.parent_keys(fk)
+                continue
+            found = self.probe.parent_keys(fk)
+            if not found and not fk.nullable:
+                if fk.parent in path:
+                    cycle = " -> ".join(path[path.index(fk.parent):] + (fk.parent,))
+                    raise FillError(
+                        f"NOT NULL foreign keys form a cycle ({cycle}); no row of them can be inserted first",
+                        "make one of the foreign keys nullable or DEFERRABLE INITIALLY DEFERRED",
+                    )
+                self.fill(self.specs(fk.parent), parents_for(n), _path=path)
+                found = self.probe.parent_keys(fk)
+            keys[fk.name] = found
+        return keys
+
+    def _copy(self, spec: TableSpec, rows: list[dict[str, Any]], wanted: int) -> int:
+        """COPY the rows into a staging table and move the valid ones; returns how many."""
+        names = list(dict.fromkeys(name for row in rows for name in row))
+        if not names:  # every column is filled by the database: rows of defaults
+            outcome = self.probe.attempt(f"INSERT INTO {table_ident(spec)} SELECT FROM generate_series(1, "
+                                         f"{int(wanted)}) ON CONFLICT DO NOTHING", keep=True)
+            return max(outcome.rowcount, 0) if outcome.ok else 0
+        kinds = {n: spec.columns[n].kind.name if n in spec.columns else "" for n in names}
+        stage = sql.Identifier(f"dbarch_fill_{spec.table.oid}").as_string(None)
+        columns = ", ".join(sql.Identifier(n).as_string(None) for n in names)
+        self.probe.query(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ("
+                         + ", ".join(f"{sql.Identifier(n).as_string(None)} text" for n in names) + ")")
+        self.probe.query(f"TRUNCATE {stage}")
+        with plugin_statements(), self.probe.conn.cursor() as cur:
+            with cur.copy(f"COPY {stage} ({columns}) FROM STDIN".encode()) as copy:
+                for row in rows:
+                    copy.write_row([text_value(row.get(n), kinds[n]) for n in names])
+        typed = []
+        for column in spec.table.columns:
+            ident = sql.Identifier(column.name).as_string(None)
+            source = ident if column.name in names else "NULL"
+            typed.append(f"{source}::{cast_type(column)} AS {ident}")
+        checks = [f"(({r.sql})) IS NOT FALSE" for r in spec.rules
+                  if r.kind in ("check", "partition") and not (r.columns & set(spec.left_out))]
+        where = " AND ".join(checks) or "true"
+        overriding = " OVERRIDING SYSTEM VALUE" if any(spec.table.column(n).identity == "always" for n in names) else ""
+        statement = (f"INSERT INTO {table_ident(spec)} ({columns}){overriding} SELECT {columns} FROM "
+                     f"(SELECT {', '.join(typed)} FROM {stage}) AS c WHERE {where} LIMIT {int(wanted)} ON CONFLICT DO NOTHING")
+        outcome = self.probe.attempt(statement, keep=True)
+        self.probe.query(f"DROP TABLE {stage}")
+        if outcome.ok:
+            return max(outcome.rowcount, 0)
+        return self._one_by_one(spec, rows, wanted)
+
+    def _one_by_one(self, spec: TableSpec, rows: list[dict[str, Any]], wanted: int) -> int:
+        """The bulk move failed (a trigger, a CHECK that raises): keep the rows that insert."""
+        kept = 0
+        for row in rows:
+            if kept >= wanted:
+                break
+            if self.probe.insert(spec, row, keep=True).ok:
+                kept += 1
+        return kept

@@ -1,0 +1,231 @@
+"""Questions the generator and the checks ask the database, each in one round trip.
+
+Which keys a parent table holds, whether a drawn row collides with a UNIQUE key already
+in the table (expression and partial unique indexes included), whether CHECKs that
+Python cannot decide accept a row (``SELECT <expression>`` over the typed row), and what
+happens when a row is inserted. Every probe that can fail runs inside its own savepoint,
+so a refusal never aborts the caller's transaction, and every statement is marked as
+the plugin's own (``origin.plugin_statements``): it does not count in the test's query
+budget or N+1 rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import pq, sql
+
+from pytest_dbarch.constraints.checks_parse import Rule
+from pytest_dbarch.constraints.literals import cast_type, literal
+from pytest_dbarch.constraints.schema import ForeignKey, TableSpec, UniqueKey
+from pytest_dbarch.origin import plugin_statements
+
+SAVEPOINT = "dbarch_constraints"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What PostgreSQL did with a statement."""
+
+    ok: bool
+    sqlstate: str | None = None
+    constraint: str | None = None
+    column: str | None = None
+    table: str | None = None
+    message: str = ""
+    returned: tuple[Any, ...] | None = None
+    rowcount: int = -1  # rows the (last) INSERT / UPDATE / DELETE touched
+
+    def describe(self) -> str:
+        if self.ok:
+            return "accepted"
+        name = self.constraint or (f"NOT NULL on {self.column}" if self.column else "")
+        return f"{name} ({self.sqlstate}): {self.message}" if name else f"{self.sqlstate}: {self.message}"
+
+
+def _ident(name: str) -> str:
+    return sql.Identifier(name).as_string(None)
+
+
+def table_ident(spec: TableSpec) -> str:
+    return sql.Identifier(spec.table.schema, spec.table.name).as_string(None)
+
+
+def qualified_ident(qualified: str) -> str:
+    schema, _, name = qualified.partition(".")
+    return sql.Identifier(schema, name).as_string(None)
+
+
+class Probe:
+    """Database questions about generated rows, on one connection."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+        self._counter = 0
+        self.last_refusal: Outcome | None = None  # why the last typed row could not be evaluated
+
+    # --- plumbing
+
+    @contextmanager
+    def _plugin(self) -> Iterator[None]:
+        with plugin_statements():
+            if self.conn.info.transaction_status == pq.TransactionStatus.INERROR:
+                raise psycopg.errors.InFailedSqlTransaction(
+                    "the test's transaction is aborted by an earlier error; roll back (to a savepoint) "
+                    "before drawing rows")
+            yield
+
+    def query(self, text: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        with self._plugin(), self.conn.cursor() as cur:
+            cur.execute(text.encode() if params is None else text, params, prepare=False)  # type: ignore[arg-type]
+            return cur.fetchall() if cur.description else []
+
+    def attempt(self, statement: str, keep: bool = False) -> Outcome:
+        """Run ``statement`` in a savepoint; undo it unless ``keep`` and it succeeded."""
+        self._counter += 1
+        name = f"{SAVEPOINT}_{self._counter}"
+        end = f"RELEASE SAVEPOINT {name}" if keep else f"ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}"
+        with self._plugin(), self.conn.cursor() as cur:
+            try:
+                cur.execute(f"SAVEPOINT {name}; {statement}; {end}".encode(), prepare=False)
+            except psycopg.Error as exc:
+                cur.execute(f"ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}".encode(), prepare=False)
+                diag = exc.diag
+                return Outcome(False, diag.sqlstate, diag.constraint_name, diag.column_name, diag.table_name,
+                               diag.message_primary or str(exc))
+            returned = None
+            rowcount = -1
+            while True:
+                if cur.description is not None and returned is None:
+                    returned = cur.fetchone()
+                if (cur.statusmessage or "").startswith(("INSERT", "UPDATE", "DELETE")):
+                    rowcount = cur.rowcount
+                if not cur.nextset():
+                    break
+            return Outcome(True, returned=returned, rowcount=rowcount)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Everything inside is undone afterwards, whatever happens."""
+        self._counter += 1
+        name = f"{SAVEPOINT}_{self._counter}"
+        with self._plugin():
+            self.conn.execute(f"SAVEPOINT {name}".encode(), prepare=False)
+        try:
+            yield
+        finally:
+            with plugin_statements():
+                self.conn.execute(f"ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}".encode(), prepare=False)
+
+    # --- SQL of rows
+
+    def insert_sql(self, spec: TableSpec, row: Mapping[str, Any], returning: Sequence[str] = ()) -> str:
+        names = [n for n in row]
+        kinds = {n: spec.columns[n].kind.name if n in spec.columns else "" for n in names}
+        values = ", ".join(literal(row[n], kinds[n]) for n in names)
+        columns = ", ".join(_ident(n) for n in names)
+        text = (f"INSERT INTO {table_ident(spec)} ({columns}) VALUES ({values})" if names
+                else f"INSERT INTO {table_ident(spec)} DEFAULT VALUES")
+        if any(spec.table.column(n).identity == "always" for n in names):
+            text = text.replace(") VALUES (", ") OVERRIDING SYSTEM VALUE VALUES (", 1)
+        if returning:
+            text += " RETURNING " + ", ".join(_ident(c) for c in returning)
+        return text
+
+    def typed_row(self, spec: TableSpec, row: Mapping[str, Any]) -> str:
+        """``SELECT <literal>::<type> AS <column>, ...`` for every column of the table."""
+        parts = []
+        for column in spec.table.columns:
+            kind = spec.columns[column.name].kind.name if column.name in spec.columns else ""
+            value = literal(row.get(column.name), kind)
+            parts.append(f"{value}::{cast_type(column)} AS {_ident(column.name)}")
+        return "SELECT " + ", ".join(parts)
+
+    # --- questions
+
+    def parent_key(self, fk: ForeignKey, pick: int) -> tuple[Any, ...] | None:
+        """The ``pick``-th key (modulo the row count, in key order) of the parent table."""
+        cols = ", ".join(_ident(c) for c in fk.parent_columns)
+        present = " AND ".join(f"{_ident(c)} IS NOT NULL" for c in fk.parent_columns)
+        parent = qualified_ident(fk.parent)
+        rows = self.query(
+            f"SELECT {cols} FROM {parent} WHERE {present} ORDER BY {cols} LIMIT 1 "
+            f"OFFSET ({int(pick)}::bigint % greatest((SELECT count(*) FROM {parent} WHERE {present}), 1))"
+        )
+        return tuple(rows[0]) if rows else None
+
+    def parent_keys(self, fk: ForeignKey, limit: int = 100_000) -> list[tuple[Any, ...]]:
+        cols = ", ".join(_ident(c) for c in fk.parent_columns)
+        present = " AND ".join(f"{_ident(c)} IS NOT NULL" for c in fk.parent_columns)
+        return [tuple(r) for r in self.query(
+            f"SELECT {cols} FROM {qualified_ident(fk.parent)} WHERE {present} ORDER BY {cols} LIMIT {int(limit)}")]
+
+    def conflicts(self, spec: TableSpec, row: Mapping[str, Any], keys: Sequence[UniqueKey]) -> tuple[list[str], int]:
+        """Names of the unique keys among ``keys`` that ``row`` collides with, and how many
+        rows the table holds."""
+        checks = []
+        for key in keys:
+            if any(c not in row and c in spec.left_out for c in key.columns):
+                continue
+            parts = ", ".join(key.keys)
+            if key.nulls_not_distinct:
+                same = f"ROW({parts}) IS NOT DISTINCT FROM (SELECT ROW({parts}) FROM c)"
+            else:
+                same = f"({parts}) = (SELECT {parts} FROM c)"
+            inside = f"coalesce(({key.predicate.sql}), false)" if key.predicate else "true"
+            checks.append(
+                f"CASE WHEN (SELECT {inside} FROM c) AND EXISTS (SELECT 1 FROM {table_ident(spec)} "
+                f"WHERE {inside} AND {same}) THEN {literal(key.name)} END"
+            )
+        if not checks:
+            return [], 0
+        statement = (f"WITH c AS ({self.typed_row(spec, row)}) SELECT array_remove(ARRAY[{', '.join(checks)}]::text[], "
+                     f"NULL), (SELECT count(*) FROM {table_ident(spec)})")
+        outcome = self.attempt(statement)
+        if not outcome.ok or not outcome.returned:
+            return [f"(probe failed: {outcome.describe()})"], 0
+        return list(outcome.returned[0]), int(outcome.returned[1])
+
+    def free_values(self, spec: TableSpec, key: UniqueKey, column: str, candidates: Sequence[Any]) -> list[Any]:
+        """The candidates for a single-column UNIQUE key that no row holds yet, in order."""
+        if not candidates:
+            return []
+        kind = spec.columns[column].kind.name
+        cast = cast_type(spec.table.column(column))
+        listed = ", ".join(f"({i}, {literal(v, kind)}::{cast})" for i, v in enumerate(candidates))
+        inside = f" AND coalesce(({key.predicate.sql}), false)" if key.predicate else ""
+        rows = self.query(
+            f"SELECT i FROM (VALUES {listed}) AS c(i, v) WHERE NOT EXISTS (SELECT 1 FROM {table_ident(spec)} "
+            f"WHERE {_ident(column)} = c.v{inside}) ORDER BY i")
+        return [candidates[r[0]] for r in rows]
+
+    def accepts(self, spec: TableSpec, row: Mapping[str, Any], rules: Sequence[Rule]) -> bool:
+        """Whether the server's own evaluation of ``rules`` accepts ``row`` (and its types
+        and domains take the values)."""
+        verdict = self.verdicts(spec, row, rules)
+        return verdict is not None and all(verdict)
+
+    def verdicts(self, spec: TableSpec, row: Mapping[str, Any], rules: Sequence[Rule]) -> list[bool] | None:
+        """Per rule: does the server accept ``row``; None when the row itself is refused
+        (a value its type or domain does not take, or a CHECK that raises)."""
+        tests = [f"(({r.sql})) IS NOT FALSE" for r in rules if r.kind != "domain"]
+        statement = f"SELECT {', '.join(tests) or 'true'} FROM ({self.typed_row(spec, row)}) AS c"
+        outcome = self.attempt(statement)
+        if not outcome.ok or outcome.returned is None:
+            self.last_refusal = outcome
+            return None
+        results = iter(outcome.returned)
+        return [True if r.kind == "domain" else bool(next(results)) for r in rules]
+
+    def evaluate(self, spec: TableSpec, row: Mapping[str, Any], expressions: Sequence[str]) -> Outcome:
+        """The raw values of ``expressions`` over the typed row (NULLs kept)."""
+        statement = f"SELECT {', '.join(f'({e})' for e in expressions)} FROM ({self.typed_row(spec, row)}) AS c"
+        return self.attempt(statement)
+
+    def insert(self, spec: TableSpec, row: Mapping[str, Any], keep: bool = False,
+               returning: Sequence[str] = ()) -> Outcome:
+        return self.attempt(self.insert_sql(spec, row, returning), keep=keep)

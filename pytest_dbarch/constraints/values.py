@@ -1,0 +1,422 @@
+"""Values of a ``Space``: a hypothesis strategy, and a plain sampler for bulk fills.
+
+Both read the same space, side by side per kind, so ``.rows()`` (hypothesis, with
+shrinking) and ``.fill()`` / ``.factory()`` (``random.Random``, thousands of rows a second,
+no per-example size limit) produce the same sort of data. Edges of numeric and date
+ranges are drawn on purpose: an off-by-one CHECK is found at its edge.
+
+What PostgreSQL refuses is never produced: NUL in text (and in JSON strings), characters
+outside the database encoding, numbers that overflow ``numeric(p, s)`` or the integer
+width, dates and times outside Python's (narrower) range, trailing spaces in ``char(n)``
+(they do not count there, so ``length()`` would disagree).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import random
+import string
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from hypothesis import strategies as st
+from psycopg.types.range import Range
+
+from pytest_dbarch.constraints import regex
+from pytest_dbarch.constraints.spaces import Kind, Space
+
+_UTC = dt.timezone.utc
+TEXT_CAP = 40  # longest text drawn when the type sets no limit
+LIST_CAP = 4
+_SOME_UNICODE = "éüßçñøåæœ€ЖДλπ中文日本語한국어🙂"
+
+
+class Unsupported(Exception):
+    """No generator for this column type."""
+
+
+def _alphabet(kind: Kind) -> st.SearchStrategy[str]:
+    return _characters(kind.codec)
+
+
+@lru_cache(maxsize=8)
+def _characters(codec: str) -> st.SearchStrategy[str]:
+    """Characters the database encoding holds, NUL excluded. Given as code point ranges,
+    not ``codec=``: hypothesis would encode every code point to find them (seconds)."""
+    top = {"utf-8": 0x10FFFF, "latin-1": 0xFF}.get(codec, 0x7F)
+    return st.characters(max_codepoint=top, exclude_categories=("Cs",), exclude_characters="\x00")
+
+
+# --- hypothesis
+
+@lru_cache(maxsize=4096)
+def strategy(space: Space) -> st.SearchStrategy[Any]:
+    """A strategy for one column's value (None included when the space allows NULL)."""
+    if space.nulls == "must":
+        return st.none()
+    base = _base_strategy(space)
+    if _needs_filter(space):
+        base = base.filter(lambda v: space.admits(v) is not False)
+    if space.nulls == "may":
+        return st.one_of(st.none(), base)
+    return base
+
+
+def _needs_filter(space: Space) -> bool:
+    return bool(space.excluded or space.refused or len(space.patterns) > 1 or space.kind.padded
+                or (space.patterns and (space.min_len or space.max_len is not None)))
+
+
+def _base_strategy(space: Space) -> st.SearchStrategy[Any]:
+    kind = space.kind
+    if space.allowed is not None:
+        choices = space.choices()
+        if not choices:
+            return st.nothing()
+        return st.sampled_from(choices)
+    name = kind.name
+    if name == "int":
+        low, high = space.low, space.high
+        return st.integers(low, high) | st.sampled_from(_edges(low, high, 1))
+    if name in ("decimal", "money"):
+        places = kind.places or 0
+        low, high = _scaled(space.low, places), _scaled(space.high, places)
+        return (st.integers(low, high) | st.sampled_from(_edges(low, high, 1))).map(
+            lambda n: Decimal(n).scaleb(-places))
+    if name == "float":
+        return st.floats(space.low, space.high, allow_nan=False, allow_infinity=False, width=kind.width)
+    if name == "text":
+        return _text_strategy(space)
+    if name == "bool":
+        return st.booleans()
+    if name == "date":
+        return st.dates(space.low, space.high) | st.sampled_from([space.low, space.high])
+    if name in ("timestamp", "timestamptz"):
+        low, high = _naive(space.low), _naive(space.high)
+        zone = st.just(_UTC) if name == "timestamptz" else st.none()
+        unit = 10 ** (6 - (kind.places if kind.places is not None else 6))
+        return st.datetimes(low, high, timezones=zone).map(lambda d: _round_time(d, unit))
+    if name in ("time", "timetz"):
+        unit = 10 ** (6 - (kind.places if kind.places is not None else 6))
+        zone = st.just(_UTC) if name == "timetz" else st.none()
+        return st.times(timezones=zone).map(lambda t: t.replace(microsecond=t.microsecond // unit * unit))
+    if name == "interval":
+        return st.timedeltas(space.low, space.high)
+    if name == "uuid":
+        return st.uuids()
+    if name in ("json", "jsonb"):
+        return _json_strategy(kind)
+    if name == "bytea":
+        return st.binary(min_size=space.min_len, max_size=space.max_len if space.max_len is not None else 32)
+    if name in ("inet", "cidr"):
+        addresses = st.ip_addresses(v=4)
+        if name == "cidr":
+            return addresses.map(lambda a: ipaddress.ip_network((int(a) & 0xFFFFFF00, 24)))
+        return addresses
+    if name == "macaddr":
+        return st.from_regex(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", fullmatch=True)
+    if name == "enum":
+        return st.sampled_from(kind.labels) if kind.labels else st.nothing()
+    if name in ("bit", "varbit"):
+        size = kind.max_len or 1
+        pattern = f"[01]{{{size}}}" if name == "bit" else f"[01]{{0,{size}}}"
+        return st.from_regex(pattern, fullmatch=True)
+    if name == "array":
+        assert kind.element is not None
+        element = strategy(Space.of(kind.element, nullable=False))
+        return st.lists(element, min_size=space.min_len,
+                        max_size=space.max_len if space.max_len is not None else max(LIST_CAP, space.min_len))
+    if name == "range":
+        assert kind.element is not None
+        element = strategy(Space.of(kind.element, nullable=False))
+        return st.tuples(element, element).map(lambda pair: Range(min(pair), max(pair), "[]"))
+    if name == "tsvector":
+        return st.from_regex(r"[a-z]{1,8}( [a-z]{1,8}){0,3}", fullmatch=True)
+    if name == "xml":
+        return st.text(alphabet=string.ascii_letters + " ", max_size=20).map(lambda t: f"<v>{t}</v>")
+    raise Unsupported(kind.sql_type)
+
+
+def _text_strategy(space: Space) -> st.SearchStrategy[str]:
+    kind = space.kind
+    max_len = space.max_len if space.max_len is not None else max(TEXT_CAP, space.min_len)
+    alphabet = _alphabet(kind)
+    if space.patterns:
+        pattern = space.patterns[0]
+        generated = st.from_regex(_compiled_generator(pattern), fullmatch=True, alphabet=alphabet)
+        return generated.filter(lambda v: space.min_len <= len(v) <= max_len and pattern.search(v) is not False)
+    text = st.text(alphabet, min_size=space.min_len, max_size=max_len)
+    if kind.padded:
+        text = text.map(lambda v: v.rstrip(" "))
+    return text
+
+
+def _compiled_generator(pattern: regex.Pattern) -> Any:
+    import re
+
+    return re.compile(pattern.generator, pattern.flags & ~re.DOTALL)
+
+
+def _json_strategy(kind: Kind) -> st.SearchStrategy[Any]:
+    text = st.text(_alphabet(kind), max_size=12)
+    scalars = (st.booleans() | st.integers(-(2**53), 2**53) | text
+               | st.floats(allow_nan=False, allow_infinity=False, width=32))
+    nested = st.recursive(st.none() | scalars,
+                          lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
+                          max_leaves=6)
+    return st.dictionaries(text, nested, max_size=4) | st.lists(nested, max_size=3) | scalars
+
+
+def _edges(low: int, high: int, step: int) -> list[int]:
+    candidates = [low, low + step, high - step, high, 0, 1, -1]
+    return sorted({c for c in candidates if low <= c <= high})
+
+
+def _scaled(value: Decimal, places: int) -> int:
+    return int(value.scaleb(places))
+
+
+def _naive(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is not None:
+        return value.astimezone(_UTC).replace(tzinfo=None)
+    return value
+
+
+def _round_time(value: dt.datetime, unit: int) -> dt.datetime:
+    return value.replace(microsecond=value.microsecond // unit * unit) if unit > 1 else value
+
+
+# --- random.Random, for bulk fills and factories
+
+Sampler = Callable[[random.Random], Any]
+NULL_SHARE = 0.15
+
+
+def sampler(space: Space) -> Sampler:
+    """A function drawing one value of the space from a ``random.Random`` (kept on the
+    space: bulk fills call this for every value)."""
+    found = space.__dict__.get("_sampler")
+    if found is None:
+        found = _sampler(space)
+        object.__setattr__(space, "_sampler", found)
+    return found  # type: ignore[no-any-return]
+
+
+@lru_cache(maxsize=4096)
+def _sampler(space: Space) -> Sampler:
+    if space.nulls == "must":
+        return lambda rng: None
+    base = _base_sampler(space)
+    if _needs_filter(space) or space.patterns:
+        base = _retrying(base, space)
+    if space.nulls == "may":
+        inner = base
+        return lambda rng: None if rng.random() < NULL_SHARE else inner(rng)
+    return base
+
+
+class NoValue(Exception):
+    """The sampler found no value of the space in its attempts."""
+
+
+def _retrying(base: Sampler, space: Space, attempts: int = 30) -> Sampler:
+    def draw(rng: random.Random) -> Any:
+        for _ in range(attempts):
+            value = base(rng)
+            if space.admits(value) is not False:
+                return value
+        raise NoValue(space)
+
+    return draw
+
+
+def _base_sampler(space: Space) -> Sampler:
+    kind = space.kind
+    if space.allowed is not None:
+        choices = space.choices()
+        if not choices:
+            return _nothing(space)
+        return lambda rng: rng.choice(choices)
+    name = kind.name
+    if name == "int":
+        return _int_sampler(space.low, space.high)
+    if name in ("decimal", "money"):
+        places = kind.places or 0
+        ints = _int_sampler(_scaled(space.low, places), _scaled(space.high, places))
+        return lambda rng: Decimal(ints(rng)).scaleb(-places)
+    if name == "float":
+        low, high = space.low, space.high
+        lo = max(low if low is not None else -1e9, -1e9)
+        hi = min(high if high is not None else 1e9, 1e9)
+        if lo > hi:
+            lo, hi = low, high
+        if kind.width == 32:
+            import struct
+
+            return lambda rng: struct.unpack("f", struct.pack("f", rng.uniform(lo, hi)))[0]
+        return lambda rng: rng.uniform(lo, hi)
+    if name == "text":
+        return _text_sampler(space)
+    if name == "bool":
+        return lambda rng: rng.random() < 0.5
+    if name == "date":
+        return _date_sampler(space.low, space.high)
+    if name in ("timestamp", "timestamptz"):
+        return _datetime_sampler(space, kind)
+    if name in ("time", "timetz"):
+        tz = _UTC if name == "timetz" else None
+        return lambda rng: dt.time(rng.randrange(24), rng.randrange(60), rng.randrange(60), tzinfo=tz)
+    if name == "interval":
+        low = max(space.low, dt.timedelta(days=-3650))
+        high = min(space.high, dt.timedelta(days=3650))
+        seconds = int((high - low).total_seconds())
+        return lambda rng: low + dt.timedelta(seconds=rng.randint(0, max(seconds, 0)))
+    if name == "uuid":
+        return lambda rng: uuid.UUID(int=rng.getrandbits(128), version=4)
+    if name in ("json", "jsonb"):
+        return lambda rng: {"k": rng.randrange(1000), "tag": rng.choice(["a", "b", "c"]), "ok": rng.random() < 0.5}
+    if name == "bytea":
+        top = space.max_len if space.max_len is not None else 32
+        return lambda rng: rng.randbytes(rng.randint(space.min_len, max(space.min_len, min(top, 32))))
+    if name == "inet":
+        return lambda rng: ipaddress.IPv4Address(rng.getrandbits(32))
+    if name == "cidr":
+        return lambda rng: ipaddress.ip_network((rng.getrandbits(32) & 0xFFFFFF00, 24))
+    if name == "macaddr":
+        return lambda rng: ":".join(f"{rng.randrange(256):02x}" for _ in range(6))
+    if name == "enum":
+        labels = kind.labels
+        return (lambda rng: rng.choice(labels)) if labels else _nothing(space)
+    if name in ("bit", "varbit"):
+        size = kind.max_len or 1
+        if name == "bit":
+            return lambda rng: "".join(rng.choice("01") for _ in range(size))
+        return lambda rng: "".join(rng.choice("01") for _ in range(rng.randint(0, size)))
+    if name == "array":
+        assert kind.element is not None
+        element = sampler(Space.of(kind.element, nullable=False))
+        top = space.max_len if space.max_len is not None else max(LIST_CAP, space.min_len)
+        return lambda rng: [element(rng) for _ in range(rng.randint(space.min_len, top))]
+    if name == "range":
+        assert kind.element is not None
+        element = sampler(Space.of(kind.element, nullable=False))
+
+        def draw_range(rng: random.Random) -> Range[Any]:
+            a, b = element(rng), element(rng)
+            return Range(min(a, b), max(a, b), "[]")
+
+        return draw_range
+    if name == "tsvector":
+        return lambda rng: " ".join(_word(rng) for _ in range(rng.randint(1, 4)))
+    if name == "xml":
+        return lambda rng: f"<v>{_word(rng)}</v>"
+    raise Unsupported(kind.sql_type)
+
+
+def _nothing(space: Space) -> Sampler:
+    def draw(rng: random.Random) -> Any:
+        raise NoValue(space)
+
+    return draw
+
+
+def _word(rng: random.Random) -> str:
+    return "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(1, 8)))
+
+
+def _int_sampler(low: int, high: int) -> Sampler:
+    edges = _edges(low, high, 1)
+    small_low, small_high = max(low, -1000), min(high, 100000)
+
+    def draw(rng: random.Random) -> int:
+        roll = rng.random()
+        if roll < 0.1:
+            return rng.choice(edges)
+        if roll < 0.7 and small_low <= small_high:
+            return rng.randint(small_low, small_high)
+        return rng.randint(low, high)
+
+    return draw
+
+
+_EPOCH_LOW, _EPOCH_HIGH = dt.date(1970, 1, 1), dt.date(2040, 12, 31)
+
+
+def _date_sampler(low: dt.date, high: dt.date) -> Sampler:
+    near_low, near_high = max(low, _EPOCH_LOW), min(high, _EPOCH_HIGH)
+    if near_low > near_high:
+        near_low, near_high = low, high
+    span = (near_high - near_low).days
+
+    def draw(rng: random.Random) -> dt.date:
+        if rng.random() < 0.05:
+            return rng.choice((low, high))
+        return near_low + dt.timedelta(days=rng.randint(0, span))
+
+    return draw
+
+
+def _datetime_sampler(space: Space, kind: Kind) -> Sampler:
+    low, high = _naive(space.low), _naive(space.high)
+    near_low = max(low, dt.datetime(1970, 1, 1))
+    near_high = min(high, dt.datetime(2040, 12, 31))
+    if near_low > near_high:
+        near_low, near_high = low, high
+    span = int((near_high - near_low).total_seconds())
+    unit = 10 ** (6 - (kind.places if kind.places is not None else 6))
+    tz = _UTC if kind.name == "timestamptz" else None
+
+    def draw(rng: random.Random) -> dt.datetime:
+        micro = rng.randrange(0, 1_000_000, unit) if unit <= 1_000_000 else 0
+        value = near_low + dt.timedelta(seconds=rng.randint(0, max(span - 1, 0)), microseconds=micro)
+        value = min(max(value, low), high)
+        return value.replace(tzinfo=tz) if tz else value
+
+    return draw
+
+
+def _text_sampler(space: Space) -> Sampler:
+    kind = space.kind
+    top = space.max_len if space.max_len is not None else max(TEXT_CAP, space.min_len)
+    if space.patterns:
+        pattern = space.patterns[0]
+        generator, flags = pattern.generator, pattern.flags
+
+        def from_pattern(rng: random.Random) -> str:
+            return regex.sample(generator, flags, rng)
+
+        return from_pattern
+    extra = "".join(c for c in _SOME_UNICODE if _encodable(c, kind.codec))
+    padded = kind.padded
+    low = space.min_len
+    typical = min(top, max(low, 12))
+
+    def draw(rng: random.Random) -> str:
+        size = rng.randint(low, typical) if rng.random() < 0.9 else rng.randint(low, top)
+        value = rng.randbytes(size).translate(_LETTERS).decode("ascii")
+        if extra and size and rng.random() < 0.3:
+            at = rng.randrange(size)
+            value = value[:at] + rng.choice(extra) + value[at + 1:]
+        if padded:
+            value = value.rstrip(" ")
+            while len(value) < low:
+                value += rng.choice(string.ascii_letters)
+        return value
+
+    return draw
+
+
+# 256 byte values onto 64 printable characters, evenly: random bytes become random text in C.
+_LETTERS = bytes((string.ascii_letters + string.digits + " .").encode()) * 4
+
+
+def _encodable(char: str, codec: str) -> bool:
+    try:
+        char.encode(codec)
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -1,0 +1,297 @@
+"""``.rows()``, ``.lists()``, ``.fill()`` and ``.factory()`` on real tables: what they draw is
+what PostgreSQL accepts, every type and the pitfalls of the issue pinned one by one."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Optional
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from pytest_dbarch.constraints.fill import FillError
+from pytest_dbarch.constraints.rows import NoParentRows
+from pytest_dbarch.errors import DbarchError
+
+QUICK = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+
+EVERY_TYPE = """
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE DOMAIN percent AS integer NOT NULL CHECK (VALUE BETWEEN 0 AND 100);
+CREATE DOMAIN code AS text CHECK (VALUE ~ '^[A-Z]{2}-[0-9]{3}$');
+CREATE TABLE everything (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    small smallint NOT NULL, big bigint, price numeric(5, 2) NOT NULL, loose numeric,
+    ratio real, measure double precision, name varchar(12) NOT NULL, note text, fixed char(4),
+    flag boolean NOT NULL, born date, seen timestamp(3), at timestamptz NOT NULL, clock time,
+    span interval, token uuid NOT NULL, doc json, body jsonb NOT NULL, blob bytea, host inet,
+    net cidr, mac macaddr, feeling mood NOT NULL, share percent, ref code, counts int[],
+    labels text[] NOT NULL, moods mood[], during daterange, window_ tstzrange, bits bit(3),
+    varying varbit(5), cost money, words tsvector,
+    upper_name text GENERATED ALWAYS AS (upper(name)) STORED
+);
+"""
+
+
+def test_every_type_draws_rows_postgresql_accepts(dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    dbarch_psycopg.execute(EVERY_TYPE)
+    spec = dbarch_constraints.spec("everything")
+    assert "id" in spec.left_out and "upper_name" in spec.left_out  # identity ALWAYS, generated
+    inserted = []
+
+    @QUICK
+    @given(dbarch_constraints.rows("everything"))
+    def insert(row: dict[str, Any]) -> None:
+        outcome = dbarch_constraints._probe.insert(spec, row, keep=True)
+        assert outcome.ok, (outcome.describe(), row)
+        inserted.append(row)
+
+    insert()
+    assert len(inserted) >= 60
+    assert dbarch_constraints.fill("everything", 300) == 300
+    # Pitfall: text never carries NUL (PostgreSQL refuses it), JSON strings neither.
+    assert all("\x00" not in str(v) for row in inserted for v in row.values())
+    # char(n) gets no trailing spaces (they would not count for length() there).
+    assert all(not (row.get("fixed") or "x").endswith(" ") for row in inserted)
+
+
+def test_numeric_precision_and_edges_never_overflow(dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """Pitfall: numeric(p, s) overflow; bounds come from CHECKs and from the type."""
+    dbarch_psycopg.execute("CREATE TABLE prices (amount numeric(5, 2) NOT NULL CHECK (amount > 990), "
+                           "tiny numeric(3, 3), qty smallint NOT NULL CHECK (qty >= 32760))")
+    seen: list[dict[str, Any]] = []
+
+    @QUICK
+    @given(dbarch_constraints.rows("prices"))
+    def insert(row: dict[str, Any]) -> None:
+        outcome = dbarch_constraints._probe.insert(dbarch_constraints.spec("prices"), row)
+        assert outcome.ok, (outcome.describe(), row)
+        seen.append(row)
+
+    insert()
+    amounts = {r["amount"] for r in seen}
+    assert min(amounts) > 990 and max(amounts) <= 999.99
+    assert {r["qty"] for r in seen} <= set(range(32760, 32768))
+    assert max(r["qty"] for r in seen) == 32767  # the edge is drawn on purpose
+
+
+def test_unique_holds_across_examples_and_against_rows_already_there(
+        dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """Pitfall: UNIQUE collisions across examples and with rows already present."""
+    dbarch_psycopg.execute("CREATE TABLE seats (code smallint UNIQUE NOT NULL CHECK (code BETWEEN 1 AND 90), "
+                           "email text NOT NULL, deleted_at timestamptz)")
+    dbarch_psycopg.execute("CREATE UNIQUE INDEX seats_live_email ON seats (lower(email)) WHERE deleted_at IS NULL")
+    dbarch_constraints.fill("seats", 30)
+    spec = dbarch_constraints.spec("seats")
+
+    @settings(QUICK, max_examples=50)
+    @given(dbarch_constraints.rows("seats"))
+    def insert(row: dict[str, Any]) -> None:
+        outcome = dbarch_constraints._probe.insert(spec, row, keep=True)  # kept: the next example must avoid it
+        assert outcome.ok, (outcome.describe(), row)
+
+    insert()
+    assert dbarch_psycopg.execute("SELECT count(*) FROM seats").fetchone()[0] >= 80  # type: ignore[index]
+
+    @QUICK
+    @given(dbarch_constraints.lists("seats", min_size=2, max_size=5))
+    def together(rows: list[dict[str, Any]]) -> None:
+        assert len({r["code"] for r in rows}) == len(rows)
+
+    dbarch_psycopg.execute("DELETE FROM seats")
+    together()
+
+
+def test_fill_stops_with_a_clear_error_when_unique_values_run_out(
+        dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    dbarch_psycopg.execute("CREATE TABLE tiny (flag boolean PRIMARY KEY)")
+    with pytest.raises(FillError, match=r"only 2 of 3 rows could be inserted into public.tiny"):
+        dbarch_constraints.fill("tiny", 3)
+
+
+def test_check_shapes_guide_generation(dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    dbarch_psycopg.execute("""
+        CREATE TABLE deals (
+            stage text NOT NULL CHECK (stage IN ('open', 'won', 'lost')),
+            closed_at timestamptz,
+            starts date NOT NULL, ends date,
+            currency varchar(3) NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
+            code text CHECK (char_length(code) BETWEEN 2 AND 4),
+            a int, b int,
+            CHECK ((stage IN ('won', 'lost')) = (closed_at IS NOT NULL)),
+            CHECK (ends > starts),
+            CHECK (num_nonnulls(a, b) = 1)
+        )""")
+    rows = []
+
+    @QUICK
+    @given(dbarch_constraints.rows("deals"))
+    def collect(row: dict[str, Any]) -> None:
+        assert dbarch_constraints._probe.insert(dbarch_constraints.spec("deals"), row).ok, row
+        rows.append(row)
+
+    collect()
+    assert {r["stage"] for r in rows} == {"open", "won", "lost"}
+    assert all((r["stage"] != "open") == (r["closed_at"] is not None) for r in rows)
+    assert all(r["ends"] is None or r["ends"] > r["starts"] for r in rows)
+    stats = dbarch_constraints.stats("deals")
+    assert stats.acceptance >= 0.99, stats.summary()  # aimed, not filtered
+    # Pinned columns: the rest follows the CHECKs.
+    won = dbarch_constraints.rows("deals", stage="won")
+
+    @QUICK
+    @given(won)
+    def closed(row: dict[str, Any]) -> None:
+        assert row["closed_at"] is not None
+
+    closed()
+
+
+def test_a_check_the_parser_cannot_read_is_verified_by_the_server(
+        dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """Pitfall: an unreadable CHECK is not a failure; candidates are judged by the server
+    and the acceptance rate is reported (a warning when it is low)."""
+    dbarch_psycopg.execute("CREATE TABLE hashed (code text NOT NULL CHECK (md5(code) <> 'x'))")
+    dbarch_psycopg.execute("CREATE TABLE rare (code text NOT NULL CHECK (md5(code) LIKE 'a%'))")
+    spec = dbarch_constraints.spec("hashed")
+    assert not spec.rules[0].understood
+
+    @QUICK
+    @given(dbarch_constraints.rows("hashed"))
+    def insert(row: dict[str, Any]) -> None:
+        assert dbarch_constraints._probe.insert(spec, row).ok, row
+
+    insert()
+    stats = dbarch_constraints.stats("hashed")
+    assert stats.server_checked > 0 and stats.acceptance == 1
+    findings = {f.where: f for f in dbarch_constraints.check("hashed", "rare") if f.rule == "constraints.valid-rows"}
+    assert findings["public.hashed"].status.value == "passed"
+    assert "checked by the server" in findings["public.hashed"].evidence
+    rare = findings["public.rare"]
+    assert rare.status.value == "warning", rare.title  # about one in sixteen: reported, not failed
+    assert "cannot read (checked by the server)" in rare.title and "candidate rows kept" in rare.evidence
+
+
+def test_foreign_keys_draw_existing_parents_and_null_only_where_nullable(
+        dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    dbarch_psycopg.execute("""
+        CREATE TABLE parents (id serial PRIMARY KEY, name text NOT NULL);
+        CREATE TABLE kids (id serial PRIMARY KEY, parent_id int NOT NULL REFERENCES parents,
+                           other_id int REFERENCES parents)""")
+    with pytest.raises(NoParentRows, match=r"(?s)public.parents has none.*fill\('parents', 10\)"):
+        given(dbarch_constraints.rows("kids"))(settings(QUICK, max_examples=1)(lambda row: None))()
+    dbarch_constraints.fill("parents", 3)
+    ids = {r[0] for r in dbarch_psycopg.execute("SELECT id FROM parents")}
+    seen = []
+
+    @QUICK
+    @given(dbarch_constraints.rows("kids"))
+    def check(row: dict[str, Any]) -> None:
+        assert row["parent_id"] in ids
+        assert row["other_id"] is None or row["other_id"] in ids
+        seen.append(row["other_id"])
+
+    check()
+    assert None in seen and set(seen) - {None}
+
+
+def test_fill_creates_parents_first_and_handles_self_references(
+        dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """Pitfall: self-referencing and cyclic foreign keys."""
+    dbarch_psycopg.execute("""
+        CREATE TABLE regions (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text NOT NULL);
+        CREATE TABLE staff (id serial PRIMARY KEY, region_id bigint NOT NULL REFERENCES regions,
+                            manager_id int NOT NULL REFERENCES staff, mentor_id int REFERENCES staff);
+        CREATE TABLE teams (id serial PRIMARY KEY, lead_id int);
+        CREATE TABLE members (id serial PRIMARY KEY, team_id int NOT NULL REFERENCES teams);
+        ALTER TABLE teams ADD FOREIGN KEY (lead_id) REFERENCES members;""")
+    assert dbarch_constraints.fill("staff", 200) == 200
+    counts = dbarch_psycopg.execute(
+        "SELECT (SELECT count(*) FROM regions), count(*) FILTER (WHERE manager_id = id), "
+        "count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM staff m WHERE m.id = s.manager_id)) "
+        "FROM staff s").fetchone()
+    assert counts[0] == 20  # about one parent per ten children
+    assert counts[1] >= 1  # the first row points at itself
+    assert counts[2] == 0
+    # A cycle with one nullable side: teams first (lead NULL), then members.
+    assert dbarch_constraints.fill("members", 30) == 30
+    assert dbarch_constraints.fill("teams", 10) == 10
+    assert dbarch_psycopg.execute("SELECT count(*) FROM teams WHERE lead_id IS NOT NULL").fetchone()[0] > 0  # type: ignore[index]
+
+
+def test_a_cycle_of_not_null_foreign_keys_is_a_clear_error(
+        dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    dbarch_psycopg.execute("""
+        CREATE TABLE eggs (id serial PRIMARY KEY, hen_id int NOT NULL);
+        CREATE TABLE hens (id serial PRIMARY KEY, egg_id int NOT NULL REFERENCES eggs);
+        ALTER TABLE eggs ADD FOREIGN KEY (hen_id) REFERENCES hens;""")
+    with pytest.raises(FillError, match=r"cycle \(public.eggs -> public.hens -> public.eggs\)"):
+        dbarch_constraints.fill("eggs", 5)
+
+
+def test_bad_input_gets_one_clear_error(dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    dbarch_psycopg.execute("CREATE TABLE things (id serial PRIMARY KEY, name text)")
+    with pytest.raises(DbarchError, match=r"no table 'nothing'.*\n  fix: name a table"):
+        dbarch_constraints.rows("nothing")
+    with pytest.raises(DbarchError, match=r"public.things has no column 'nme'\n  fix: its columns are id, name"):
+        dbarch_constraints.fill("things", 1, nme="x")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Shop(Base):
+    __tablename__ = "shops"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (CheckConstraint("(status = 'paid') = (paid_at IS NOT NULL)", name="paid"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
+    status: Mapped[str] = mapped_column(String(10))
+    paid_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime(timezone=True))
+    shop: Mapped[Shop] = relationship()
+
+
+def test_factory_draws_valid_objects_bound_to_the_session(dbarch_session: Any, dbarch_constraints: Any) -> None:
+    Base.metadata.create_all(dbarch_session.connection())
+    OrderFactory = dbarch_constraints.factory(Order)
+    orders = OrderFactory.create_batch(20)  # no shop yet: one is created first
+    assert all((o.status == "paid") == (o.paid_at is not None) for o in orders)
+    assert dbarch_session.query(Shop).count() >= 1
+    acme = dbarch_constraints.factory(Shop, name="Acme").create()
+    paid = OrderFactory.create(shop=acme, status="paid")
+    assert paid.shop_id == acme.id and paid.paid_at is not None
+    assert OrderFactory.build().id is None  # build does not touch the database
+
+
+def test_checks_understand_triggers_and_partitions(dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """Shapes met on real schemas (pagila): a NOT NULL column a BEFORE trigger fills is
+    enforced, not "accepting a violator"; a partitioned table takes rows inside its
+    partitions' bounds, and foreign keys declared on each partition bind it."""
+    dbarch_psycopg.execute("""
+        CREATE TABLE films (id serial PRIMARY KEY, title text NOT NULL, fulltext tsvector NOT NULL);
+        CREATE FUNCTION films_fill() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN NEW.fulltext := to_tsvector('simple', NEW.title); RETURN NEW; END $$;
+        CREATE TRIGGER films_fill BEFORE INSERT ON films FOR EACH ROW EXECUTE FUNCTION films_fill();
+        CREATE TABLE customers (id serial PRIMARY KEY);
+        CREATE TABLE payments (id serial, customer_id int NOT NULL, paid_at date NOT NULL,
+                               PRIMARY KEY (id, paid_at)) PARTITION BY RANGE (paid_at);
+        CREATE TABLE payments_2024 PARTITION OF payments FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+        CREATE TABLE payments_2025 PARTITION OF payments FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+        ALTER TABLE payments_2024 ADD FOREIGN KEY (customer_id) REFERENCES customers;
+        ALTER TABLE payments_2025 ADD FOREIGN KEY (customer_id) REFERENCES customers;""")
+    findings = dbarch_constraints.check("films", "customers", "payments")
+    problems = [(f.rule, f.title) for f in findings if f.is_problem]
+    assert problems == []
+    [held] = [f for f in findings if f.rule == "constraints.rejects-violator" and f.where == "public.films"]
+    assert "NOT NULL fulltext: holds: a trigger or rule rewrote the row" in held.evidence
+    assert dbarch_constraints.fill("payments", 50) == 50
+    assert dbarch_psycopg.execute("SELECT count(*) FROM payments_2024").fetchone()[0] > 0  # type: ignore[index]

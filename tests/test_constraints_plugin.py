@@ -1,0 +1,101 @@
+"""The constraint checks as a user sees them: ``constraints[<table>]`` items from the ini file,
+every check firing on a schema written wrong on purpose and silent on its correct twin."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import database_names
+from tests.constraints_support import RIGHT, WRONG, write_project
+
+
+def test_every_check_fires_on_the_wrong_schema(external_pytester: pytest.Pytester, admin) -> None:  # type: ignore[no-untyped-def]
+    before = database_names(admin)
+    write_project(external_pytester.path, WRONG, "dbarch_constraints = true\n")
+    result = external_pytester.runpytest("-rfs", "-p", "no:randomly")
+    output = result.stdout.str()
+    result.assert_outcomes(failed=2, passed=1)
+    # The off-by-one CHECK, shown with the row that proves it.
+    assert "public.leads: rating=0 accepted; models say rating >= 1 AND rating <= 5" in output
+    # The foreign key without the models' ON DELETE CASCADE.
+    assert ("public.leads: deleting a public.accounts row was refused (leads_account_id_fkey on account_id); "
+            "the models say ON DELETE CASCADE") in output
+    # Triggers left disabled: the foreign key lets a violating row in.
+    assert "public.leads: FOREIGN KEY leads_account_id_fkey accepts a row that violates it" in output
+    # A CHECK that raises on ordinary text instead of refusing it.
+    assert "public.tags: CHECK tags_code_check raises an error on a plain row" in output
+    assert 'invalid input syntax for type integer' in output
+    assert "Traceback" not in output
+    assert database_names(admin) == before
+
+
+def test_every_check_is_silent_on_the_correct_twin(external_pytester: pytest.Pytester) -> None:
+    write_project(external_pytester.path, RIGHT, "dbarch_constraints = true\n")
+    result = external_pytester.runpytest("-rfs", "-v", "-p", "no:randomly")
+    output = result.stdout.str()
+    result.assert_outcomes(passed=3)
+    for table in ("accounts", "leads", "tags"):
+        assert f"pytest.ini::constraints[{table}] PASSED" in output
+    # BETWEEN 1 AND 5 in the database, >= 1 AND <= 5 in the models: the same behaviour.
+    assert "public.leads: the database enforces the models' 1 CHECKs" in output
+    assert "WARN" not in output and "FAIL [" not in output
+
+
+def test_table_list_skips_and_hypothesis_profile(external_pytester: pytest.Pytester) -> None:
+    write_project(external_pytester.path, RIGHT,
+                  "dbarch_constraints =\n    leads\n    tags\n"
+                  "dbarch_constraints_skip =\n    tags: filled by the import job only\n"
+                  "    leads.rating_range: checked in the service layer\n", examples=None)
+    external_pytester.makeconftest(
+        "from hypothesis import settings\n"
+        "settings.register_profile('tiny', max_examples=7)\n"
+        "settings.load_profile('tiny')\n"
+    )
+    result = external_pytester.runpytest("-rs", "-v", "-p", "no:randomly")
+    output = result.stdout.str()
+    result.assert_outcomes(passed=1, skipped=1)
+    assert "constraints[accounts]" not in output
+    assert "SKIPPED [1] pytest.ini: tags: filled by the import job only" in output
+    assert "public.leads: 7 generated rows accepted" in output  # the active profile's max_examples
+    assert "rating_range: skipped: checked in the service layer" in output
+
+
+def test_bad_settings_get_one_clear_message(external_pytester: pytest.Pytester) -> None:
+    write_project(external_pytester.path, RIGHT, "dbarch_constraints_skip =\n    leads\n")
+    result = external_pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*dbarch_constraints_skip line 'leads' has no reason; write '<table>: <why>'*"])
+
+    write_project(external_pytester.path, RIGHT, "dbarch_constraints = nowhere\n")
+    result = external_pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*no table 'nowhere' in the database*", "*fix: name a table of the test's database*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_fixture_checks_and_strategies_in_a_users_test(external_pytester: pytest.Pytester) -> None:
+    write_project(external_pytester.path, WRONG)
+    external_pytester.makepyfile(test_user="""
+        from hypothesis import given, settings
+
+        def test_checks(dbarch_constraints):
+            findings = dbarch_constraints.check("leads")
+            failed = {f.rule for f in findings if f.status.value == "failed"}
+            assert failed == {"constraints.model-check-not-enforced", "constraints.referential-action",
+                              "constraints.rejects-violator"}
+
+        def test_rows_then_factory(dbarch_constraints, dbarch_session):
+            from models import Lead
+            assert dbarch_constraints.fill("accounts", 3) == 3
+
+            @settings(max_examples=20)
+            @given(dbarch_constraints.rows("leads", rating=3))
+            def leads(row):
+                assert row["rating"] == 3 and 0 < len(row["email"]) <= 100 or row["email"] == ""
+
+            leads()
+            lead = dbarch_constraints.factory(Lead).create()
+            assert dbarch_session.get(Lead, lead.id) is lead
+    """)
+    result = external_pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=2)
