@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from sqlalchemy import MetaData
     from sqlalchemy.orm import Session
 
-    from pytest_dbarch.constraints.context import Skips
+    from pytest_dbarch.constraints.skips import Skips
     from pytest_dbarch.findings import Finding
     from pytest_dbarch.postgres.catalog import Catalog
 
@@ -167,7 +167,7 @@ class Constraints:
         Everything the checks insert is undone before this returns.
         """
         from pytest_dbarch.constraints import properties
-        from pytest_dbarch.constraints.context import Skips
+        from pytest_dbarch.constraints.skips import Skips
 
         names = [self.spec(t).qualified for t in tables] if tables else None
         return properties.run(self._probe, self.catalog, self.spec, self._models(), names,

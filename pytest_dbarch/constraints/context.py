@@ -1,15 +1,14 @@
 """What every constraint check works with: the database, its tables, the models, the settings.
 
 Shared by the four checks (``valid_rows``, ``violators``, ``model_checks``,
-``referential``), which never import each other. ``Skips`` reads the
-``dbarch_constraints_skip`` lines (``table: reason`` or ``table.constraint: reason``).
+``referential``), which never import each other.
 """
 
 from __future__ import annotations
 
 import random
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,50 +21,10 @@ from pytest_dbarch.constraints.intent import Intent
 from pytest_dbarch.constraints.probe import Probe
 from pytest_dbarch.constraints.rows import Aim, DrawStats, RandomSource, RowDrawer
 from pytest_dbarch.constraints.schema import TableSpec
+from pytest_dbarch.constraints.skips import Skips
 from pytest_dbarch.postgres.catalog import Catalog
 
 RULE_PREFIX = "constraints."
-
-
-@dataclass(frozen=True)
-class Skip:
-    target: str
-    reason: str
-
-
-def parse_skips(lines: Iterable[str]) -> list[Skip]:
-    """``target: reason`` lines; a skip without a reason is refused (ValueError)."""
-    skips = []
-    for line in lines:
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        target, colon, reason = line.partition(":")
-        if not colon or not reason.strip() or not target.strip():
-            raise ValueError(
-                f"dbarch_constraints_skip line {line!r} has no reason; write '<table>: <why>' or "
-                "'<table>.<constraint or column>: <why>'"
-            )
-        skips.append(Skip(target.strip(), reason.strip()))
-    return skips
-
-
-@dataclass
-class Skips:
-    entries: list[Skip] = field(default_factory=list)
-
-    def table(self, spec: TableSpec) -> str | None:
-        for skip in self.entries:
-            if skip.target in (spec.qualified, spec.name):
-                return skip.reason
-        return None
-
-    def constraint(self, spec: TableSpec, name: str) -> str | None:
-        for skip in self.entries:
-            for prefix in (spec.qualified, spec.name):
-                if skip.target == f"{prefix}.{name}":
-                    return skip.reason
-        return None
 
 
 def quiet() -> Any:

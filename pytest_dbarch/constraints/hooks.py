@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from pytest_dbarch.constraints.context import parse_skips
+    from pytest_dbarch.constraints.skips import parse_skips
 
     try:
         parse_skips(config.stash[SETTINGS].constraints_skip)
@@ -69,7 +69,7 @@ def dbarch_constraints(request: pytest.FixtureRequest, dbarch_psycopg: Any) -> C
     """Constraint property tests on this test's database: ``.rows(table)`` (hypothesis
     strategy of valid rows), ``.fill(table, n)``, ``.factory(Model)``, ``.check(*tables)``."""
     from pytest_dbarch.constraints.api import Constraints
-    from pytest_dbarch.constraints.context import Skips, parse_skips
+    from pytest_dbarch.constraints.skips import Skips, parse_skips
     from pytest_dbarch.models import load_models
 
     settings = request.config.stash[SETTINGS]

@@ -135,7 +135,7 @@ def _error_body(error: Exception) -> Callable[..., None]:
 
 def collect(session: pytest.Session, config: pytest.Config) -> list[pytest.Item]:
     """The generated items, or one item carrying the error that stopped listing them."""
-    from pytest_dbarch.constraints.context import Skips, parse_skips
+    from pytest_dbarch.constraints.skips import Skips, parse_skips
 
     settings = config.stash[SETTINGS]
     path = config.inipath or Path(settings.rootdir) / "pytest.ini"

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from pytest_dbarch.constraints import intent as intent_module
 from pytest_dbarch.constraints import model_checks, referential, valid_rows, violators
-from pytest_dbarch.constraints.context import Context, Skips, check_settings
+from pytest_dbarch.constraints.context import Context, check_settings
+from pytest_dbarch.constraints.skips import Skips
 from pytest_dbarch.constraints.probe import Probe
 from pytest_dbarch.constraints.schema import TableSpec, order
 from pytest_dbarch.errors import DbarchError
