@@ -58,7 +58,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "port",
-        "TCP port for the disposable server (default: a free one)",
+        "TCP port for the disposable server; setting one turns TCP on (see dbarch_listen)",
         flag="--dbarch-port",
         env="DBARCH_PORT",
         kind="int",
@@ -66,7 +66,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "run_as",
         "unprivileged user that runs the server when pytest runs as root "
-        "(default: 'postgres' if it exists, else a 'dbarch' user created on demand)",
+        "(default: a 'dbarch' system account, created on first use)",
         flag="--dbarch-run-as",
         env="DBARCH_RUN_AS",
     ),
@@ -253,7 +253,23 @@ OPTIONS: tuple[Option, ...] = (
     # --- adoption in web apps (issue 15)
 
     # --- fast start, caches, security (issues 16 and 18)
-
+    Option(
+        "listen",
+        "how the disposable server is reached: 'socket' (a unix socket in a directory "
+        "only the server's account and root can enter) or 'tcp' (also 127.0.0.1, every "
+        "login with a random per-run password, SCRAM)",
+        default="socket",
+        flag="--dbarch-listen",
+        env="DBARCH_LISTEN",
+        choices=("socket", "tcp"),
+    ),
+    Option(
+        "runtime_dir",
+        "where the disposable servers' run directories (data, socket) go "
+        "(default: the system temp directory)",
+        flag="--dbarch-runtime-dir",
+        env="DBARCH_RUNTIME_DIR",
+    ),
 )
 
 
@@ -311,6 +327,8 @@ class Settings:
     # --- adoption in web apps (issue 15)
 
     # --- fast start, caches, security (issues 16 and 18)
+    listen: str = "socket"
+    runtime_dir: str | None = None
 
     rootdir: str = "."
     sources: dict[str, str] = field(default_factory=dict)

@@ -300,7 +300,8 @@ def test_as_root_server_runs_unprivileged(
     assert facts["datadir_owner"] == effective, facts
     account = pwd.getpwuid(effective).pw_name
     result.stdout.fnmatch_lines(["dbarch: PostgreSQL*"])
-    assert account in ("postgres", "dbarch"), account
+    assert account == "dbarch", account  # a dedicated account, never the system 'postgres'
+    result.stdout.fnmatch_lines(["dbarch server: runs as dbarch;*"])
     assert_nothing_left(runtime_dir)
 
 

@@ -16,7 +16,7 @@ from pytest_dbarch.postgres.binaries import find_binaries
 from pytest_dbarch.postgres.info import ServerInfo
 from pytest_dbarch.postgres.isolation import SavepointConnection, TestDatabase, broken_isolation
 from pytest_dbarch.postgres.janitor import Janitor
-from pytest_dbarch.postgres.server import SUPERUSER, LocalServer
+from pytest_dbarch.postgres.server import Listen, LocalServer
 from pytest_dbarch.origin import plugin_statements
 
 _OPEN: set[Databases] = set()
@@ -58,14 +58,15 @@ class Databases:
                 self.local = LocalServer.start(
                     binaries,
                     run_as=self.settings.run_as,
-                    port=self.settings.port,
+                    listen=Listen(self.settings.listen, self.settings.port),
                     options=self.settings.server_options,
+                    runtime_dir=self.settings.runtime_dir,
                 )
                 self.server = ServerInfo(
                     "local",
                     self.local.binaries.version,
                     self.local.binaries.describe() + f", running as {self.local.account.name}",
-                    _local_params(self.local),
+                    self.local.params(),
                 )
             self.janitor = Janitor(self.server.conninfo(), self.server.major, self.worker)
         except BaseException:
@@ -150,6 +151,3 @@ class Databases:
             with _OPEN_LOCK:
                 _OPEN.discard(self)
 
-
-def _local_params(server: LocalServer) -> dict[str, object]:
-    return {"host": str(server.socket_dir), "port": server.port, "user": SUPERUSER}

