@@ -37,6 +37,12 @@ class Binaries:
     bindir: Path
     source: str
     version: str
+    origin: Path | None = None  # where a copy (see usable_by) was made from
+
+    @property
+    def identity(self) -> Path:
+        """The installation these binaries are, wherever they were copied to."""
+        return self.origin or self.bindir
 
     def tool(self, name: str) -> str:
         return str(self.bindir / name)
@@ -183,6 +189,7 @@ def usable_by(account: RunAs, binaries: Binaries, base: Path) -> Binaries:
         copy / binaries.bindir.relative_to(anchor),
         f"{binaries.source}, copied for {account.name}",
         binaries.version,
+        binaries.bindir,
     )
     if not _runs_for(account, copied):
         raise ServerStartError(

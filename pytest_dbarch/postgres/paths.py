@@ -22,6 +22,8 @@ from pathlib import Path
 from pytest_dbarch.errors import DbarchError
 
 BASE_PREFIX = "pytest-dbarch-"
+RAMDISK = Path("/dev/shm")
+RAMDISK_MIN_FREE = 256 * 1024 * 1024  # a container's 64 MB /dev/shm is too small
 
 
 class UnsafePath(DbarchError):
@@ -108,12 +110,30 @@ def base_mode() -> int:
     return 0o711 if os.geteuid() == 0 else 0o700
 
 
-def runtime_root(explicit: str | None = None) -> tuple[Path, str]:
-    """Where run directories go, and why: the explicit setting, else the system temp
-    directory."""
+def _ramdisk_free() -> int:
+    try:
+        if not RAMDISK.is_dir() or not os.access(RAMDISK, os.W_OK | os.X_OK):
+            return 0
+        vfs = os.statvfs(RAMDISK)
+    except OSError:
+        return 0
+    return vfs.f_bavail * vfs.f_frsize
+
+
+def runtime_root(explicit: str | None = None, needed: int = 0) -> tuple[Path, str]:
+    """Where run directories go, and why: the explicit setting; else the RAM disk
+    when it has room to spare (``needed`` bytes, at least 256 MB: the data is
+    disposable and fsync is off anyway, and file creation, most of ``CREATE
+    DATABASE``, is several times faster there); else the system temp directory."""
     if explicit:
         return Path(explicit), "dbarch_runtime_dir setting"
-    return Path(tempfile.gettempdir()), "temp dir"
+    free = _ramdisk_free()
+    if free >= max(RAMDISK_MIN_FREE, needed):
+        return RAMDISK, f"RAM disk, {free / 2**30:.1f} GB free"
+    root = Path(tempfile.gettempdir())
+    if free:
+        return root, f"temp dir: {RAMDISK} has only {free / 2**20:.0f} MB free"
+    return root, "temp dir"
 
 
 def base_name() -> str:
@@ -125,4 +145,14 @@ def candidate_bases(explicit: str | None = None) -> list[Path]:
     server stop``)."""
     if explicit:
         return [Path(explicit) / base_name()]
-    return [Path(tempfile.gettempdir()) / base_name()]
+    return [RAMDISK / base_name(), Path(tempfile.gettempdir()) / base_name()]
+
+
+def cache_root(explicit: str | None = None) -> Path:
+    """The per-user cache: the setting, else ``$XDG_CACHE_HOME/pytest-dbarch``
+    (``~/.cache/pytest-dbarch``)."""
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    home = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    return home / "pytest-dbarch"

@@ -1,10 +1,9 @@
-"""The disposable PostgreSQL server of a session, started from local binaries.
+"""One disposable PostgreSQL server: initdb, launch, shut down.
 
 pytest-postgresql's ``PostgreSQLExecutor`` is not reused here, by design: it runs
 ``pg_ctl`` as the current user (so it dies as root with a raw CalledProcessError), it
 starts the server with trust authentication on TCP, where any local user can log in
-as superuser, and nothing cleans up after SIGTERM or SIGKILL of pytest. This module
-instead:
+as superuser, and it waits for ``pg_ctl``'s polling. This module instead:
 
 - runs ``initdb`` and ``postgres`` as an unprivileged account when pytest runs as
   root (see ``accounts``), with binaries that account can execute (``binaries``);
@@ -12,30 +11,30 @@ instead:
   account (so only that account and root get in); TCP only when asked for
   (``dbarch_listen = tcp`` or a port), and then with a random per-run password
   checked by SCRAM, never trust;
-- starts ``postgres`` directly (no ``pg_ctl`` polling) with test settings and waits
-  for ``postmaster.pid`` to say "ready";
-- leaves a guardian process holding a pipe, which tears the run down if pytest dies,
-  and reaps runs left by killed sessions before it starts.
+- starts ``postgres`` directly with test settings and polls ``postmaster.pid`` every
+  few milliseconds until it says "ready";
+- shuts down with an immediate stop (milliseconds; the data is thrown away), or a
+  fast, clean one for a cluster that goes into the cache.
+
+Where the data directory comes from (the cache, or initdb) is ``cluster``'s business;
+who shares the server and who stops it last, ``shared``'s.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import socket
 import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_dbarch.errors import ServerStartError
 from pytest_dbarch.postgres import runtime
-from pytest_dbarch.postgres.accounts import RunAs, choose_account, demote
-from pytest_dbarch.postgres.binaries import Binaries, usable_by
-from pytest_dbarch.postgres.paths import base_mode, private_dir
+from pytest_dbarch.postgres.accounts import RunAs, demote
+from pytest_dbarch.postgres.binaries import Binaries
+from pytest_dbarch.postgres.paths import private_dir
 
 SUPERUSER = "postgres"
 SOCKET_PORT = 5432  # names the socket file only; the socket directory is private
@@ -69,6 +68,15 @@ host    all   all   0.0.0.0/0     scram-sha-256
 host    all   all   ::/0          scram-sha-256
 """
 START_TIMEOUT = 30.0
+INITDB_ARGS = (
+    "-U", SUPERUSER,
+    "--auth-local=trust",
+    "--auth-host=scram-sha-256",
+    "--encoding=UTF8",
+    "--locale=C",
+    "--no-sync",
+    "--wal-segsize=1",  # 1 MB WAL segments: a smaller cluster to cache and copy
+)
 
 
 def port_is_free(port: int) -> bool:
@@ -123,17 +131,38 @@ class Listen:
 
 @dataclass
 class LocalServer:
-    """A running disposable server; ``stop`` is idempotent and safe from any path."""
+    """One postmaster and its run directory's data and socket; ``shutdown`` is
+    idempotent. ``process`` is None when this process joined a server another one
+    started (an xdist worker, a kept-running server)."""
 
     binaries: Binaries
     account: RunAs
     rundir: Path
     port: int
     listen: Listen = field(default_factory=Listen)
+    settings: dict[str, str] = field(default_factory=dict)
     password: str | None = field(default=None, repr=False)
     process: subprocess.Popen[bytes] | None = None
-    guardian: subprocess.Popen[bytes] | None = None
-    reaped: list[Path] = field(default_factory=list)
+
+    @classmethod
+    def plan(
+        cls,
+        binaries: Binaries,
+        account: RunAs,
+        rundir: Path,
+        listen: Listen,
+        settings: dict[str, str],
+    ) -> LocalServer:
+        """A server to be started in ``rundir``: port and password chosen here."""
+        if listen.port is not None and not port_is_free(listen.port):
+            raise ServerStartError(
+                f"port {listen.port} on 127.0.0.1 is already in use",
+                "choose another with --dbarch-port / DBARCH_PORT, or leave it unset "
+                "to get a free one",
+            )
+        port = (listen.port or free_port()) if listen.tcp else SOCKET_PORT
+        password = secrets.token_urlsafe(24) if listen.tcp else None
+        return cls(binaries, account, rundir, port, listen, settings, password)
 
     @property
     def datadir(self) -> Path:
@@ -147,6 +176,10 @@ class LocalServer:
     def log_path(self) -> Path:
         return self.rundir / "server.log"
 
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else runtime.postmaster_pid(self.datadir)
+
     def socket_params(self) -> dict[str, object]:
         """Connection parameters through the private socket (no password needed)."""
         return {"host": str(self.socket_dir), "port": self.port, "user": SUPERUSER}
@@ -157,62 +190,15 @@ class LocalServer:
             return {"host": "127.0.0.1", "port": self.port, "user": SUPERUSER, "password": self.password}
         return self.socket_params()
 
-    @classmethod
-    def start(
-        cls,
-        binaries: Binaries,
-        *,
-        run_as: str | None = None,
-        listen: Listen | None = None,
-        options: tuple[str, ...] = (),
-        runtime_dir: str | None = None,
-    ) -> LocalServer:
-        """initdb, start, and wait until ready; on any failure nothing is left behind."""
-        listen = listen or Listen()
-        settings = parse_options(options)
-        account = choose_account(run_as)
-        if listen.port is not None and not port_is_free(listen.port):
-            raise ServerStartError(
-                f"port {listen.port} on 127.0.0.1 is already in use",
-                "choose another with --dbarch-port / DBARCH_PORT, or leave it unset "
-                "to get a free one",
-            )
-        base = runtime.base_dir(runtime_dir)
-        binaries = usable_by(account, binaries, base)
-        reaped = runtime.reap_stale(base)
-        rundir = Path(tempfile.mkdtemp(prefix="run-", dir=base))
-        os.chmod(rundir, base_mode())
-        runtime.write_owner(rundir)
-        port = (listen.port or free_port()) if listen.tcp else SOCKET_PORT
-        password = secrets.token_urlsafe(24) if listen.tcp else None
-        server = cls(binaries, account, rundir, port, listen, password, reaped=reaped)
-        try:
-            server._start_guardian()
-            server._initdb()
-            server._launch(settings)
-            if password:
-                server._set_password()
-        except BaseException:
-            server.stop()
-            raise
-        return server
-
-    def _start_guardian(self) -> None:
-        self.guardian = subprocess.Popen(
-            [sys.executable, "-m", "pytest_dbarch.postgres.guardian", str(self.rundir)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            close_fds=True,
-        )
-
-    def _owned_dir(self, path: Path) -> Path:
-        """A 0700 directory of the server's account (its data, its socket)."""
+    def owned_dir(self, path: Path) -> Path:
+        """A new 0700 directory of the server's account (its data, its socket)."""
         private_dir(path, 0o700)
+        self.give(path)
+        return path
+
+    def give(self, path: Path) -> None:
         if not self.account.is_self:
             os.chown(path, self.account.uid, self.account.gid)
-        return path
 
     def _run_as_account(self, args: list[str]) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "HOME": str(self.rundir), "LC_ALL": "C", "LANG": "C"}
@@ -226,19 +212,12 @@ class LocalServer:
             **demote(self.account),  # type: ignore[arg-type]
         )
 
-    def _initdb(self) -> None:
-        self._owned_dir(self.datadir)
-        args = [
-            self.binaries.tool("initdb"),
-            "-D", str(self.datadir),
-            "-U", SUPERUSER,
-            "--auth-local=trust",
-            "--auth-host=scram-sha-256",
-            "--encoding=UTF8",
-            "--locale=C",
-            "--no-sync",
-        ]
-        result = self._run_as_account(args)
+    def initdb(self) -> None:
+        """A new cluster in the data directory."""
+        self.owned_dir(self.datadir)
+        result = self._run_as_account(
+            [self.binaries.tool("initdb"), "-D", str(self.datadir), *INITDB_ARGS]
+        )
         if result.returncode != 0:
             raise ServerStartError(
                 f"initdb failed (exit {result.returncode}) running as {self.account.name}:\n"
@@ -246,23 +225,24 @@ class LocalServer:
                 "check the binaries with --dbarch-pg-bin, or use an existing server "
                 "with --dbarch-dsn",
             )
-        self._write_hba()
-
-    def _write_hba(self) -> None:
         hba = self.datadir / "pg_hba.conf"
         hba.write_text(PG_HBA)
         os.chmod(hba, 0o600)
-        if not self.account.is_self:
-            os.chown(hba, self.account.uid, self.account.gid)
+        self.give(hba)
 
-    def _launch(self, settings: dict[str, str]) -> None:
-        self._owned_dir(self.socket_dir)
+    def launch(self, *, tcp: bool | None = None) -> None:
+        """Start ``postgres`` on the data directory and wait until it accepts
+        connections. ``tcp=False``: socket only, whatever the mode (cache builds)."""
+        tcp = self.listen.tcp if tcp is None else tcp
+        if not self.socket_dir.exists():
+            self.owned_dir(self.socket_dir)
         for attempt in range(3):
-            if self._try_launch(settings):
-                runtime.write_owner(self.rundir, postmaster=self.process.pid)  # type: ignore[union-attr]
+            if self._try_launch(tcp):
+                if tcp and self.password:
+                    self._set_password()
                 return
             log = self._log_tail()
-            if "already in use" in log and self.listen.port is None and attempt < 2:
+            if "already in use" in log and self.listen.port is None and attempt < 2 and tcp:
                 self.port = free_port()  # lost a race for the port; take another
                 continue
             if "already in use" in log:
@@ -275,11 +255,11 @@ class LocalServer:
                 "read the log above; --dbarch-server-options may hold a bad setting",
             )
 
-    def _try_launch(self, options: dict[str, str]) -> bool:
+    def _try_launch(self, tcp: bool) -> bool:
         settings = {
             **FAST_SETTINGS,
-            **options,
-            "listen_addresses": "127.0.0.1" if self.listen.tcp else "",
+            **self.settings,
+            "listen_addresses": "127.0.0.1" if tcp else "",
             "port": str(self.port),
             "unix_socket_directories": str(self.socket_dir),
             "unix_socket_permissions": "0700",
@@ -301,6 +281,7 @@ class LocalServer:
             )
         deadline = time.monotonic() + START_TIMEOUT
         pidfile = self.datadir / "postmaster.pid"
+        delay = 0.001
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 return False
@@ -310,7 +291,8 @@ class LocalServer:
                 lines = []
             if len(lines) >= 8 and lines[7].strip() == "ready":
                 return True
-            time.sleep(0.005)
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.01)
         self.process.kill()
         self.process.wait()
         return False
@@ -338,21 +320,38 @@ class LocalServer:
             return ""
         return "\n".join(text.strip().splitlines()[-lines:])
 
-    def stop(self) -> None:
-        """Stop the server, delete the run directory, release the guardian."""
-        pid = self.process.pid if self.process else None
-        runtime.stop_postmaster(self.datadir, pid)
+    def shutdown(self, *, clean: bool = False) -> None:
+        """Stop the postmaster: immediately, or (``clean``) with a shutdown checkpoint
+        that leaves the data directory fit for the cache."""
+        gone = runtime.stop_postmaster(self.datadir, self.pid, clean=clean)
         if self.process is not None:
             try:
                 self.process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
-        shutil.rmtree(self.rundir, ignore_errors=True)
-        if self.guardian is not None:
-            if self.guardian.stdin:
-                self.guardian.stdin.close()
-            try:
-                self.guardian.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.guardian.kill()
-            self.guardian = None
+            self.process = None
+        if clean and not gone:
+            raise ServerStartError(
+                f"PostgreSQL did not shut down cleanly (log {self.log_path}):\n{self._log_tail()}",
+                "this cluster is not cached; read the log",
+            )
+
+    def facts(self) -> dict[str, object]:
+        """What a process joining this server needs (``server.json``; no password)."""
+        return {
+            "bindir": str(self.binaries.bindir),
+            "source": self.binaries.source,
+            "version": self.binaries.version,
+            "account": [self.account.name, self.account.uid, self.account.gid],
+            "port": self.port,
+            "listen": [self.listen.mode, self.listen.port],
+            "postmaster": self.pid,
+        }
+
+    @classmethod
+    def joined(cls, rundir: Path, facts: dict[str, object], password: str | None) -> LocalServer:
+        name, uid, gid = facts["account"]  # type: ignore[misc]
+        mode, port = facts["listen"]  # type: ignore[misc]
+        binaries = Binaries(Path(str(facts["bindir"])), str(facts["source"]), str(facts["version"]))
+        return cls(binaries, RunAs(name, uid, gid), rundir, int(facts["port"]),  # type: ignore[call-overload]
+                   Listen(mode, port), password=password)
