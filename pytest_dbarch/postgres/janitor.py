@@ -52,7 +52,7 @@ class Janitor:
         return f"{self.prefix}_{label}{next(self._counter)}"
 
     def create(self, name: str, template: str | None = None) -> str:
-        """CREATE DATABASE, from ``template`` if given (FILE_COPY: fastest for small schemas)."""
+        """CREATE DATABASE, from ``template`` if given."""
         with self._lock, plugin_statements():
             self._owned.add(name)
             self._admin.execute(create_statement(name, template, self._major))
@@ -144,11 +144,13 @@ class Janitor:
 
 
 def create_statement(name: str, template: str | None, major: int) -> sql.Composed:
+    """CREATE DATABASE, copying files (FILE_COPY) rather than WAL-logging every block:
+    faster for the small databases tests use."""
     query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
     if template:
         query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
-        if major >= 15:
-            query += sql.SQL(" STRATEGY FILE_COPY")
+    if major >= 15:
+        query += sql.SQL(" STRATEGY FILE_COPY")
     return query
 
 

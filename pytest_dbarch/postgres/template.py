@@ -342,7 +342,7 @@ def ensure(params: dict[str, Any], source: SchemaSource, name: str) -> bool:
 
     from pytest_dbarch.origin import plugin_statements
     from pytest_dbarch.postgres.info import ServerInfo
-    from pytest_dbarch.postgres.janitor import drop_database
+    from pytest_dbarch.postgres.janitor import create_statement, drop_database
 
     info = ServerInfo("local", "0", "", params)
     lock = int(hashlib.sha256(name.encode()).hexdigest()[:15], 16)
@@ -359,7 +359,7 @@ def ensure(params: dict[str, Any], source: SchemaSource, name: str) -> bool:
                 return False
             if row is not None:
                 drop_database(admin, name, major)
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(ident))
+            admin.execute(create_statement(name, None, major))
             try:
                 build(source, info.dsn(name), info.url(name))
             except BaseException:
