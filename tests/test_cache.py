@@ -8,8 +8,8 @@ sessions use a private runtime directory too, so each starts a server of its own
 
 from __future__ import annotations
 
-import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from pytest_dbarch.postgres.cache import ClusterCache, CorruptEntry, copy_tree
+from tests import migrations_support
 
 # --------------------------------------------------------------------------- fixtures
 
@@ -42,44 +43,12 @@ def lean(monkeypatch: pytest.MonkeyPatch) -> tuple[str, ...]:
     return ("-p", "no:cacheprovider", "-p", "pytest_dbarch.plugin", "-v")
 
 
-ALEMBIC_INI = """\
-[alembic]
-script_location = migrations
-"""
-
-ENV_PY = '''\
-import os
-from alembic import context
-
-# Every run of the migrations leaves a line here: the outer test counts builds.
-with open(os.environ["BUILD_LOG"], "a") as log:
-    log.write("built\\n")
-
-connection = context.config.attributes["connection"]
-context.configure(connection=connection, target_metadata=None)
-with context.begin_transaction():
-    context.run_migrations()
-'''
-
-REVISION = '''\
-import os
-import signal
-
-from alembic import op
-
-revision = {rev!r}
-down_revision = {down!r}
-
-
-def upgrade():
-    op.execute("CREATE TABLE {table} (id int PRIMARY KEY{columns})")
-    if os.environ.get("CRASH_IN") == revision:
-        os.kill(os.getpid(), signal.SIGKILL)  # pytest dies mid-migration
-
-
-def downgrade():
-    op.execute("DROP TABLE {table}")
-'''
+# Every run of the migrations leaves a line in BUILD_LOG: the outer test counts builds.
+ENV_PY = (
+    'import os\nwith open(os.environ["BUILD_LOG"], "a") as log:\n    log.write("built\\n")\n\n'
+    + migrations_support.ENV_PY
+)
+CRASH = "if os.environ.get('CRASH_IN') == revision:\n    os.kill(os.getpid(), signal.SIGKILL)  # mid-migration"
 
 COLUMNS_TEST = '''\
 def test_schema(dbarch_psycopg):
@@ -92,19 +61,24 @@ def test_schema(dbarch_psycopg):
 
 
 def write_alembic_project(pytester: pytest.Pytester, extra_column: str = "") -> None:
+    """Three revisions; any of them kills pytest when CRASH_IN names it."""
     pytester.makeini("[pytest]\ndbarch_alembic_ini = alembic.ini\n")
-    (pytester.path / "alembic.ini").write_text(ALEMBIC_INI)
-    versions = pytester.path / "migrations" / "versions"
-    versions.mkdir(parents=True, exist_ok=True)
-    (pytester.path / "migrations" / "env.py").write_text(ENV_PY)
-    for rev, down, table, columns in (
-        ("0001", None, "accounts", ""),
-        ("0002", "0001", "contacts", ""),
-        ("0003", "0002", "deals", extra_column),
-    ):
-        (versions / f"{rev}_{table}.py").write_text(
-            REVISION.format(rev=rev, down=down, table=table, columns=columns)
+    shutil.rmtree(pytester.path / "migrations", ignore_errors=True)
+    revisions = [
+        migrations_support.Rev(
+            rev,
+            f'op.execute("CREATE TABLE {table} (id int PRIMARY KEY{columns})")\n{CRASH}',
+            [f"DROP TABLE {table}"],
+            down=down,
+            extra="import os\nimport signal",
         )
+        for rev, down, table, columns in (
+            ("0001", None, "accounts", ""),
+            ("0002", "0001", "contacts", ""),
+            ("0003", "0002", "deals", extra_column),
+        )
+    ]
+    migrations_support.write_alembic(pytester.path, revisions, env=ENV_PY)
     pytester.makepyfile(test_schema=COLUMNS_TEST)
 
 
@@ -386,10 +360,13 @@ def test_fingerprint_follows_what_shapes_the_schema(tmp_path: Path) -> None:
     assert fingerprint(SchemaSource(alembic_ini="missing.ini", rootdir=str(tmp_path))) is None
 
 
-def test_metadata_fingerprint_is_the_ddl(pytester: pytest.Pytester) -> None:
+def test_metadata_fingerprint_is_the_ddl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Not pytester: it would unload the SQLAlchemy modules imported here at teardown,
+    # and the next in-process user of SQLAlchemy would meet two copies of its classes.
     from pytest_dbarch.postgres.template import SchemaSource, fingerprint
 
-    models = pytester.path / "models_fp.py"
+    models = tmp_path / "models_fp.py"
+    monkeypatch.syspath_prepend(str(tmp_path))
 
     def prints(column: str) -> str | None:
         models.write_text(textwrap.dedent(f"""
@@ -398,14 +375,11 @@ def test_metadata_fingerprint_is_the_ddl(pytester: pytest.Pytester) -> None:
             Table("notes", metadata, Column("id", Integer, primary_key=True), {column})
         """))
         sys.modules.pop("models_fp", None)
-        return fingerprint(SchemaSource(metadata="models_fp:metadata", rootdir=str(pytester.path)))
+        return fingerprint(SchemaSource(metadata="models_fp:metadata", rootdir=str(tmp_path)))
 
-    sys.path.insert(0, str(pytester.path))
     try:
         plain = prints("")
         assert plain is not None and prints("") == plain
         assert prints('Column("body", Text)') != plain
     finally:
-        sys.path.remove(str(pytester.path))
         sys.modules.pop("models_fp", None)
-    json.dumps(plain)

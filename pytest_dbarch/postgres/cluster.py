@@ -77,8 +77,7 @@ def prepare(
     if cache is None or (source is not None and fingerprint is None):
         server.initdb()
         server.launch()
-        state = "off" if cache is None else "not used: the schema cannot be fingerprinted"
-        return Prepared(state, None, None, fingerprint, None, time.monotonic() - started)
+        return Prepared("off", None, None, fingerprint, None, time.monotonic() - started)
     key = cache_key(server.binaries, server.settings, fingerprint if wanted else None)
     owner = None if server.account.is_self else (server.account.uid, server.account.gid)
     state = "hit"

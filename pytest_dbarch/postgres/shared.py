@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pytest_dbarch.config import Settings
@@ -171,6 +171,16 @@ def start_local(settings: Settings, source: template.SchemaSource) -> Lease:
     if settings.cache == "on" and not source.empty:
         fingerprint = template.fingerprint(source, settings.cache_key_files)
     plan = Plan.from_settings(settings, fingerprint)
+    if plan.cache is not None and fingerprint is None and not source.empty:
+        # Inputs the key cannot cover (an Alembic config without script_location...):
+        # the cached bare cluster still saves initdb; the template is built in the session.
+        lease = acquire(plan, None, None)
+        if lease.prepared is not None:
+            lease.prepared = replace(
+                lease.prepared, cache=f"{lease.prepared.cache} (bare cluster: the schema's inputs "
+                "cannot be fingerprinted, it is built in the session)"
+            )
+        return lease
     return acquire(plan, None if source.empty else source, fingerprint)
 
 
