@@ -318,9 +318,9 @@ class ClusterCache:
         if os.path.lexists(path):
             _remove(path)
 
-    def entries(self) -> list[tuple[str, dict[str, Any] | None, int, float]]:
-        """Every entry and staging leftover: key, marker (None when incomplete), bytes,
-        last use."""
+    def entries(self, *, sizes: bool = True) -> list[tuple[str, dict[str, Any] | None, int, float]]:
+        """Every entry and staging leftover: key, marker (None when incomplete), bytes
+        (0 unless ``sizes``: walking every tree costs), last use."""
         found: list[tuple[str, dict[str, Any] | None, int, float]] = []
         if not self.clusters.is_dir():
             return found
@@ -330,7 +330,7 @@ class ClusterCache:
             entry = self.lookup(path.name)
             marker = path / MARKER
             used = marker.stat().st_mtime if marker.exists() else path.stat().st_mtime
-            found.append((path.name, entry.meta if entry else None, tree_size(path), used))
+            found.append((path.name, entry.meta if entry else None, tree_size(path) if sizes else 0, used))
         return found
 
     def clear(self, on_busy: Callable[[str], None] = lambda key: None) -> tuple[int, int]:
@@ -366,7 +366,7 @@ class ClusterCache:
     def prune(self, keep: int = KEEP_ENTRIES) -> None:
         """Drop all but the ``keep`` most recently used complete entries, and staging
         directories of builds that crashed (their lock is free)."""
-        entries = self.entries()
+        entries = self.entries(sizes=False)
         complete = sorted((e for e in entries if e[1] is not None), key=lambda e: e[3], reverse=True)
         for key, _, _, _ in complete[keep:]:
             self._try_remove(key, key)

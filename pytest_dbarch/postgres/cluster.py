@@ -22,7 +22,7 @@ from pytest_dbarch.errors import DbarchError
 from pytest_dbarch.postgres import template
 from pytest_dbarch.postgres.binaries import Binaries
 from pytest_dbarch.postgres.cache import FORMAT, ClusterCache, CorruptEntry, Entry
-from pytest_dbarch.postgres.server import INITDB_ARGS, LocalServer
+from pytest_dbarch.postgres.server import FAST_SETTINGS, INITDB_ARGS, LocalServer
 
 
 class CacheWarning(UserWarning):
@@ -56,7 +56,7 @@ def cache_key(binaries: Binaries, settings: dict[str, str], fingerprint: str | N
         "postgres": binaries.version,
         "bindir": str(binaries.identity),
         "initdb": INITDB_ARGS,
-        "settings": sorted(settings.items()),
+        "settings": sorted({**FAST_SETTINGS, **settings}.items()),
         "schema": fingerprint,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
@@ -96,7 +96,6 @@ def prepare(
                 entry = cache.lookup(key)
     if server.process is None:
         server.launch()
-    cache.prune()
     return Prepared(state, key, wanted, fingerprint, None, time.monotonic() - started,
                     entry.bytes if entry else 0)
 
@@ -156,6 +155,7 @@ def _build(
     describe = source.describe() if source is not None else "bare cluster"
     try:
         cache.store(key, server.datadir, {**meta, "describe": describe, "template": wanted})
+        cache.prune()  # a new entry: drop the least recently used beyond the limit
     except OSError as exc:  # a full disk: this session goes on, the next builds again
         warnings.warn(CacheWarning(f"pytest-dbarch: the cluster could not be cached: {exc}"), stacklevel=2)
     server.launch()
