@@ -307,7 +307,7 @@ def filesystem_probe(count: int = 320, size: int = 8192) -> float:
     some machines it swings by an order of magnitude from one minute to the next; the
     probe runs before and after the session so a reader can tell.
     """
-    base = Path(os.environ.get("DBARCH_RUNTIME_DIR") or tempfile.gettempdir())
+    base = runtime_location()
     directory = Path(tempfile.mkdtemp(prefix="dbarch-bench-fs-", dir=base))
     payload = b"\0" * size
     try:
@@ -319,6 +319,14 @@ def filesystem_probe(count: int = 320, size: int = 8192) -> float:
         return (time.perf_counter() - start) * 1000
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def runtime_location() -> Path:
+    """Where the plugin keeps its servers' data: DBARCH_RUNTIME_DIR, else /dev/shm
+    when it has room, else the temp directory."""
+    from pytest_dbarch.postgres.paths import runtime_root
+
+    return runtime_root(os.environ.get("DBARCH_RUNTIME_DIR"))[0]
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -385,7 +393,7 @@ def report(
 ) -> None:
     from importlib.metadata import version
 
-    runtime = os.environ.get("DBARCH_RUNTIME_DIR") or tempfile.gettempdir()
+    runtime = runtime_location()
     print()
     print(f"pytest-dbarch isolation benchmark: {n} tests per group ({n - 1} measured, "
           f"first is warm-up), groups interleaved, one pytest session")
@@ -416,15 +424,17 @@ def report(
     if pg and tx:
         lines.append(("pytest-postgresql / transaction", pg["median"] / tx["median"], pg["mean"] / tx["mean"], "x"))
     if pg and cl:
-        lines.append(("pytest-postgresql / clone", pg["median"] / cl["median"], pg["mean"] / cl["mean"], "x"))
+        lines.append(("pytest-postgresql / clone (target >= 5)", pg["median"] / cl["median"],
+                      pg["mean"] / cl["mean"], "x"))
     if tx and empty:
         lines.append(("transaction - empty (ms)", tx["median"] - empty["median"], tx["mean"] - empty["mean"], ""))
     if cl and empty:
-        lines.append(("clone - empty (ms)", cl["median"] - empty["median"], cl["mean"] - empty["mean"], ""))
+        lines.append(("clone - empty (ms, target <= 10)", cl["median"] - empty["median"],
+                      cl["mean"] - empty["mean"], ""))
     if lines:
-        print(f"{'':<37}{'median':>9}{'mean':>9}")
+        print(f"{'':<44}{'median':>9}{'mean':>9}")
         for label, med, mean, unit in lines:
-            print(f"  {label:<35}{med:>8.2f}{unit or ' '}{mean:>8.2f}{unit}")
+            print(f"  {label:<42}{med:>8.2f}{unit or ' '}{mean:>8.2f}{unit}")
         print()
     if cl and len(groups) > 1:
         print("spill-over (clone drops its databases in a background thread): median ms of the")
@@ -462,6 +472,7 @@ def main() -> int:
     try:
         write_project(root)
         results = root / "results.json"
+        print(f"load average before the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         fs_before = filesystem_probe()
         proc, wall = run_pytest(root, args.tests, results, groups)
         fs_after = filesystem_probe()

@@ -21,11 +21,12 @@ from pytest_dbarch.errors import DbarchError
 
 def _parser() -> argparse.ArgumentParser:
     from pytest_dbarch.migrations import cli as migrations_cli
+    from pytest_dbarch.postgres import cli as server_cli
     from pytest_dbarch.schema_lint import cli as schema_lint_cli
 
     parser = argparse.ArgumentParser(prog="dbarch", description="database architecture checks")
     areas = parser.add_subparsers(dest="area", required=True)
-    for register in (migrations_cli.register, schema_lint_cli.register):
+    for register in (migrations_cli.register, schema_lint_cli.register, server_cli.register):
         register(areas)
     return parser
 

@@ -58,7 +58,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "port",
-        "TCP port for the disposable server (default: a free one)",
+        "TCP port for the disposable server; setting one turns TCP on (see dbarch_listen)",
         flag="--dbarch-port",
         env="DBARCH_PORT",
         kind="int",
@@ -66,7 +66,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "run_as",
         "unprivileged user that runs the server when pytest runs as root "
-        "(default: 'postgres' if it exists, else a 'dbarch' user created on demand)",
+        "(default: a 'dbarch' system account, created on first use)",
         flag="--dbarch-run-as",
         env="DBARCH_RUN_AS",
     ),
@@ -346,7 +346,78 @@ OPTIONS: tuple[Option, ...] = (
     # --- adoption in web apps (issue 15)
 
     # --- fast start, caches, security (issues 16 and 18)
-
+    Option(
+        "listen",
+        "how the disposable server is reached: 'socket' (a unix socket in a directory "
+        "only the server's account and root can enter) or 'tcp' (also 127.0.0.1, every "
+        "login with a random per-run password, SCRAM)",
+        default="socket",
+        flag="--dbarch-listen",
+        env="DBARCH_LISTEN",
+        choices=("socket", "tcp"),
+    ),
+    Option(
+        "runtime_dir",
+        "where the disposable servers' run directories (data, socket) go (default: "
+        "/dev/shm when it has 256 MB free, else the system temp directory)",
+        flag="--dbarch-runtime-dir",
+        env="DBARCH_RUNTIME_DIR",
+    ),
+    Option(
+        "cache",
+        "cluster cache: 'on' (start from a cached cluster with the template built, keyed "
+        "by everything that shapes it) or 'off' (initdb and build every session)",
+        default="on",
+        flag="--dbarch-cache",
+        env="DBARCH_CACHE",
+        choices=("on", "off"),
+    ),
+    Option(
+        "cache_dir",
+        "the cluster cache's directory (default: $XDG_CACHE_HOME/pytest-dbarch, i.e. "
+        "~/.cache/pytest-dbarch)",
+        flag="--dbarch-cache-dir",
+        env="DBARCH_CACHE_DIR",
+    ),
+    Option(
+        "cache_key_files",
+        "more files whose bytes go into the template's cache key, as globs relative to "
+        "the rootdir (application code that migrations import)",
+        kind="linelist",
+        default=(),
+    ),
+    Option(
+        "keep_server",
+        "'on': keep the server running after the session for the next one to join at "
+        "once, until 'dbarch server stop' or until the terminal session ends",
+        default="off",
+        flag="--dbarch-keep-server",
+        env="DBARCH_KEEP_SERVER",
+        choices=("on", "off"),
+    ),
+    Option(
+        "keep_failed",
+        "'on': a failed clone-isolated test's database is kept (its DSN printed) and the "
+        "server kept running for debugging; 'dbarch server stop' ends it",
+        default="off",
+        flag="--dbarch-keep-failed",
+        env="DBARCH_KEEP_FAILED",
+        choices=("on", "off"),
+    ),
+    Option(
+        "clone_pool",
+        "clones of the template made ahead in the background for clone-isolated tests "
+        "(0: none, each is made when its test starts)",
+        default=2,
+        kind="int",
+    ),
+    Option(
+        "xdist_server",
+        "under pytest-xdist: 'shared' (one server for all workers, each with its own "
+        "databases) or 'per-worker' (a server each)",
+        default="shared",
+        choices=("shared", "per-worker"),
+    ),
 )
 
 
@@ -417,6 +488,15 @@ class Settings:
     # --- adoption in web apps (issue 15)
 
     # --- fast start, caches, security (issues 16 and 18)
+    listen: str = "socket"
+    runtime_dir: str | None = None
+    cache: str = "on"
+    cache_dir: str | None = None
+    cache_key_files: tuple[str, ...] = ()
+    keep_server: str = "off"
+    keep_failed: str = "off"
+    clone_pool: int = 2
+    xdist_server: str = "shared"
 
     rootdir: str = "."
     sources: dict[str, str] = field(default_factory=dict)

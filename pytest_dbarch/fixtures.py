@@ -42,7 +42,7 @@ def _dbarch_databases(request: pytest.FixtureRequest) -> Iterator[Databases]:
 
 
 @pytest.fixture(scope="session")
-def dbarch_server(_dbarch_databases: Databases) -> ServerInfo:
+def dbarch_server(_dbarch_databases: Databases, dbarch_schema_source: SchemaSource) -> ServerInfo:
     """The PostgreSQL server of this session: started by the plugin, or given by DSN.
 
     Attributes: ``mode`` ('local' or 'external'), ``version``, ``source`` (where the
@@ -50,7 +50,8 @@ def dbarch_server(_dbarch_databases: Databases) -> ServerInfo:
     ``safe_dsn(dbname)`` (password masked) build connection strings.
     """
     try:
-        return _dbarch_databases.start()
+        # The schema source decides which cached cluster (template inside) it starts from.
+        return _dbarch_databases.start(dbarch_schema_source)
     except DbarchError as exc:
         fail_on_dbarch_error(exc)
 
@@ -62,14 +63,7 @@ def dbarch_schema_source(request: pytest.FixtureRequest) -> SchemaSource:
     build the template another way."""
     from pytest_dbarch.postgres.template import SchemaSource
 
-    settings = request.config.stash[SETTINGS]
-    return SchemaSource(
-        alembic_ini=settings.alembic_ini,
-        metadata=settings.metadata,
-        sql_files=settings.sql_files,
-        extensions=settings.extensions,
-        rootdir=settings.rootdir,
-    )
+    return SchemaSource.from_settings(request.config.stash[SETTINGS])
 
 
 @pytest.fixture(scope="session")

@@ -78,6 +78,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(constraints_hooks, "dbarch-constraints")
     _install_sigterm_handler(config)
     config.pluginmanager.register(queries_hooks, "dbarch-queries")
+    from pytest_dbarch.postgres import hooks as server_hooks
+
+    config.pluginmanager.register(server_hooks, "dbarch-server")
 
 
 def _install_sigterm_handler(config: pytest.Config) -> None:

@@ -50,6 +50,10 @@ def runtime_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("DBARCH_RUNTIME_DIR", str(path))
     monkeypatch.delenv("DBARCH_DSN", raising=False)
     yield path
+    from pytest_dbarch.postgres import runtime
+
+    for rundir in path.glob("pytest-dbarch-*/run-*"):
+        runtime.destroy(rundir)  # a kept server that a failing test left running
     subprocess.run(["rm", "-rf", str(path)], check=False)
 
 

@@ -12,6 +12,7 @@ the checks poll for a while before they fail.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -300,7 +301,8 @@ def test_as_root_server_runs_unprivileged(
     assert facts["datadir_owner"] == effective, facts
     account = pwd.getpwuid(effective).pw_name
     result.stdout.fnmatch_lines(["dbarch: PostgreSQL*"])
-    assert account in ("postgres", "dbarch"), account
+    assert account == "dbarch", account  # a dedicated account, never the system 'postgres'
+    result.stdout.fnmatch_lines(["dbarch server: runs as dbarch;*"])
     assert_nothing_left(runtime_dir)
 
 
@@ -484,3 +486,155 @@ def test_xdist_worker_crash_leaves_nothing(
     assert_nothing_left(runtime_dir)
     assert not is_running(facts["postmaster"])
     assert not Path(facts["datadir"]).exists()
+
+
+# --------------------------------------------------------------------------- kept servers
+
+
+def dbarch_command(*args: str) -> subprocess.CompletedProcess[str]:
+    """The ``dbarch`` console script, with this test's environment (runtime dir)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_dbarch.cli", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def keep_files(runtime_dir: Path) -> list[Path]:
+    return sorted(runtime_dir.glob("pytest-dbarch-*/run-*/keep.json"))
+
+
+def test_kept_server_outlives_the_session_until_dbarch_server_stop(
+    pytester: pytest.Pytester, runtime_dir: Path, lean: tuple[str, ...]
+) -> None:
+    first, facts = run_passing_session(pytester, *lean, "-v", "--dbarch-keep-server=on")
+    first.stdout.fnmatch_lines(["dbarch server: *, kept running between sessions; cluster cache *"])
+
+    # The session is over; its server is not.
+    assert is_running(facts["postmaster"], facts["datadir"])
+    assert len(keep_files(runtime_dir)) == 1
+    listed = dbarch_command("server", "list")
+    assert f"kept while process" in listed.stdout and "not in use" in listed.stdout, listed.stdout
+
+    second, again = run_passing_session(pytester, *lean, "-v", "--dbarch-keep-server=on")
+    second.stdout.fnmatch_lines(["dbarch server: *, kept running between sessions; joined a running server"])
+    assert again["postmaster"] == facts["postmaster"] and again["datadir"] == facts["datadir"]
+
+    stopped = dbarch_command("server", "stop")
+    assert stopped.returncode == 0 and "dbarch: stopped the server in" in stopped.stdout, stopped
+    assert_nothing_left(runtime_dir)
+    assert not is_running(facts["postmaster"])
+    assert "no kept servers" in dbarch_command("server", "stop").stdout
+
+
+def test_sigkill_of_a_kept_servers_owner_is_reaped(
+    pytester: pytest.Pytester, runtime_dir: Path, lean: tuple[str, ...]
+) -> None:
+    """The owner of a kept server is the terminal session pytest ran in (here a shell
+    leading its own session): when it dies, the server goes."""
+    marker = pytester.path / "facts.json"
+    done = pytester.path / "pytest-done"
+    write_inner_tests(pytester, PASSING.format(marker=str(marker)))
+    command = " ".join([sys.executable, "-m", "pytest", "-q", *lean, "--dbarch-keep-server=on"])
+    shell = subprocess.Popen(
+        ["/bin/sh", "-c", f"{command} > inner.log 2>&1; touch {done}; sleep 120"],
+        cwd=pytester.path,
+        start_new_session=True,
+    )
+    try:
+        assert wait_for(done.exists, 120), (pytester.path / "inner.log").read_text()
+        facts = read_facts(marker)
+        assert is_running(facts["postmaster"], facts["datadir"]), "kept after pytest ended"
+        assert len(keep_files(runtime_dir)) == 1
+
+        shell.send_signal(signal.SIGKILL)
+        shell.wait(timeout=10)
+    finally:
+        if shell.poll() is None:
+            shell.kill()
+            shell.wait()
+        # The shell's 'sleep' child is in the same process group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(shell.pid, signal.SIGKILL)
+
+    assert_nothing_left(runtime_dir)
+    assert not is_running(facts["postmaster"])
+
+
+KEEP_FAILED = '''
+import pytest
+
+@pytest.mark.dbarch(isolation="clone")
+def test_clone_fails(dbarch_psycopg):
+    dbarch_psycopg.execute("CREATE TABLE evidence (id int)")
+    dbarch_psycopg.execute("INSERT INTO evidence VALUES (42)")
+    dbarch_psycopg.commit()
+    assert False, "look at the database"
+
+def test_transaction_fails(dbarch_psycopg):
+    assert False
+
+@pytest.mark.dbarch(isolation="clone")
+def test_clone_passes(dbarch_psycopg):
+    dbarch_psycopg.execute("SELECT 1")
+'''
+
+
+def test_keep_failed_keeps_the_failed_clone_and_its_server(
+    pytester: pytest.Pytester, runtime_dir: Path, lean: tuple[str, ...]
+) -> None:
+    import re
+
+    import psycopg
+
+    pytester.makepyfile(test_inner=KEEP_FAILED)
+    result = pytester.runpytest_subprocess(*lean, "--dbarch-keep-failed=on", timeout=120)
+
+    result.assert_outcomes(passed=1, failed=2)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*- dbarch: kept database -*",
+            "*kept for debugging: psql 'host=*/sock port=5432 user=postgres dbname=*'",
+            "*not kept: transaction isolation rolls the test's writes back; mark it*",
+            "dbarch: 1 failed tests' databases kept, the server with them; 'dbarch server stop' ends it:",
+            "  test_inner.py::test_clone_fails: *",
+        ]
+    )
+    dsn = re.search(r"psql '([^']+)'", out).group(1)  # type: ignore[union-attr]
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT id FROM evidence").fetchall() == [(42,)]
+        databases = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'dbarch_%'")]
+    # Only the kept clone (and the template it came from) stay: the passing test's
+    # clone, the pool's spare ones and the work database were dropped.
+    assert len([d for d in databases if not d.startswith("dbarch_template_")]) == 1, databases
+
+    assert "stopped the server" in dbarch_command("server", "stop").stdout
+    assert_nothing_left(runtime_dir)
+
+
+def test_sigkill_during_the_cache_build_leaves_nothing(
+    pytester: pytest.Pytester, runtime_dir: Path, lean: tuple[str, ...], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Killed while the migrations run for a cache entry: the guardian stops the
+    server, the run directory goes, and the cache holds no half-built entry."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    markers = runtime_dir / "markers"
+    markers.mkdir(mode=0o777)
+    os.chmod(markers, 0o777)  # the server's account writes the marker there
+    marker = markers / "in-migration"
+    pytester.makeini("[pytest]\ndbarch_sql_files = schema.sql\n")
+    (pytester.path / "schema.sql").write_text(
+        f"CREATE TABLE t (id int); COPY (SELECT 1) TO '{marker}'; SELECT pg_sleep(60);\n"
+    )
+    pytester.makepyfile(test_inner="def test_db(dbarch_psycopg):\n    pass\n")
+    inner = InnerSession(pytester, *lean)
+    inner.wait_for_file(marker)
+    inner.proc.send_signal(signal.SIGKILL)
+    inner.wait()
+
+    assert_nothing_left(runtime_dir)
+    from pytest_dbarch.postgres.cache import ClusterCache
+
+    entries = ClusterCache(tmp_path / "cache" / "pytest-dbarch").entries()
+    assert [e[1]["describe"] for e in entries if e[1]] == ["bare cluster"], entries
+    assert not [e for e in entries if e[1] is None], "a staging directory was left"

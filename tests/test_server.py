@@ -151,6 +151,7 @@ def test_as_root_the_server_runs_unprivileged(pytester: pytest.Pytester, runtime
     pytester.makepyfile(
         """
         import os
+        import pwd
 
         def test_owner(dbarch_psycopg):
             datadir = dbarch_psycopg.execute("SELECT current_setting('data_directory')").fetchone()[0]
@@ -158,6 +159,7 @@ def test_as_root_the_server_runs_unprivileged(pytester: pytest.Pytester, runtime
             status = open(f"/proc/{pid}/status").read()
             uid = int(next(l for l in status.splitlines() if l.startswith("Uid:")).split()[1])
             assert os.geteuid() == 0 and uid != 0
+            assert uid == pwd.getpwnam("dbarch").pw_uid  # not the system 'postgres' account
             assert os.stat(datadir).st_uid == uid
         """
     )

@@ -1,6 +1,9 @@
 """The session's databases: server, template, the shared work database, per-test ones.
 
 One object owns them all so that one ``close`` releases them on every exit path.
+A local server comes as a lease (``shared``): the session's own, or one shared with
+the other xdist workers or kept running between sessions, started from the cluster
+cache with the template inside when it can be.
 """
 
 from __future__ import annotations
@@ -11,13 +14,14 @@ from dataclasses import dataclass, field
 
 from pytest_dbarch.config import Settings
 from pytest_dbarch.errors import DbarchError
+from pytest_dbarch.origin import plugin_statements
 from pytest_dbarch.postgres import template
-from pytest_dbarch.postgres.binaries import find_binaries
 from pytest_dbarch.postgres.info import ServerInfo
 from pytest_dbarch.postgres.isolation import SavepointConnection, TestDatabase, broken_isolation
 from pytest_dbarch.postgres.janitor import Janitor
-from pytest_dbarch.postgres.server import SUPERUSER, LocalServer
-from pytest_dbarch.origin import plugin_statements
+from pytest_dbarch.postgres.pool import ClonePool
+from pytest_dbarch.postgres.server import LocalServer
+from pytest_dbarch.postgres.shared import Lease, start_local
 
 _OPEN: set[Databases] = set()
 _OPEN_LOCK = threading.Lock()
@@ -30,20 +34,41 @@ def _close_all() -> None:
         databases.close()
 
 
+@dataclass(frozen=True)
+class KeptDatabase:
+    """A failed test's clone, kept for debugging (``dbarch_keep_failed``)."""
+
+    nodeid: str
+    name: str
+    dsn: str
+
+
 @dataclass(eq=False)
 class Databases:
     settings: Settings
     worker: str = "main"
     server: ServerInfo | None = None
-    local: LocalServer | None = None
+    lease: Lease | None = None
     janitor: Janitor | None = None
+    kept: list[KeptDatabase] = field(default_factory=list)
+    started: str | None = None  # how the local server came about (terminal summary)
     _templates: dict[template.SchemaSource, str] = field(default_factory=dict)
+    _template_errors: dict[template.SchemaSource, DbarchError] = field(default_factory=dict)
+    _pools: dict[str, ClonePool] = field(default_factory=dict)
     _work: dict[str, str] = field(default_factory=dict)
     _idle: dict[str, SavepointConnection] = field(default_factory=dict)
     _addresses: dict[str, tuple[str, str]] = field(default_factory=dict)  # work db: dsn, url
+    _keep: set[str] = field(default_factory=set)  # databases to keep when their test ends
 
-    def start(self) -> ServerInfo:
-        """Start (or connect to) the server once; any failure leaves nothing behind."""
+    @property
+    def local(self) -> LocalServer | None:
+        return self.lease.server if self.lease is not None else None
+
+    def start(self, source: template.SchemaSource | None = None) -> ServerInfo:
+        """Start (or join, or connect to) the server once; any failure leaves nothing
+        behind. ``source``: the schema the session will ask for, so that a local
+        server can come from the cluster cache with its template already inside
+        (default: the one the settings name)."""
         if self.server is not None:
             return self.server
         with _OPEN_LOCK:
@@ -54,19 +79,20 @@ class Databases:
 
                 self.server = connect_external(self.settings.dsn, self.settings.sources["dsn"])
             else:
-                binaries = find_binaries(self.settings.pg_bin)
-                self.local = LocalServer.start(
-                    binaries,
-                    run_as=self.settings.run_as,
-                    port=self.settings.port,
-                    options=self.settings.server_options,
-                )
+                source = source or template.SchemaSource.from_settings(self.settings)
+                self.lease = start_local(self.settings, source)
+                local, prepared = self.lease.server, self.lease.prepared
+                self.started = self.lease.describe()
                 self.server = ServerInfo(
                     "local",
-                    self.local.binaries.version,
-                    self.local.binaries.describe() + f", running as {self.local.account.name}",
-                    _local_params(self.local),
+                    local.binaries.version,
+                    local.binaries.describe() + f", running as {local.account.name}",
+                    local.params(),
                 )
+                if prepared is not None and prepared.template:
+                    self._templates[source] = prepared.template
+                if prepared is not None and prepared.error is not None:
+                    self._template_errors[source] = prepared.error
             self.janitor = Janitor(self.server.conninfo(), self.server.major, self.worker)
         except BaseException:
             self.close()
@@ -75,19 +101,35 @@ class Databases:
 
     def template_for(self, source: template.SchemaSource) -> str:
         """The template database with ``source``'s schema, built on first use."""
-        if source not in self._templates:
-            server, janitor = self.start(), self._janitor()
-            name = janitor.create(janitor.new_name("template"))
+        if source in self._templates:
+            return self._templates[source]
+        server, janitor = self.start(), self._janitor()
+        if source in self._templates:  # it came with the server
+            return self._templates[source]
+        if source in self._template_errors:
+            raise self._template_errors[source]
+        fingerprint = (
+            template.fingerprint(source, self.settings.cache_key_files) if self.lease is not None else None
+        )
+        if self.lease is not None and fingerprint is not None:
+            # Named after its inputs and marked complete: a shared or kept server
+            # builds it once, whoever asks first.
+            name = template.template_name(fingerprint)
+            with plugin_statements():
+                template.ensure(self.lease.server.socket_params(), source, name)
             self._templates[source] = name
-            try:
-                with plugin_statements():
-                    template.build(source, server.dsn(name), server.url(name))
-                janitor.disconnect(name)
-            except BaseException:
-                del self._templates[source]
-                janitor.drop(name)
-                raise
-        return self._templates[source]
+            return name
+        name = janitor.create(janitor.new_name("template"))
+        self._templates[source] = name
+        try:
+            with plugin_statements():
+                template.build(source, server.dsn(name), server.url(name))
+            janitor.disconnect(name)
+        except BaseException:
+            del self._templates[source]
+            janitor.drop(name)
+            raise
+        return name
 
     def _janitor(self) -> Janitor:
         if self.janitor is None:
@@ -100,17 +142,38 @@ class Databases:
             self._work[tpl] = self._janitor().create(self._janitor().new_name("work"), tpl)
         return self._work[tpl]
 
+    def _clone(self, tpl: str) -> str:
+        janitor = self._janitor()
+        if self.settings.clone_pool <= 0:
+            return janitor.create(janitor.new_name("t"), tpl)
+        if tpl not in self._pools:
+            self._pools[tpl] = ClonePool(janitor, self.start().conninfo(), tpl, self.settings.clone_pool)
+        return self._pools[tpl].take()
+
     def for_test(self, tpl: str, isolation: str) -> TestDatabase:
         """The database a test runs in: a fresh clone of ``tpl``, or the shared work one."""
         server = self.start()
         if isolation == "clone":
-            name = self._janitor().create(self._janitor().new_name("t"), tpl)
+            name = self._clone(tpl)
             return TestDatabase(name, isolation, server.dsn(name), server.url(name))
         name = self._work_db(tpl)
         if name not in self._addresses:  # parsing a conninfo per test costs 0.2 ms
             self._addresses[name] = (server.dsn(name), server.url(name))
         dsn, url = self._addresses[name]
         return TestDatabase(name, isolation, dsn, url, reusable=self._idle.pop(name, None))
+
+    def keep_after(self, db: TestDatabase, nodeid: str) -> KeptDatabase | None:
+        """Keep ``db`` (a failed test's clone) when the test ends, and the server
+        running after the session; None when it cannot be kept (transaction
+        isolation rolls back; an external server is not ours to leave things on)."""
+        if db.isolation != "clone" or self.lease is None:
+            return None
+        from psycopg.conninfo import make_conninfo
+
+        self._keep.add(db.name)
+        kept = KeptDatabase(nodeid, db.name, make_conninfo(**self.lease.server.socket_params(), dbname=db.name))
+        self.kept.append(kept)
+        return kept
 
     def finish_test(self, db: TestDatabase, nodeid: str) -> None:
         """Undo the test's changes; rebuild the work database if the test leaked."""
@@ -119,7 +182,10 @@ class Databases:
         if db.isolation == "clone":
             if reusable is not None:
                 reusable.dbarch_close()
-            janitor.drop_later(db.name)
+            if db.name in self._keep:
+                janitor.release(db.name)
+            else:
+                janitor.drop_later(db.name)
             return
         if reusable is not None:
             self._idle[db.name] = reusable
@@ -132,24 +198,26 @@ class Databases:
             raise broken_isolation(nodeid)
 
     def close(self) -> None:
-        """Drop every database we created, stop the server we started. Idempotent."""
+        """Drop every database we created, leave or stop the server. Idempotent."""
         try:
+            for pool in self._pools.values():
+                pool.close()
+            self._pools.clear()
             for conn in self._idle.values():
                 conn.dbarch_close()
             self._idle.clear()
+            if self.lease is not None and self.kept:
+                self.lease.keep()
             if self.janitor is not None:
-                self.janitor.close()
+                # A server nobody else uses is thrown away whole: no drops needed.
+                self.janitor.close(drop=not (self.lease is not None and self.lease.exclusive))
         finally:
             self.janitor = None
-            if self.local is not None:
-                self.local.stop()
-                self.local = None
+            if self.lease is not None:
+                self.lease.release()
+                self.lease = None
             self.server = None
             self._templates.clear()
             self._work.clear()
             with _OPEN_LOCK:
                 _OPEN.discard(self)
-
-
-def _local_params(server: LocalServer) -> dict[str, object]:
-    return {"host": str(server.socket_dir), "port": server.port, "user": SUPERUSER}

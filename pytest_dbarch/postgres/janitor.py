@@ -10,6 +10,7 @@ create is refused.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import queue
 import secrets
@@ -21,6 +22,9 @@ from psycopg import sql
 
 from pytest_dbarch.errors import DbarchError
 from pytest_dbarch.origin import plugin_statements
+
+
+_STOP_NOW = "\0stop"  # the drop thread's signal to stop without draining its queue
 
 
 class Janitor:
@@ -48,16 +52,23 @@ class Janitor:
         return f"{self.prefix}_{label}{next(self._counter)}"
 
     def create(self, name: str, template: str | None = None) -> str:
-        """CREATE DATABASE, from ``template`` if given (FILE_COPY: fastest for small schemas)."""
-        query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-        if template:
-            query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
-            if self._major >= 15:
-                query += sql.SQL(" STRATEGY FILE_COPY")
+        """CREATE DATABASE, from ``template`` if given."""
         with self._lock, plugin_statements():
-            self._admin.execute(query)
+            self._owned.add(name)
+            self._admin.execute(create_statement(name, template, self._major))
+        return name
+
+    def adopt(self, name: str) -> str:
+        """Own ``name`` before another connection creates it (the clone pool), so
+        ``close`` drops it whatever happens."""
+        with self._lock:
             self._owned.add(name)
         return name
+
+    def release(self, name: str) -> None:
+        """Stop owning ``name``: it outlives the session (a kept failed test's clone)."""
+        with self._lock:
+            self._owned.discard(name)
 
     def disconnect(self, name: str) -> None:
         """End other sessions on ``name`` (e.g. an env.py that never closed its engine),
@@ -84,7 +95,7 @@ class Janitor:
         """Drop now, waiting for it (used at session end and for rebuilds)."""
         self._check_owned(name)
         with self._lock, plugin_statements():
-            _drop(self._admin, name, self._major)
+            drop_database(self._admin, name, self._major)
             self._owned.discard(name)
 
     def drop_later(self, name: str) -> None:
@@ -97,22 +108,29 @@ class Janitor:
 
     def _drop_loop(self) -> None:
         with plugin_statements(), psycopg.connect(**self._conninfo, autocommit=True) as conn:
-            while (name := self._drops.get()) is not None:
+            while (name := self._drops.get()) not in (None, _STOP_NOW):
                 try:
-                    _drop(conn, name, self._major)
+                    drop_database(conn, name, self._major)
                     with self._lock:
                         self._owned.discard(name)
                 except psycopg.Error as exc:
                     self._drop_errors.append(f"{name}: {exc}")
 
-    def close(self) -> None:
-        """Finish queued drops, drop what is left, close the admin connection."""
+    def close(self, *, drop: bool = True) -> None:
+        """Finish queued drops, drop what is left, close the admin connection.
+
+        ``drop=False`` when the whole server is about to be thrown away and nobody
+        else uses it: dropping first would only delay that."""
         if self._dropper is not None:
-            self._drops.put(None)
+            if not drop:
+                with contextlib.suppress(queue.Empty):
+                    while True:
+                        self._drops.get_nowait()
+            self._drops.put(None if drop else _STOP_NOW)
             self._dropper.join(timeout=60)
             self._dropper = None
         # Templates last: a database cannot be dropped while it serves as a template.
-        for name in sorted(self._owned, key=lambda n: "_template" in n):
+        for name in sorted(self._owned, key=lambda n: "_template" in n) if drop else ():
             try:
                 self.drop(name)
             except psycopg.Error as exc:
@@ -125,7 +143,18 @@ class Janitor:
         return list(self._drop_errors)
 
 
-def _drop(conn: psycopg.Connection[Any], name: str, major: int) -> None:
+def create_statement(name: str, template: str | None, major: int) -> sql.Composed:
+    """CREATE DATABASE, copying files (FILE_COPY) rather than WAL-logging every block:
+    faster for the small databases tests use."""
+    query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template:
+        query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+    if major >= 15:
+        query += sql.SQL(" STRATEGY FILE_COPY")
+    return query
+
+
+def drop_database(conn: psycopg.Connection[Any], name: str, major: int) -> None:
     ident = sql.Identifier(name)
     if major >= 13:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))

@@ -1,22 +1,28 @@
-"""Build the schema once per session into a template database.
+"""Build the schema once into a template database.
 
 One source: an Alembic config upgraded to head, a SQLAlchemy ``MetaData`` named as
 ``module:attribute`` (``create_all``), or SQL files run in order; plus extensions
 created first. Every failure becomes a ``SchemaError`` naming the source, the
-revision or file, and the cause.
+revision or file, and the cause. psycopg is imported where it is used: the header
+computes a fingerprint in sessions that may never touch a database.
+
+In the plugin's own servers a template is named after a ``fingerprint`` of its
+inputs (which also keys the cluster cache), built under an advisory lock so that
+xdist workers sharing a server build it once, and marked complete only when the
+build succeeded: a half-built template (a crash mid-migration) is dropped and built
+again, never used.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import psycopg
-from psycopg import sql
+from typing import Any
 
 from pytest_dbarch.errors import SchemaError
 
@@ -30,6 +36,22 @@ class SchemaSource:
     sql_files: tuple[str, ...] = ()
     extensions: tuple[str, ...] = ()
     rootdir: str = "."
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> SchemaSource:
+        """The source the ``dbarch_*`` settings name (what ``dbarch_schema_source``
+        returns unless a conftest overrides it)."""
+        return cls(
+            alembic_ini=settings.alembic_ini,
+            metadata=settings.metadata,
+            sql_files=settings.sql_files,
+            extensions=settings.extensions,
+            rootdir=settings.rootdir,
+        )
+
+    @property
+    def empty(self) -> bool:
+        return not (self.alembic_ini or self.metadata or self.sql_files or self.extensions)
 
     def describe(self) -> str:
         if self.alembic_ini:
@@ -58,6 +80,9 @@ def build(source: SchemaSource, dsn: str, url: str) -> None:
 
 
 def _create_extensions(dsn: str, extensions: tuple[str, ...]) -> None:
+    import psycopg
+    from psycopg import sql
+
     with psycopg.connect(dsn, autocommit=True) as conn:
         for ext in extensions:
             try:
@@ -157,6 +182,8 @@ def _create_all(target: str, url: str) -> None:
 
 
 def _run_sql_file(path: Path, dsn: str) -> None:
+    import psycopg
+
     try:
         text = path.read_text()
     except OSError as exc:
@@ -176,3 +203,175 @@ def _run_sql_file(path: Path, dsn: str) -> None:
                 f"SQL schema file {path}{line} failed: {str(exc).strip().splitlines()[0]}",
                 "fix the statement at that line; the file runs in one transaction",
             ) from None
+
+
+# --- the template cache key (see postgres/cache.py) -------------------------------
+
+COMPLETE = "pytest-dbarch template: complete"  # COMMENT ON DATABASE, set after a build
+
+
+def template_name(fingerprint: str) -> str:
+    """The template's database name in the plugin's own servers: one per schema, so
+    servers shared by xdist workers or kept between sessions find it by name."""
+    return f"dbarch_template_{fingerprint[:16]}"
+
+
+def fingerprint(source: SchemaSource, extra_files: tuple[str, ...] = ()) -> str | None:
+    """A hash of everything that shapes the template ``source`` builds: the
+    extensions; the Alembic config, every file under its script and version
+    locations and the Alembic and SQLAlchemy versions (or the DDL ``create_all``
+    would run, or the SQL files' bytes); plus ``extra_files`` (globs under the
+    rootdir: application code migrations import, a lock file of library versions).
+    None when it cannot be known; such a template is never cached."""
+    digest = hashlib.sha256()
+
+    def add(label: str, data: bytes) -> None:
+        digest.update(f"{label}\0{len(data)}\0".encode())
+        digest.update(data)
+
+    add("extensions", "\n".join(source.extensions).encode())
+    try:
+        if source.alembic_ini:
+            files = _alembic_files(source.path(source.alembic_ini))
+            if files is None:
+                return None
+            # Revisions call Alembic and SQLAlchemy to write their DDL.
+            add("alembic", f"{_version('alembic')} {_version('sqlalchemy')}".encode())
+            for rel, path in files:
+                add(rel, path.read_bytes())
+        elif source.metadata:
+            ddl = _metadata_ddl(source.metadata)
+            if ddl is None:
+                return None
+            add("metadata", ddl.encode())
+        elif source.sql_files:
+            for name in source.sql_files:
+                add(f"sql:{name}", source.path(name).read_bytes())
+        root = Path(source.rootdir)
+        for pattern in extra_files:
+            for path in sorted(root.glob(pattern)):
+                if path.is_file():
+                    add(f"extra:{path.relative_to(root)}", path.read_bytes())
+    except OSError:
+        return None  # a missing file: the build reports it properly
+    return digest.hexdigest()
+
+
+def _version(distribution: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "-"
+
+
+def _alembic_files(ini: Path) -> list[tuple[str, Path]] | None:
+    """alembic.ini and every file of its script location and version locations, read
+    without importing Alembic (the point of a warm start is not to)."""
+    import configparser
+
+    parser = configparser.ConfigParser(defaults={"here": str(ini.parent)})
+    try:
+        parser.read_string(ini.read_text())
+        options = dict(parser.items("alembic"))
+    except (OSError, configparser.Error):
+        return None
+    locations = [options.get("script_location", "")]
+    separator = (options.get("path_separator") or options.get("version_path_separator") or "").split("#")[0].strip()
+    versions = options.get("version_locations", "")
+    if versions:
+        splitter = {"space": " ", "newline": "\n", ":": ":", ";": ";", "os": os.pathsep}.get(separator)
+        locations += versions.split(splitter) if splitter else versions.replace(",", " ").split()
+    files: list[tuple[str, Path]] = [("alembic.ini", ini)]
+    for location in filter(None, (loc.strip() for loc in locations)):
+        directory = _resolve_location(location, ini.parent)
+        if directory is None or not directory.is_dir():
+            return None
+        for path in sorted(directory.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                files.append((f"{location}/{path.relative_to(directory)}", path))
+    return files if len(files) > 1 else None
+
+
+def _resolve_location(location: str, base: Path) -> Path | None:
+    """A path (relative to the ini's directory, where the build runs Alembic), or a
+    ``package:subdir`` resource location."""
+    if ":" in location and not os.path.isabs(location):
+        import importlib.util
+
+        package, _, sub = location.partition(":")
+        try:
+            spec = importlib.util.find_spec(package)
+        except (ImportError, ValueError):
+            return None
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        return Path(next(iter(spec.submodule_search_locations))) / sub
+    return (base / location).resolve()
+
+
+def _metadata_ddl(target: str) -> str | None:
+    """Every statement ``create_all`` would send, compiled for PostgreSQL, without a
+    database."""
+    from sqlalchemy import create_mock_engine
+
+    from pytest_dbarch.models import ModelsError, load_metadata
+
+    try:
+        metadata = load_metadata(target, "dbarch_metadata")
+    except ModelsError:
+        return None
+    statements: list[str] = []
+
+    def record(statement: Any, *args: Any, **kwargs: Any) -> None:
+        statements.append(str(statement.compile(dialect=engine.dialect)).strip())
+
+    engine = create_mock_engine("postgresql+psycopg://", record)
+    metadata.create_all(engine, checkfirst=False)
+    return ";\n".join(statements)
+
+
+def ensure(params: dict[str, Any], source: SchemaSource, name: str) -> bool:
+    """Make database ``name`` of the server at ``params`` hold ``source``'s complete
+    template; True when this call built it. Under an advisory lock: whoever comes
+    second waits and finds it complete. One without the completion mark (a build
+    that crashed) is dropped and built again."""
+    import psycopg
+    from psycopg import sql
+
+    from pytest_dbarch.origin import plugin_statements
+    from pytest_dbarch.postgres.info import ServerInfo
+    from pytest_dbarch.postgres.janitor import create_statement, drop_database
+
+    info = ServerInfo("local", "0", "", params)
+    lock = int(hashlib.sha256(name.encode()).hexdigest()[:15], 16)
+    ident = sql.Identifier(name)
+    with plugin_statements(), psycopg.connect(info.dsn("postgres"), autocommit=True) as admin:
+        major = admin.info.server_version // 10000
+        admin.execute("SELECT pg_advisory_lock(%s)", (lock,))
+        try:
+            row = admin.execute(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+                (name,),
+            ).fetchone()
+            if row is not None and row[0] == COMPLETE:
+                return False
+            if row is not None:
+                drop_database(admin, name, major)
+            admin.execute(create_statement(name, None, major))
+            try:
+                build(source, info.dsn(name), info.url(name))
+            except BaseException:
+                drop_database(admin, name, major)
+                raise
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(ident, sql.Literal(COMPLETE)))
+            return True
+        finally:
+            if not admin.closed:
+                admin.execute("SELECT pg_advisory_unlock(%s)", (lock,))

@@ -1,0 +1,67 @@
+"""Clones made ahead: each clone test gets a fresh database at once, the next one is
+made while it runs, and whatever the pool holds at the end is dropped.
+
+Inner sessions use the outer server by DSN (cheap), where every database the
+session creates must be dropped again by its end.
+"""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+import pytest
+
+from tests.conftest import database_names
+
+CLONES = '''
+import time
+import pytest
+
+def others(conn):
+    """Clone databases of this session other than the test's own."""
+    me = conn.execute("SELECT current_database()").fetchone()[0]
+    pattern = "^" + me.rsplit("_t", 1)[0] + "_t[0-9]+$"  # clones, not the template
+    rows = conn.execute("SELECT datname FROM pg_database WHERE datname ~ %s", (pattern,)).fetchall()
+    return sorted(r[0] for r in rows if r[0] != me)
+
+@pytest.mark.dbarch(isolation="clone")
+@pytest.mark.parametrize("i", range(6))
+def test_fresh(i, dbarch_psycopg):
+    conn = dbarch_psycopg
+    assert conn.execute("SELECT to_regclass('scratch')").fetchone() == (None,)
+    conn.execute("CREATE TABLE scratch (id int)")  # the next test must not see it
+    conn.commit()
+    deadline = time.monotonic() + 10
+    while not others(conn) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    print("AHEAD", i, len(others(conn)))
+'''
+
+
+def test_the_pool_makes_clones_ahead_and_leaves_nothing(
+    external_pytester: pytest.Pytester, admin: psycopg.Connection
+) -> None:
+    before = database_names(admin)
+    external_pytester.makepyfile(CLONES)
+
+    result = external_pytester.runpytest("-s", "-p", "no:randomly")
+
+    result.assert_outcomes(passed=6)
+    ahead = [int(n) for _, n in re.findall(r"AHEAD (\d+) (\d+)", result.stdout.str())]
+    assert len(ahead) == 6 and min(ahead) >= 1, ahead
+    assert database_names(admin) == before, "the session left clones behind"
+
+
+def test_no_pool_on_request(external_pytester: pytest.Pytester, admin: psycopg.Connection) -> None:
+    before = database_names(admin)
+    external_pytester.makeini("[pytest]\ndbarch_clone_pool = 0\n")
+    external_pytester.makepyfile(CLONES.replace("time.monotonic() + 10", "time.monotonic() + 0.3"))
+
+    result = external_pytester.runpytest("-s", "-p", "no:randomly", "-k", "fresh[0] or fresh[1]")
+
+    result.assert_outcomes(passed=2)
+    # Nothing made ahead (a dropped clone may linger a moment in the background).
+    ahead = [int(n) for _, n in re.findall(r"AHEAD (\d+) (\d+)", result.stdout.str())]
+    assert len(ahead) == 2 and ahead[0] == 0, result.stdout.lines
+    assert database_names(admin) == before
