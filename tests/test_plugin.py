@@ -203,3 +203,108 @@ def test_finding_round_trips_through_json() -> None:
     ledger.extend([finding, finding, finding.for_test("other")])
     assert len(ledger) == 1 and ledger.problems() == [finding]
     assert ledger.by_area() == {Area.DATABASES: [finding]}
+
+
+BAD_MARKERS = """
+import pytest
+
+@pytest.mark.dbarch(isolation="nope")
+def test_bad_value(dbarch_psycopg):
+    pass
+
+@pytest.mark.dbarch(isolaton="clone")
+def test_misspelt(dbarch_psycopg):
+    pass
+
+@pytest.mark.dbarch("clone")
+def test_positional():
+    pass
+
+@pytest.mark.dbarch(isolation="clone")
+def test_good():
+    pass
+"""
+
+
+def test_a_bad_dbarch_marker_is_one_line(pytester: pytest.Pytester, runtime_dir: Path) -> None:
+    pytester.makepyfile(test_marks=BAD_MARKERS)
+    result = pytester.runpytest("-p", "no:faker", "-p", "no:hypothesispytest")
+    result.assert_outcomes(passed=1, errors=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ ERROR at setup of test_bad_value _*",
+            "pytest-dbarch: test_marks.py::test_bad_value: bad @pytest.mark.dbarch: isolation='nope'; "
+            "choose one of transaction, clone",
+            "*_ ERROR at setup of test_misspelt _*",
+            "pytest-dbarch: test_marks.py::test_misspelt: bad @pytest.mark.dbarch: unknown argument "
+            "'isolaton' (did you mean isolation?); write @pytest.mark.dbarch(isolation='transaction' or 'clone')",
+            "*_ ERROR at setup of test_positional _*",
+            "pytest-dbarch: test_marks.py::test_positional: bad @pytest.mark.dbarch: positional argument "
+            "'clone'; write @pytest.mark.dbarch(isolation=*",
+            "*= short test summary info =*",
+        ],
+        consecutive=True,
+    )
+    output = result.stdout.str()
+    assert "Traceback" not in output and "UsageError" not in output and "markers.py" not in output
+    # The lines above are consecutive: each error section is the message alone.
+    assert not list(runtime_dir.glob("pytest-dbarch-*/run-*")), "no server for a test that cannot run"
+
+
+@pytest.mark.parametrize(
+    ("ini", "message"),
+    [
+        ("dbarch_alembic_ini = nothere.ini", "dbarch: dbarch_alembic_ini from ini dbarch_alembic_ini is 'nothere.ini', but */nothere.ini does not exist"),
+        ("dbarch_sql_files =\n    schema.sql\n    gone.sql", "dbarch: dbarch_sql_files from ini dbarch_sql_files names 'gone.sql', which does not exist under *"),
+        ("dbarch_metadata = crm.models:Base.metadata", "dbarch: dbarch_metadata from ini dbarch_metadata is 'crm.models:Base.metadata': module 'crm' cannot be found on sys.path"),
+        ("dbarch_metadata = models", "dbarch: dbarch_metadata from ini dbarch_metadata is 'models': it must look like 'package.module:attribute'"),
+        ("dbarch_dsn = mysql://app@db/crm", "dbarch: dbarch_dsn from ini dbarch_dsn: the DSN is a 'mysql' URL, not PostgreSQL"),
+    ],
+)
+def test_a_schema_source_or_dsn_that_cannot_work_stops_the_session_once(
+    pytester: pytest.Pytester, runtime_dir: Path, ini: str, message: str
+) -> None:
+    pytester.makefile(".sql", schema="CREATE TABLE t (id int);")
+    (pytester.mkdir("src") / "crm").mkdir()  # src/crm exists, but pythonpath = src is not set
+    (pytester.path / "src" / "crm" / "__init__.py").write_text("")
+    pytester.makeini(f"[pytest]\n{ini}\n")
+    pytester.makepyfile(test_db="def test_a(dbarch_psycopg): pass\ndef test_b(dbarch_psycopg): pass\n")
+    result = pytester.runpytest("-p", "no:faker", "-p", "no:hypothesispytest")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}*", "  fix: *"])
+    assert result.stderr.str().count("dbarch:") == 1 and "Traceback" not in result.stderr.str()
+    assert not list(runtime_dir.glob("pytest-dbarch-*/run-*")), "no server started"
+
+
+def test_the_header_is_one_line_without_python_reprs(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\ndbarch_sql_files =\n    a.sql\n    b.sql\n")
+    pytester.makefile(".sql", a="", b="")
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest("-p", "no:faker", "-p", "no:hypothesispytest")
+    [header] = [line for line in result.stdout.lines if line.startswith("dbarch:")]
+    assert header.endswith("; isolation=transaction (default); schema: sql a.sql, b.sql (ini dbarch_sql_files)")
+    assert "(" not in header.split("schema:")[1].split(" (ini")[0] and "'" not in header
+
+    pytester.makeini("[pytest]\n")
+    result = pytester.runpytest("-p", "no:faker", "-p", "no:hypothesispytest", "--dbarch-dsn=postgresql://app:hunter2@db.internal:6543/crm")
+    [header] = [line for line in result.stdout.lines if line.startswith("dbarch:")]
+    assert header == (
+        "dbarch: existing server user=app dbname=crm host=db.internal port=6543 (--dbarch-dsn); "
+        "isolation=transaction (default); schema: empty"
+    )
+
+
+def test_dbarch_version_help_and_exit_codes() -> None:
+    from pytest_dbarch import __version__
+
+    def dbarch(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "pytest_dbarch.cli", *args], capture_output=True, text=True)
+
+    version = dbarch("--version")
+    assert (version.returncode, version.stdout) == (0, f"dbarch (pytest-dbarch) {__version__}\n")
+    helped = dbarch("--help")
+    assert helped.returncode == 0
+    assert "exit codes:\n  0    every check passed\n  1    a check failed" in helped.stdout
+    assert "  2    bad usage, or a server that could not be used" in helped.stdout and "  130  interrupted" in helped.stdout
+    bare = dbarch()
+    assert bare.returncode == 2 and "dbarch: error: a command is required (see dbarch --help)" in bare.stderr

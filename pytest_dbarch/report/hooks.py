@@ -5,7 +5,7 @@ controller (or a plain session), where every worker's findings have arrived.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,9 @@ from pytest_dbarch.findings import Finding
 from pytest_dbarch.report import github_annotations as gh_annotations
 from pytest_dbarch.report.gate import GateSyntaxError, parse_gate, summary_line, tripped
 from pytest_dbarch.report.junit import rewrite_properties
+from pytest_dbarch.report.ledger import ERROR, FAILED, Run
+from pytest_dbarch.report.scrub import scrub
+from pytest_dbarch.report.terminal import report_line
 from pytest_dbarch.report.write import ReportFiles, now_iso, write_report
 from pytest_dbarch.stash import LEDGER, SETTINGS
 
@@ -45,7 +48,7 @@ class ReportHooks:
             self.gate = parse_gate(settings.gate)
         except GateSyntaxError as exc:
             raise pytest.UsageError(
-                f"dbarch: dbarch_gate from {settings.sources.get('gate', 'default')} is {exc}"
+                f"dbarch: dbarch_gate from {settings.sources.get('gate', 'default')} {exc}"
             ) from None
         self.config = config
         self.directory = report_directory(config)
@@ -53,6 +56,7 @@ class ReportHooks:
         self.written: ReportFiles | None = None
         self.write_error = ""
         self.trips: list[Finding] = []
+        self.tracker = RunTracker(config)
 
     @property
     def is_worker(self) -> bool:
@@ -62,7 +66,19 @@ class ReportHooks:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, Any, Any]:
         # Before anyone reads the report: secrets out, readable JUnit properties in.
         report.user_properties = rewrite_properties(list(report.user_properties))
+        self.tracker.saw(report)
         return (yield)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.tracker.collection_failed = True
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.tracker.collected(item.nodeid for item in session.items)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        self.tracker.collected(ids)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
@@ -79,7 +95,7 @@ class ReportHooks:
         self.trips = tripped(ledger, self.gate)
         if self.trips and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        if self.directory is None or not len(ledger) or exitstatus in _NO_REPORT:
+        if self.directory is None or exitstatus in _NO_REPORT or self.config.option.collectonly:
             return
         settings = self.config.stash[SETTINGS]
         try:
@@ -91,6 +107,7 @@ class ReportHooks:
                 description=settings.report_description,
                 started_at=self.started_at,
                 reuse=settings.report_reuse == "on",
+                run=self.tracker.run(),
             )
         except Exception as exc:  # the test results stand; say why the report did not
             self.write_error = (
@@ -103,17 +120,7 @@ class ReportHooks:
         if self.is_worker:
             return
         if self.written:
-            files = self.written
-            where = _shown(files.checklist, self.config.invocation_params.dir)
-            state = (
-                "every check passed: moved to completed/"
-                if files.completed
-                else f"phase {files.report.phase}, {files.report.counts['passed']} of "
-                f"{files.report.counts['checks']} checks passed"
-            )
-            terminalreporter.write_line(
-                f"dbarch report: {where} (task {files.task_id}, run {files.report.run}, {state})"
-            )
+            terminalreporter.write_line(report_line(self.written, self.config.invocation_params.dir))
         if self.write_error:
             terminalreporter.write_line(self.write_error, red=True)
         if self.trips:
@@ -123,8 +130,91 @@ class ReportHooks:
                 terminalreporter.write_line(line)
 
 
-def _shown(path: Path, cwd: Path) -> str:
-    try:
-        return str(path.relative_to(cwd))
-    except ValueError:
-        return str(path)
+class RunTracker:
+    """What this pytest run re-checked: tests that ran, their outcomes, and whether its
+    collection covered a test the ledger knows (to tell that a test no longer exists)."""
+
+    # Options that select fewer tests than the paths name: no test's absence means anything.
+    NARROWING = ("keyword", "markexpr", "deselect", "lf", "stepwise", "ignore", "ignore_glob", "pyargs")
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.ran: set[str] = set()
+        self.outcomes: dict[str, str] = {}
+        self.seen: set[str] | None = None
+        self.collection_failed = False
+
+    def saw(self, report: pytest.TestReport) -> None:
+        if report.outcome not in ("passed", "failed", "skipped"):
+            return  # e.g. pytest-rerunfailures' "rerun"
+        nodeid = report.nodeid
+        if report.when == "call":
+            self.ran.add(nodeid)
+        if report.failed:
+            self.outcomes[nodeid] = FAILED if report.when == "call" else ERROR
+        elif self.outcomes.get(nodeid) not in (FAILED, ERROR):
+            self.outcomes[nodeid] = report.outcome
+
+    def collected(self, nodeids: Iterable[str]) -> None:
+        self.seen = (self.seen or set()) | set(nodeids)
+
+    def roots(self) -> list[Path]:
+        """The directories and files this run's collection covered in full ([] if narrowed)."""
+        option = self.config.option
+        if any(getattr(option, name, None) for name in self.NARROWING):
+            return []
+        base = self.config.invocation_params.dir
+        return [(base / arg).resolve() for arg in self.config.args if "::" not in arg]
+
+    def _covered(self, path: Path, roots: list[Path]) -> bool:
+        return any(path == r or r in path.parents for r in roots)
+
+    def whole(self) -> bool:
+        """Did this run collect at least what the project's default run collects?"""
+        if self.seen is None or self.collection_failed:
+            return False
+        root = self.config.rootpath.resolve()
+        testpaths = self.config.getini("testpaths")
+        defaults = [p.resolve() for pattern in testpaths for p in root.glob(pattern)] or [root]
+        roots = self.roots()
+        return bool(roots) and all(self._covered(p, roots) for p in defaults)
+
+    def gone(self) -> Callable[[str], bool]:
+        """Whether a test the ledger knows no longer exists: its file is gone, or this run
+        collected its directory in full without finding it."""
+        root = self.config.rootpath.resolve()
+        roots = [] if self.seen is None or self.collection_failed else self.roots()
+        seen = self.seen or set()
+
+        def is_gone(nodeid: str) -> bool:
+            path = root / nodeid.split("::", 1)[0]
+            if path.suffix == ".py" and not path.exists():
+                return True
+            return nodeid not in seen and self._covered(path, roots)
+
+        return is_gone
+
+    def label(self) -> str:
+        """What selected this run's tests, as a command line: ``pytest tests/test_x.py -k feed``."""
+        option = self.config.option
+        words = ["pytest"]
+        if self.config.args_source == pytest.Config.ArgsSource.ARGS:
+            words += self.config.args
+        for flag, name in (("-k", "keyword"), ("-m", "markexpr")):
+            if getattr(option, name, None):
+                words += [flag, repr(getattr(option, name))]
+        for flag, name in (("--lf", "lf"), ("--sw", "stepwise"), ("--deselect", "deselect"), ("--ignore", "ignore")):
+            if getattr(option, name, None):
+                words.append(flag)
+        text = scrub(" ".join(words))
+        return text if len(text) <= 100 else text[:97] + "..."
+
+    def run(self) -> Run:
+        return Run(
+            source="pytest",
+            tests_ran=frozenset(self.ran),
+            outcomes=dict(self.outcomes),
+            whole=self.whole(),
+            gone=self.gone(),
+            label=self.label(),
+        )
