@@ -15,7 +15,7 @@ from pytest_dbarch.errors import DbarchError
 from pytest_dbarch.findings import USER_PROPERTY, Finding
 from pytest_dbarch.markers import MarkerError, marker_message, read_dbarch
 from pytest_dbarch.redact import Password
-from pytest_dbarch.stash import SETTINGS, session_databases
+from pytest_dbarch.stash import DATABASES, SETTINGS, session_databases
 
 if TYPE_CHECKING:
     import psycopg
@@ -34,12 +34,46 @@ def fail_on_dbarch_error(exc: DbarchError) -> NoReturn:
 
 
 @pytest.fixture(scope="session")
-def _dbarch_databases(request: pytest.FixtureRequest) -> Iterator[Databases]:
+def dbarch_dsn(request: pytest.FixtureRequest) -> str | None:
+    """The DSN of an existing server to use instead of starting one (default: the
+    ``--dbarch-dsn`` / ``DBARCH_DSN`` / ``dbarch_dsn`` setting). Override it to hand over
+    a server you already run, e.g. pytest-postgresql's:
+    ``dbarch_dsn = pytest_dbarch.pytest_postgresql.dsn_from("postgresql_proc")``."""
+    return request.config.stash[SETTINGS].dsn
+
+
+@pytest.fixture(scope="session")
+def _dbarch_databases(request: pytest.FixtureRequest, dbarch_dsn: str | None) -> Iterator[Databases]:
+    _use_dsn(request.config, dbarch_dsn)
     databases = session_databases(request.config)
     try:
         yield databases
     finally:
         databases.close()
+
+
+def _use_dsn(config: pytest.Config, dsn: str | None) -> None:
+    """A ``dbarch_dsn`` fixture override becomes the session's DSN setting, before the
+    session's databases are created (or, if created, started)."""
+    settings = config.stash[SETTINGS]
+    if not dsn or dsn == settings.dsn:
+        return
+    from dataclasses import replace
+
+    new = replace(settings, dsn=dsn, sources={**settings.sources, "dsn": "fixture dbarch_dsn"})
+    existing = config.stash.get(DATABASES, None)
+    if existing is not None and existing.server is not None:
+        fail_on_dbarch_error(
+            DbarchError(
+                "the dbarch_dsn fixture hands over a server after pytest-dbarch already started "
+                "one for this session (e.g. for the migration check items)",
+                "set the server with --dbarch-dsn / DBARCH_DSN instead, or run the migration "
+                "checks in a session of their own",
+            )
+        )
+    config.stash[SETTINGS] = new
+    if existing is not None:
+        existing.settings = new
 
 
 @pytest.fixture(scope="session")

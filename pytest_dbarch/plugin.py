@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib.util
 import reprlib
 import signal
+import sys
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -20,6 +22,7 @@ from pytest_dbarch.fixtures import (  # noqa: F401  (fixtures are found by name)
     _dbarch_database,
     _dbarch_databases,
     dbarch_connection,
+    dbarch_dsn,
     dbarch_engine,
     dbarch_engine_options,
     dbarch_findings,
@@ -95,7 +98,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     """One line: the server, the isolation, the schema source; each with where it came from."""
     settings = config.stash[SETTINGS]
-    if settings.dsn:
+    override = _dsn_override(config)
+    if override:
+        server = f"the server of the dbarch_dsn fixture in {override}"
+    elif settings.dsn:
         from pytest_dbarch.postgres.external import parse_dsn
 
         params = parse_dsn(settings.dsn)  # checked at configure time
@@ -115,6 +121,18 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     isolation = f"isolation={settings.isolation} ({settings.sources['isolation']})"
     line = f"dbarch: {server}; {isolation}; {_schema(settings)}"
     return [" ".join(line.split())]
+
+
+def _dsn_override(config: pytest.Config) -> str:
+    """The conftest that overrides the ``dbarch_dsn`` fixture, relative to the rootdir, if any."""
+    for plugin in config.pluginmanager.get_plugins():
+        path = getattr(plugin, "__file__", None)
+        if path and plugin is not sys.modules[__name__] and getattr(plugin, "dbarch_dsn", None) is not None:
+            try:
+                return str(Path(path).relative_to(config.rootpath))
+            except ValueError:
+                return str(path)
+    return ""
 
 
 def _schema(settings: dbarch_config.Settings) -> str:

@@ -59,4 +59,6 @@ class Password(Redacted):
 
 def redacted(value: str | None) -> str | None:
     """``value`` as a ``Redacted`` (``None`` stays ``None``)."""
-    return None if value is None or isinstance(value, Redacted) else Redacted(value)
+    if value is None or isinstance(value, Redacted):
+        return value
+    return Redacted(value)

@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from pytest_dbarch.findings import Area, Finding, Ledger, Status
+from tests.conftest import database_names
 
 
 def test_help_lists_options_in_their_group(pytester: pytest.Pytester) -> None:
@@ -308,3 +311,56 @@ def test_dbarch_version_help_and_exit_codes() -> None:
     assert "  2    bad usage, or a server that could not be used" in helped.stdout and "  130  interrupted" in helped.stdout
     bare = dbarch()
     assert bare.returncode == 2 and "dbarch: error: a command is required (see dbarch --help)" in bare.stderr
+
+
+SIDE_BY_SIDE_CONFTEST = """
+import os
+from pytest_postgresql import factories
+from pytest_dbarch.pytest_postgresql import dsn_from
+
+postgresql_noproc = factories.postgresql_noproc(
+    host=os.environ["PG_HOST"], port=os.environ["PG_PORT"], user=os.environ["PG_USER"], dbname="side_by_side"
+)
+postgresql = factories.postgresql("postgresql_noproc")
+
+dbarch_dsn = dsn_from("postgresql_noproc")
+"""
+
+SIDE_BY_SIDE_TESTS = """
+import os
+
+def test_pytest_postgresqls_own_fixture(postgresql):
+    with postgresql.cursor() as cur:
+        cur.execute("CREATE TABLE theirs (id int)")
+        cur.execute("SELECT current_database(), current_setting('port')")
+        assert cur.fetchone() == ("side_by_side", os.environ["PG_PORT"])
+
+def test_dbarch_on_the_same_server(dbarch_server, dbarch_psycopg):
+    assert dbarch_server.mode == "external" and dbarch_server.source.startswith("fixture dbarch_dsn")
+    name, port = dbarch_psycopg.execute("SELECT current_database(), current_setting('port')").fetchone()
+    assert name.startswith("dbarch_") and port == os.environ["PG_PORT"]
+
+def test_both_in_one_test(postgresql, dbarch_session):
+    from sqlalchemy import text
+    assert dbarch_session.execute(text("SELECT 1")).scalar() == 1
+    assert postgresql.execute("SELECT 2").fetchone() == (2,)
+"""
+
+
+def test_a_pytest_postgresql_server_is_handed_over_in_one_line(
+    pytester: pytest.Pytester, inner_dsn: str, admin: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    params = conninfo_to_dict(inner_dsn)
+    monkeypatch.delenv("DBARCH_DSN", raising=False)  # the server comes from the fixture alone
+    monkeypatch.setenv("PG_HOST", str(params["host"]))
+    monkeypatch.setenv("PG_PORT", str(params["port"]))
+    monkeypatch.setenv("PG_USER", str(params["user"]))
+    pytester.makeconftest(SIDE_BY_SIDE_CONFTEST)
+    pytester.makepyfile(test_side_by_side=SIDE_BY_SIDE_TESTS)
+    before = database_names(admin)
+
+    result = pytester.runpytest("-p", "no:faker", "-p", "no:hypothesispytest")
+
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["dbarch: the server of the dbarch_dsn fixture in conftest.py; isolation=transaction*"])
+    assert database_names(admin) == before, "both plugins dropped what they created"

@@ -184,3 +184,11 @@ def test_settings_repr_hides_the_dsn_password() -> None:
 
 def test_a_path_only_dsn_repr_is_unchanged(tmp_path: Path) -> None:
     assert repr(Redacted(f"host={tmp_path} dbname=x")) == repr(f"host={tmp_path} dbname=x")
+
+
+def test_redacted_values_stay_themselves() -> None:
+    from pytest_dbarch.redact import redacted
+
+    url = Redacted("postgresql://app:pw@db/x")
+    assert redacted(url) is url and redacted(None) is None
+    assert isinstance(redacted("host=db password=pw"), Redacted)
