@@ -44,6 +44,7 @@ def test_fixtures_have_docstrings(pytester: pytest.Pytester) -> None:
         "dbarch_async_session",
         "dbarch_findings",
         "dbarch_schema_source",
+        "dbarch_dsn",
     ):
         result.stdout.fnmatch_lines([f"{name}*", "    ?*"])
     assert "no docstring available" not in result.stdout.str().split("fixtures defined from pytest_dbarch")[1]

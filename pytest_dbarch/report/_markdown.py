@@ -67,24 +67,51 @@ def passed_lines(items: Iterable[Item], report: Report) -> list[str]:
 
 
 def group_text(group: list[Item]) -> str:
-    """``No N+1 queries: 1,998 tests, 24,112 statements``: one line for many passed items."""
+    """One line for many passed items of one check: ``No N+1 queries: 1,998 tests, 24,112
+    statements``; ``revision 0001, 0002, 0003 and 5 more: has a downgrade``; or examples."""
     parsed = [_CHECKED.match(i.finding.title) for i in group]
     labels = list(dict.fromkeys(m["label"] if m else i.finding.title for m, i in zip(parsed, group)))
     tests = {i.finding.nodeid for i in group if i.finding.nodeid}
-    counts = []
-    if tests:
-        counts.append(plural(len(tests), "test"))
-    if all(parsed) and len({m["unit"] for m in parsed if m}) == 1:
-        total = sum(int(m["n"].replace(",", "")) for m in parsed if m)
-        counts.append(plural(total, parsed[0]["unit"]))  # type: ignore[index]
     if len(labels) == 1:
-        return f"{labels[0]}: {', '.join(counts) or plural(len(group), 'check')}"
-    shown = "; ".join(labels[:EXAMPLES]) + (f"; and {len(labels) - EXAMPLES} more" if len(labels) > EXAMPLES else "")
-    return f"{plural(len(group), 'check')} passed" + (f" in {counts[0]}" if tests else "") + f" — {shown}"
+        counts = [plural(len(tests), "test")] if tests else [plural(len(group), "check")]
+        if all(parsed) and len({m["unit"] for m in parsed if m}) == 1:
+            total = sum(int(m["n"].replace(",", "")) for m in parsed if m)
+            counts.append(plural(total, parsed[0]["unit"]))  # type: ignore[index]
+        return f"{labels[0]}: {', '.join(counts)}"
+    return _varying(labels) or (
+        f"{plural(len(group), 'check')} passed — " + "; ".join(labels[:EXAMPLES])
+        + (f"; and {len(labels) - EXAMPLES} more" if len(labels) > EXAMPLES else "")
+    )
+
+
+def _varying(labels: list[str]) -> str:
+    """``prefix a, b, c and 5 more suffix`` when the labels differ in one word only."""
+    first, last = min(labels), max(labels)
+    head = 0
+    while head < min(len(first), len(last)) and first[head] == last[head]:
+        head += 1
+    prefix = labels[0][: labels[0][:head].rfind(" ") + 1]
+    tail = 0
+    while all(tail < len(label) - len(prefix) and label[-1 - tail] == labels[0][-1 - tail] for label in labels):
+        tail += 1
+    suffix = labels[0][len(labels[0]) - tail :] if tail else ""
+    while suffix and suffix[0].isalnum():
+        suffix = suffix[1:]
+    middles = [label[len(prefix) : len(label) - len(suffix)] for label in labels]
+    if len(prefix) + len(suffix) < 8 or any(not m or len(m.split()) != 1 for m in middles):
+        return ""
+    shown = ", ".join(middles[:EXAMPLES]) + (f" and {len(middles) - EXAMPLES} more" if len(middles) > EXAMPLES else "")
+    if not prefix:  # "has a primary key: accounts, audit_log, ..." reads better than the reverse
+        return f"{suffix.strip()}: {shown}"
+    return f"{prefix}{shown}{suffix}"
 
 
 def _group_context(rule: str, group: list[Item], report: Report) -> list[str]:
     context = ["passed", f"`{rule}`"]
+    labels = {m["label"] if (m := _CHECKED.match(i.finding.title)) else i.finding.title for i in group}
+    if len(labels) > 1:
+        tests = {i.finding.nodeid for i in group if i.finding.nodeid}
+        context.append(plural(len(group), "check") + (f" in {plural(len(tests), 'test')}" if tests else ""))
     stale = [i for i in group if report.is_stale(i)]
     if stale:
         context.append(
