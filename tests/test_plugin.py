@@ -154,6 +154,7 @@ def test_findings_detail_with_verbose(pytester: pytest.Pytester) -> None:
     )
 
 
+@pytest.mark.slow  # xdist workers each load every plugin
 def test_findings_reach_the_controller_under_xdist(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(RECORDS_FINDINGS)
     result = pytester.runpytest("-n", "2")
@@ -179,6 +180,7 @@ def test_where(dbarch_psycopg, n, tmp_path_factory):
 """
 
 
+@pytest.mark.slow  # starts servers of its own, xdist workers
 @pytest.mark.parametrize("mode", ["local", "external"])
 def test_xdist_workers_never_share_a_database(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, runtime_dir: Path, inner_dsn: str, mode: str

@@ -45,6 +45,7 @@ def previous_report(pytester: pytest.Pytester) -> tuple[str, dict[str, bytes]]:
     return task_id, snapshot(temp)
 
 
+@pytest.mark.slow  # several inner sessions
 def test_a_renderer_that_raises_leaves_the_previous_report_intact(
     pytester: pytest.Pytester, previous_report: tuple[str, dict[str, bytes]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -60,6 +61,7 @@ def test_a_renderer_that_raises_leaves_the_previous_report_intact(
     assert snapshot(pytester.path / ".temp") == before
 
 
+@pytest.mark.slow  # several inner sessions
 def test_killed_while_staging_leaves_the_previous_report_intact(
     pytester: pytest.Pytester, previous_report: tuple[str, dict[str, bytes]]
 ) -> None:
@@ -80,6 +82,7 @@ def test_killed_while_staging_leaves_the_previous_report_intact(
     assert status(temp, task_id)["runs"] == 2
 
 
+@pytest.mark.slow  # several inner sessions
 def test_killed_while_committing_is_rolled_forward(
     pytester: pytest.Pytester, previous_report: tuple[str, dict[str, bytes]], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -86,6 +86,7 @@ def test_mixed_session_writes_the_five_files_in_the_seed_format(external_pyteste
     assert "No N+1 queries" not in notes and "No N+1 queries" in checklist
 
 
+@pytest.mark.slow  # several inner sessions
 def test_rerun_reuses_the_open_task_then_completes_and_moves_it(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, inner_dsn: str) -> None:
     monkeypatch.setenv("DBARCH_DSN", inner_dsn)
     pytester.makepyfile(test_checks=CHECKS)
@@ -129,6 +130,7 @@ def test_rerun_reuses_the_open_task_then_completes_and_moves_it(pytester: pytest
     assert task_ids(temp / "completed") == {first, second}, "passing re-runs do not pile up new ids"
 
 
+@pytest.mark.slow  # several inner sessions
 def test_report_dir_agent_and_description_from_ini_and_off(pytester: pytest.Pytester) -> None:
     pytester.makeini(
         "[pytest]\ndbarch_report_dir = reports/dbarch\ndbarch_agent_id = ci-architect\n"

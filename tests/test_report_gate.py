@@ -23,6 +23,7 @@ def test_schema(dbarch_findings):
 """
 
 
+@pytest.mark.slow  # several inner sessions
 def test_gate_fails_a_green_session_only_when_asked(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     pytester.makepyfile(test_checks=ONE_FAILED_FINDING)
 

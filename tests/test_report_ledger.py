@@ -148,6 +148,7 @@ def test_names(seeded):
 """
 
 
+@pytest.mark.slow  # several inner sessions
 def test_a_green_subset_run_keeps_the_n_plus_one_open(external_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     queries_support.project(external_pytester)
     external_pytester.makepyfile(test_feed=FEED)
@@ -211,6 +212,7 @@ def test_setup_breaks(broken):
 """
 
 
+@pytest.mark.slow  # several inner sessions
 def test_a_run_with_failing_tests_never_completes_the_task(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     pytester.makepyfile(test_x=FAILING_AND_CHECKED)
     temp = pytester.path / ".temp"
@@ -240,6 +242,7 @@ def test_a_run_with_failing_tests_never_completes_the_task(pytester: pytest.Pyte
     assert task_ids(temp / "completed") == {task_id}
 
 
+@pytest.mark.slow  # several inner sessions
 def test_deleted_tests_close_their_items_only_when_the_collection_shows_it(pytester: pytest.Pytester) -> None:
     def module(*names: str) -> str:
         return "from pytest_dbarch import Area, Finding, Status\n" + "".join(
@@ -278,6 +281,7 @@ SELECT 1;
 """
 
 
+@pytest.mark.slow  # several inner sessions
 def test_the_dbarch_command_and_pytest_feed_one_task(external_pytester: pytest.Pytester, inner_dsn: str) -> None:
     queries_support.project(external_pytester)
     external_pytester.makepyfile(test_feed=FEED)

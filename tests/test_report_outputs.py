@@ -113,6 +113,7 @@ def test_scrub() -> None:
     assert scrub(keep) == keep
 
 
+@pytest.mark.slow  # xdist workers each load every plugin
 def test_xdist_workers_findings_end_in_one_report(external_pytester: pytest.Pytester) -> None:
     external_pytester.makepyfile(test_checks=CHECKS)
     external_pytester.makeconftest(
