@@ -149,6 +149,9 @@ def _dbarch_database(
 def dbarch_url(_dbarch_database: TestDatabase) -> str:
     """This test's database as a SQLAlchemy URL string (``postgresql+psycopg://``).
 
+    A ``str`` like any other, except that its repr (tracebacks, ``-l``) shows the
+    password as ``***``.
+
     In ``transaction`` isolation, connections you open yourself from this URL are not
     rolled back: use ``dbarch_engine`` and friends for that.
     """

@@ -127,5 +127,6 @@ class ReportHooks:
         if self.trips:
             terminalreporter.write_line(summary_line(self.trips, self.gate), red=True, bold=True)
         if gh_annotations.enabled():
-            for line in gh_annotations.annotations(self.config.stash[LEDGER], self.config.rootpath):
+            ledger = self.config.stash[LEDGER]
+            for line in gh_annotations.workflow_commands(ledger, self.config.rootpath):
                 terminalreporter.write_line(line)

@@ -9,6 +9,7 @@ live in ``pytest_dbarch.redact``, shared with the reprs of URLs, DSNs and settin
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from pytest_dbarch.findings import Finding
 from pytest_dbarch.redact import MASK, scrub
@@ -20,4 +21,5 @@ _TEXT_FIELDS = ("rule", "title", "evidence", "where", "fix", "nodeid")
 
 def scrub_finding(finding: Finding) -> Finding:
     """The same finding with every text field scrubbed."""
-    return replace(finding, **{name: scrub(getattr(finding, name)) for name in _TEXT_FIELDS})
+    texts: dict[str, Any] = {name: scrub(getattr(finding, name)) for name in _TEXT_FIELDS}
+    return replace(finding, **texts)
