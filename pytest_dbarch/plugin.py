@@ -52,7 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
     config.stash[SETTINGS] = dbarch_config.resolve(config)
-    problems = preflight.problems(config.stash[SETTINGS])
+    problems = [] if _only_informing(config) else preflight.problems(config.stash[SETTINGS])
     if problems:
         raise pytest.UsageError("\n".join(f"dbarch: {p}" for p in problems))
     config.stash[LEDGER] = Ledger()
@@ -71,6 +71,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(migration_hooks, "dbarch-migrations")
     _install_sigterm_handler(config)
     config.pluginmanager.register(queries_hooks, "dbarch-queries")
+
+
+def _only_informing(config: pytest.Config) -> bool:
+    """``--help``, ``--markers``, ``--fixtures``, ``--collect-only``: no database is used,
+    so settings that could not work do not stop them."""
+    option = config.option
+    names = ("help", "markers", "showfixtures", "show_fixtures_per_test", "collectonly")
+    return any(getattr(option, name, False) for name in names)
 
 
 def _install_sigterm_handler(config: pytest.Config) -> None:
@@ -102,11 +110,15 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if override:
         server = f"the server of the dbarch_dsn fixture in {override}"
     elif settings.dsn:
+        from pytest_dbarch.errors import DbarchError
         from pytest_dbarch.postgres.external import parse_dsn
 
-        params = parse_dsn(settings.dsn)  # checked at configure time
-        shown = " ".join(f"{k}={v}" for k, v in params.items() if k != "password")
-        server = f"existing server {shown} ({settings.sources['dsn']})"
+        try:
+            params = parse_dsn(settings.dsn)
+            shown = " ".join(f"{k}={v}" for k, v in params.items() if k != "password")
+            server = f"existing server {shown} ({settings.sources['dsn']})"
+        except DbarchError:  # a usage error at configure, unless only --help / --collect-only
+            server = f"an unusable DSN from {settings.sources['dsn']}"
     else:
         from pytest_dbarch.errors import BinariesNotFound
         from pytest_dbarch.postgres.binaries import find_binaries

@@ -280,6 +280,11 @@ def test_a_schema_source_or_dsn_that_cannot_work_stops_the_session_once(
     result.stderr.fnmatch_lines([f"ERROR: {message}*", "  fix: *"])
     assert result.stderr.str().count("dbarch:") == 1 and "Traceback" not in result.stderr.str()
     assert not list(runtime_dir.glob("pytest-dbarch-*/run-*")), "no server started"
+    if "dbarch_dsn" in ini:  # --help and --collect-only use no database: they still work
+        assert pytester.runpytest("--help", "-p", "no:faker", "-p", "no:hypothesispytest").ret == 0
+        listed = pytester.runpytest("--collect-only", "-p", "no:faker", "-p", "no:hypothesispytest")
+        assert listed.ret == 0
+        listed.stdout.fnmatch_lines(["dbarch: an unusable DSN from ini dbarch_dsn; isolation=*"])
 
 
 def test_the_header_is_one_line_without_python_reprs(pytester: pytest.Pytester) -> None:
