@@ -73,7 +73,7 @@ def test_alembic_upgrades_to_head(external_pytester: pytest.Pytester) -> None:
     result = external_pytester.runpytest("-s")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*TABLES accounts,alembic_version,contacts*"])
-    result.stdout.fnmatch_lines(["dbarch: *alembic_ini=alembic.ini*"])
+    result.stdout.fnmatch_lines(["dbarch: *; schema: alembic alembic.ini (ini dbarch_alembic_ini)"])
 
 
 def test_alembic_env_that_uses_the_url(external_pytester: pytest.Pytester) -> None:
