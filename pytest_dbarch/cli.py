@@ -19,13 +19,28 @@ from types import FrameType
 from pytest_dbarch.errors import DbarchError
 
 
+EXIT_CODES = """exit codes:
+  0    every check passed
+  1    a check failed (findings of failed or error severity)
+  2    bad usage, or a server that could not be used (nothing was checked)
+  130  interrupted (Ctrl-C, SIGTERM)"""
+
+
 def _parser() -> argparse.ArgumentParser:
+    from pytest_dbarch import __version__
     from pytest_dbarch.migrations import cli as migrations_cli
     from pytest_dbarch.postgres import cli as server_cli
     from pytest_dbarch.schema_lint import cli as schema_lint_cli
 
-    parser = argparse.ArgumentParser(prog="dbarch", description="database architecture checks")
-    areas = parser.add_subparsers(dest="area", required=True)
+    parser = argparse.ArgumentParser(
+        prog="dbarch",
+        description="database architecture checks (pytest-dbarch), outside pytest: for CI gates "
+        "and pre-merge checks",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"dbarch (pytest-dbarch) {__version__}")
+    areas = parser.add_subparsers(dest="area", title="commands")
     for register in (migrations_cli.register, schema_lint_cli.register, server_cli.register):
         register(areas)
     return parser
@@ -36,7 +51,10 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.error("a command is required (see dbarch --help)")  # exit code 2
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args.func(args))

@@ -23,19 +23,29 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
 
 def emit(ledger: Ledger, args: argparse.Namespace, project_dir: Path, lines: Iterable[str] | None = None) -> None:
     """Hand the findings to every output: the terminal and the ``.temp/`` report.
-    ``lines``: a command's own condensed terminal view, in place of the finding list."""
+
+    The command's findings update only its own items of the task (pytest's stay as they
+    are); a command that checked only part of its source (``--since``) closes only what
+    it checked again. ``lines``: a command's own condensed terminal view, in place of
+    the finding list.
+    """
     from pytest_dbarch.report import terminal
+    from pytest_dbarch.report.ledger import Run
+    from pytest_dbarch.report.terminal import report_line
     from pytest_dbarch.report.write import write_report
 
     for line in terminal.render(ledger, verbose=args.verbose) if lines is None else lines:
         print(line)
     if args.report_dir.strip().lower() in ("off", "") or not len(ledger):
         return
+    words = ("dbarch", getattr(args, "area", None), getattr(args, "command", None), getattr(args, "source", None))
+    source = " ".join(str(w) for w in words if w)
     files = write_report(
         ledger,
         directory=Path.cwd() / args.report_dir,
         project=project_dir.name,
         agent_id=args.agent_id,
+        run=Run(source=source, whole=not getattr(args, "since", None)),
     )
-    state = "every check passed: moved to completed/" if files.completed else f"phase {files.report.phase}"
-    print(f"dbarch report: {files.checklist} (task {files.task_id}, run {files.report.run}, {state})")
+    if files is not None:
+        print(report_line(files))

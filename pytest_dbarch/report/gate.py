@@ -19,16 +19,21 @@ class GateSyntaxError(ValueError):
 
 
 def parse_gate(value: str | None) -> frozenset[Status]:
-    """``"failed,error"`` → those statuses; empty or ``off`` → no gate."""
+    """``"failed,error"`` → those statuses; empty or ``off`` → no gate. The error's
+    message continues "dbarch_gate from <source> ..."."""
     text = (value or "").strip().lower()
     if text in ("", "off", "none"):
         return frozenset()
     words = [w.strip() for w in text.replace(" ", ",").split(",") if w.strip()]
     unknown = [w for w in words if w not in SEVERITIES]
     if unknown:
+        if words == unknown and len(words) == 1:
+            what = f"is {value!r}, not a severity"
+        else:
+            names = ", ".join(repr(w) for w in unknown)
+            what = f"is {value!r}: {names} {'is not a severity' if len(unknown) == 1 else 'are not severities'}"
         raise GateSyntaxError(
-            f"{value!r} names {', '.join(repr(w) for w in unknown)}; use a comma-separated "
-            f"list of {', '.join(SEVERITIES)} (or off)"
+            f"{what}; use a comma-separated list of {', '.join(SEVERITIES)} (or off)"
         )
     return frozenset(Status(w) for w in words)
 

@@ -46,7 +46,7 @@ def _path(file: str, rootdir: Path, workspace: str | None) -> str:
         return path.as_posix()
 
 
-def annotations(
+def workflow_commands(
     findings: Iterable[Finding], rootdir: Path, environ: Mapping[str, str] = os.environ
 ) -> list[str]:
     """One workflow command per problem finding with a ``file:line``, without repeats."""

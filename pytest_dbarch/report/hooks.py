@@ -15,6 +15,8 @@ from pytest_dbarch.findings import Finding
 from pytest_dbarch.report import github_annotations as gh_annotations
 from pytest_dbarch.report.gate import GateSyntaxError, parse_gate, summary_line, tripped
 from pytest_dbarch.report.junit import rewrite_properties
+from pytest_dbarch.report.terminal import report_line
+from pytest_dbarch.report.tracking import RunTracker
 from pytest_dbarch.report.write import ReportFiles, now_iso, write_report
 from pytest_dbarch.stash import LEDGER, SETTINGS
 
@@ -45,7 +47,7 @@ class ReportHooks:
             self.gate = parse_gate(settings.gate)
         except GateSyntaxError as exc:
             raise pytest.UsageError(
-                f"dbarch: dbarch_gate from {settings.sources.get('gate', 'default')} is {exc}"
+                f"dbarch: dbarch_gate from {settings.sources.get('gate', 'default')} {exc}"
             ) from None
         self.config = config
         self.directory = report_directory(config)
@@ -53,6 +55,7 @@ class ReportHooks:
         self.written: ReportFiles | None = None
         self.write_error = ""
         self.trips: list[Finding] = []
+        self.tracker = RunTracker(config)
 
     @property
     def is_worker(self) -> bool:
@@ -62,7 +65,19 @@ class ReportHooks:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, Any, Any]:
         # Before anyone reads the report: secrets out, readable JUnit properties in.
         report.user_properties = rewrite_properties(list(report.user_properties))
+        self.tracker.saw(report)
         return (yield)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.tracker.collection_failed = True
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.tracker.collected(item.nodeid for item in session.items)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        self.tracker.collected(ids)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
@@ -79,8 +94,10 @@ class ReportHooks:
         self.trips = tripped(ledger, self.gate)
         if self.trips and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        if self.directory is None or not len(ledger) or exitstatus in _NO_REPORT:
+        if self.directory is None or exitstatus in _NO_REPORT or self.config.option.collectonly:
             return
+        if not len(ledger) and not self.tracker.outcomes:
+            return  # nothing ran: nothing to re-check
         settings = self.config.stash[SETTINGS]
         try:
             self.written = write_report(
@@ -91,6 +108,7 @@ class ReportHooks:
                 description=settings.report_description,
                 started_at=self.started_at,
                 reuse=settings.report_reuse == "on",
+                run=self.tracker.run(),
             )
         except Exception as exc:  # the test results stand; say why the report did not
             self.write_error = (
@@ -103,28 +121,12 @@ class ReportHooks:
         if self.is_worker:
             return
         if self.written:
-            files = self.written
-            where = _shown(files.checklist, self.config.invocation_params.dir)
-            state = (
-                "every check passed: moved to completed/"
-                if files.completed
-                else f"phase {files.report.phase}, {files.report.counts['passed']} of "
-                f"{files.report.counts['checks']} checks passed"
-            )
-            terminalreporter.write_line(
-                f"dbarch report: {where} (task {files.task_id}, run {files.report.run}, {state})"
-            )
+            terminalreporter.write_line(report_line(self.written, self.config.invocation_params.dir))
         if self.write_error:
             terminalreporter.write_line(self.write_error, red=True)
         if self.trips:
             terminalreporter.write_line(summary_line(self.trips, self.gate), red=True, bold=True)
         if gh_annotations.enabled():
-            for line in gh_annotations.annotations(self.config.stash[LEDGER], self.config.rootpath):
+            ledger = self.config.stash[LEDGER]
+            for line in gh_annotations.workflow_commands(ledger, self.config.rootpath):
                 terminalreporter.write_line(line)
-
-
-def _shown(path: Path, cwd: Path) -> str:
-    try:
-        return str(path.relative_to(cwd))
-    except ValueError:
-        return str(path)

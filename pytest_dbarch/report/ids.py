@@ -20,7 +20,8 @@ ID_LENGTH = 6
 COMPLETED = "completed"
 STAGING_PREFIX = ".dbarch-staging-"
 # The file kinds of one task, in the order they are written.
-KINDS = ("task-status", "checklist", "progress", "plan", "architecture-notes", "completion-summary")
+KINDS = ("task-status", "checklist", "progress", "plan", "architecture-notes", "ledger", "completion-summary")
+JSON_KINDS = ("task-status", "ledger")
 
 # Any six-capital/digit segment of a name counts as taken (``plan-AB12C3.md``,
 # ``notes-AB12C3-queries.md``): refusing a few extra ids costs nothing.
@@ -58,7 +59,11 @@ def new_id(taken: set[str]) -> str:
 
 def task_files(folder: Path, task_id: str) -> list[Path]:
     """The files of one task in one folder (only the kinds this plugin writes)."""
-    return [folder / f"{kind}-{task_id}.{'json' if kind == 'task-status' else 'md'}" for kind in KINDS]
+    return [folder / file_name(kind, task_id) for kind in KINDS]
+
+
+def file_name(kind: str, task_id: str) -> str:
+    return f"{kind}-{task_id}.{'json' if kind in JSON_KINDS else 'md'}"
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ the checklist does not, so it is left out here.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from pytest_dbarch.findings import Area, Finding
 from pytest_dbarch.report._markdown import evidence_block, header
@@ -35,9 +36,16 @@ def render(report: Report) -> str:
     lines = header("Database architecture notes", report)
     for title, wanted in SECTIONS:
         lines += [f"## {title}", ""]
-        chosen = [f for f in report.findings if wanted(f) and (f.evidence or f.is_problem)]
+        # The same passed finding from many tests is one note.
+        chosen = list(
+            dict.fromkeys(
+                f if f.is_problem else replace(f, nodeid="")
+                for f in report.findings
+                if wanted(f) and (f.evidence or f.is_problem)
+            )
+        )
         if not chosen:
-            lines += ["_Nothing recorded in this session._", ""]
+            lines += ["_Nothing recorded in this task._", ""]
             continue
         for finding in chosen:
             where = f" at `{finding.where}`" if finding.where else ""

@@ -3,7 +3,10 @@
 Shape (see ``task-status.schema.json``): ``agentId``, ``taskId``, ``relatedAgentFiles``,
 ``description``, ``startedAt``, ``workstreams`` (``id`` = area, ``status``,
 ``crossAgentReferences``), ``decisions``; added: ``project``, ``updatedAt``, ``status``,
-``phase``, ``runs``, ``counts``, and per workstream ``title``, ``counts``, ``open``.
+``phase``, ``runs``, ``lastRun`` (what the newest run covered), ``counts`` (``stale``:
+items not re-checked in the newest run), ``failingTests``, and per workstream
+``title``, ``counts``, ``open``, ``stale``. Every item, with the run it was last seen
+in, is in ``ledger-{ID}.json``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ def render(report: Report) -> str:
         "status": report.status,
         "phase": report.phase,
         "runs": report.run,
+        "lastRun": report.last_run,
         "counts": report.counts,
+        "failingTests": [{"test": t.nodeid, "outcome": t.outcome, "run": t.run} for t in report.failing],
         "workstreams": [
             {
                 "id": w.area.value,
@@ -35,7 +40,12 @@ def render(report: Report) -> str:
                 "status": w.status,
                 "crossAgentReferences": list(w.cross_references),
                 "counts": w.counts,
-                "open": [f"{f.rule}: {f.title}" for f in w.open],
+                "open": [f"{i.finding.rule}: {i.finding.title}" for i in w.open],
+                "stale": [
+                    f"{i.finding.rule}: {i.finding.title} (last seen in run {i.last_run})"
+                    for i in w.open
+                    if report.is_stale(i)
+                ],
             }
             for w in report.workstreams
         ],

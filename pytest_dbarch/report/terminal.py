@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pytest_dbarch.findings import Finding, Ledger, Status
 from pytest_dbarch.report.scrub import scrub_finding
+
+if TYPE_CHECKING:
+    from pytest_dbarch.report.write import ReportFiles
 
 _MARK = {Status.PASSED: "ok", Status.WARNING: "WARN", Status.FAILED: "FAIL", Status.ERROR: "ERROR"}
 
@@ -41,3 +46,27 @@ def _render_one(finding: Finding, verbose: bool) -> Iterable[str]:
             yield f"      test: {finding.nodeid}"
         for line in finding.evidence.splitlines():
             yield f"      | {line}"
+
+
+def report_line(files: ReportFiles, cwd: Path | None = None) -> str:
+    """``dbarch report: .temp/checklist-ID.md (task ID, run 2, phase fix, ...)``; the
+    path relative to ``cwd`` when it lies under it."""
+    report = files.report
+    if files.completed:
+        state = "every check passed: moved to completed/"
+    else:
+        state = f"phase {report.phase}, {report.counts['passed']} of {report.counts['checks']} checks passed"
+        if report.counts["stale"]:
+            state += f", {report.counts['stale']} not re-checked in this run"
+        if report.failing:
+            state += f", {len(report.failing)} failing test{'s' if len(report.failing) != 1 else ''}"
+    return f"dbarch report: {_shown(files.checklist, cwd)} (task {files.task_id}, run {report.run}, {state})"
+
+
+def _shown(path: Path, cwd: Path | None) -> str:
+    if cwd is None:
+        return str(path)
+    try:
+        return str(path.relative_to(cwd))
+    except ValueError:
+        return str(path)

@@ -35,12 +35,15 @@ from pytest_dbarch.report import (
 from pytest_dbarch.report.ids import (
     COMPLETED,
     STAGING_PREFIX,
+    PreviousTask,
+    file_name,
     ids_in_use,
     new_id,
     previous_task,
     related_files,
     task_files,
 )
+from pytest_dbarch.report.ledger import Merged, Run, TaskLedger, merge
 from pytest_dbarch.report.model import Report, build_report
 
 DEFAULT_AGENT_ID = "pytest-dbarch"
@@ -87,28 +90,47 @@ def write_report(
     description: str | None = None,
     started_at: str | None = None,
     reuse: bool = True,
-) -> ReportFiles:
-    """Render ``findings`` as the ``.temp/`` task files and write them atomically.
+    run: Run | None = None,
+) -> ReportFiles | None:
+    """Merge one run's ``findings`` into the task's ledger and write the ``.temp/`` files
+    atomically.
 
-    With ``reuse``, the newest open task of the same agent and project keeps its id
-    (and its start time and decisions); a run where every check passed also refreshes
-    the newest completed one instead of archiving a new id per run.
+    ``run`` says what the run re-checked (``report.ledger``); the default is a run of a
+    console command that covered its whole source. With ``reuse``, the newest open task
+    of the same agent and project is updated (same id, start time, decisions); with none
+    open, a run that keeps the newest completed task complete refreshes it, anything
+    else starts a new task. Returns ``None`` when there is nothing to write: no findings
+    and no open task to update.
     """
     directory = Path(directory)
     findings = list(findings)
+    run = run or Run()
+    if not findings and not directory.is_dir():
+        return None
     directory.mkdir(parents=True, exist_ok=True)
     with _locked(directory):
         recover(directory)
-        complete = bool(findings) and not any(f.is_problem for f in findings)
-        previous = (
-            previous_task(directory, agent_id=agent_id, project=project, include_completed=complete)
-            if reuse
-            else None
-        )
-        task_id = previous.task_id if previous else new_id(ids_in_use(directory))
         stamp = now_iso()
+
+        def merged_into(task: PreviousTask | None) -> Merged:
+            ledger = _load_ledger(directory, task)
+            runs = max(ledger.runs, int(task.status.get("runs", 0) or 0)) if task else 0
+            return merge(ledger, findings, run, runs + 1, stamp)
+
+        task = previous_task(directory, agent_id=agent_id, project=project, include_completed=False) if reuse else None
+        if task is None and not findings:
+            return None
+        if task is not None:
+            merged = merged_into(task)
+        else:
+            done = previous_task(directory, agent_id=agent_id, project=project, include_completed=True) if reuse else None
+            merged = merged_into(done) if done else merged_into(None)
+            task = done if done and merged.ledger.complete else None
+            if task is None and done:
+                merged = merged_into(None)
+        task_id = task.task_id if task else new_id(ids_in_use(directory))
         report = build_report(
-            findings,
+            merged,
             task_id=task_id,
             agent_id=agent_id,
             project=project,
@@ -117,10 +139,11 @@ def write_report(
             updated_at=stamp,
             related_files=related_files(directory, task_id),
             directory=directory,
-            previous=previous.status if previous else None,
+            previous=task.status if task else None,
         )
         renderers = RENDERERS + ((render_completion_summary,) if report.complete else ())
         contents = {report.file_name(r.KIND): r.render(report) for r in renderers}
+        contents[report.file_name("ledger")] = merged.ledger.to_json(task_id)
         target = directory / COMPLETED if report.complete else directory
         _stage_and_commit(directory, task_id, target, contents)
         return ReportFiles(
@@ -128,9 +151,31 @@ def write_report(
             directory=target,
             paths=tuple(target / name for name in contents),
             completed=report.complete,
-            reused=previous is not None,
+            reused=task is not None,
             report=report,
         )
+
+
+def _load_ledger(directory: Path, task: PreviousTask | None) -> TaskLedger:
+    """The task's ledger; a task written before ledgers existed starts an empty one."""
+    if task is None:
+        return TaskLedger()
+    path = (directory / COMPLETED if task.completed else directory) / file_name("ledger", task.task_id)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return TaskLedger()
+    try:
+        return TaskLedger.from_json(text)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LedgerDamaged(
+            f"{path} cannot be read ({type(exc).__name__}: {exc}); delete it to restart the "
+            "task's ledger, or --dbarch-report-reuse=off for a new task"
+        ) from None
+
+
+class LedgerDamaged(ValueError):
+    """A task's ledger file is not valid: nothing is written over it."""
 
 
 def _stage_and_commit(directory: Path, task_id: str, target: Path, contents: dict[str, str]) -> None:
