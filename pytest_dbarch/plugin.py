@@ -29,6 +29,7 @@ from pytest_dbarch.fixtures import (  # noqa: F401  (fixtures are found by name)
     dbarch_template,
     dbarch_url,
 )
+from pytest_dbarch.concurrency import hooks as concurrency_hooks
 from pytest_dbarch.markers import MARKERS
 from pytest_dbarch.queries import hooks as queries_hooks
 from pytest_dbarch.report import terminal
@@ -62,6 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(migration_hooks, "dbarch-migrations")
     _install_sigterm_handler(config)
     config.pluginmanager.register(queries_hooks, "dbarch-queries")
+    config.pluginmanager.register(concurrency_hooks, "dbarch-concurrency")
 
 
 def _install_sigterm_handler(config: pytest.Config) -> None:

@@ -1,0 +1,250 @@
+"""``run``: the same function in N threads at once, each on its own connection.
+
+Each worker gets a connection of its own, then every round starts behind a
+``threading.Barrier``: all workers call ``fn(conn, worker)`` together, so their
+transactions overlap as much as the database lets them. A call commits when ``fn``
+returns and rolls back when it raises; with ``retry`` a failure with a retryable
+SQLSTATE calls ``fn`` again, as the application's retry loop would.
+
+When the timeout runs out, the stuck workers' statements are cancelled
+(``pg_cancel_backend``), their sessions ended if that is not enough
+(``pg_terminate_backend``), and every connection is closed; the run then checks that
+none of the workers' backends is left on the server.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_dbarch.concurrency.backends import Monitor
+from pytest_dbarch.concurrency.connections import SessionSettings, WorkerConnection, connect
+from pytest_dbarch.concurrency.outcome import Failure, Outcome, Stuck, user_traceback, user_where
+from pytest_dbarch.concurrency.retry import DEADLOCK, Retry
+from pytest_dbarch.concurrency.timeline import Timeline
+from pytest_dbarch.origin import plugin_statements
+
+#: How long a cancelled (then a terminated) worker gets to wind down.
+GRACE_SECONDS = 2.0
+_BACKEND_EXIT_SECONDS = 5.0
+
+
+@dataclass
+class Crew:
+    """The workers of one run or schedule: connections, threads and the monitor, with
+    the clean-up that must happen on every exit path."""
+
+    settings: SessionSettings
+    timeline: Timeline = field(default_factory=Timeline)
+    monitor: Monitor | None = None
+    conns: dict[str, WorkerConnection] = field(default_factory=dict)
+    threads: dict[str, threading.Thread] = field(default_factory=dict)
+    busy: set[str] = field(default_factory=set)  # actors inside fn (not waiting to start)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def open(self, actors: Sequence[str], gate: Any = None) -> None:
+        self.monitor = Monitor(self.settings.dsn)
+        for actor in actors:
+            self.conns[actor] = connect(self.settings, actor, self.timeline, gate)
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {actor: conn.info.backend_pid for actor, conn in self.conns.items()}
+
+    def set_busy(self, actor: str, busy: bool) -> None:
+        with self._lock:
+            (self.busy.add if busy else self.busy.discard)(actor)
+
+    def stop(self, outcome: Outcome, actors: Sequence[str]) -> None:
+        """Cancel, then terminate, the backends of ``actors``; record how each was stopped."""
+        assert self.monitor is not None
+        pids = {actor: self.conns[actor].info.backend_pid for actor in actors}
+        activity = self.monitor.activity(pids.values())
+        frames = sys._current_frames()
+        names = {pid: actor for actor, pid in self.pids.items()}
+        stuck: dict[str, Stuck] = {}
+        for actor, pid in pids.items():
+            act = activity.get(pid)
+            thread = self.threads.get(actor)
+            frame = frames.get(thread.ident) if thread is not None and thread.ident is not None else None
+            stack = "".join(traceback.format_stack(frame)) if frame is not None else ""
+            stuck[actor] = Stuck(actor, act, stack, self._blockers(act, names) if act else [], "", True)
+        running = [a for a, s in stuck.items() if s.activity is not None and s.activity.state == "active"]
+        if running:
+            self.monitor.cancel(pids[a] for a in running)
+            for actor in running:
+                stuck[actor].stopped_with = "pg_cancel_backend"
+            self._join(running)
+        left = [a for a in actors if self._alive(a)]
+        if left:
+            self.monitor.terminate(pids[a] for a in left)
+            for actor in left:
+                stuck[actor].stopped_with = "pg_terminate_backend"
+            self._join(left)
+        for actor, entry in stuck.items():
+            entry.thread_still_running = self._alive(actor)
+        outcome.stuck.extend(stuck.values())
+
+    def _blockers(self, activity: Any, names: dict[int, str]) -> list[str]:
+        assert self.monitor is not None
+        outside = [pid for pid in activity.blocked_by if pid not in names]
+        described = self.monitor.activity(outside) if outside else {}
+        words = []
+        for pid in activity.blocked_by:
+            if pid in names:
+                words.append(f"{names[pid]} (pid {pid})")
+            elif pid in described:
+                words.append(described[pid].describe())
+            else:
+                words.append(f"pid {pid} (already gone)")
+        return words
+
+    def _alive(self, actor: str) -> bool:
+        thread = self.threads.get(actor)
+        return thread is not None and thread.is_alive()
+
+    def _join(self, actors: Sequence[str]) -> None:
+        deadline = time.monotonic() + GRACE_SECONDS
+        for actor in actors:
+            thread = self.threads.get(actor)
+            if thread is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
+
+    def close(self, outcome: Outcome | None) -> None:
+        """Close every connection; record any worker backend still on the server."""
+        pids = list(self.pids.values()) if self.conns else []
+        for conn in self.conns.values():
+            try:
+                conn.close()
+            except Exception:
+                pass
+        if self.monitor is None:
+            return
+        try:
+            left = self._wait_backends_gone(pids)
+            if left:  # a backend that outlived its client: end it, and say so
+                self.monitor.terminate(left)
+            if outcome is not None:
+                outcome.leftover_pids = left
+        finally:
+            self.monitor.close()
+
+    def _wait_backends_gone(self, pids: list[int]) -> list[int]:
+        assert self.monitor is not None
+        deadline = time.monotonic() + _BACKEND_EXIT_SECONDS
+        left = self.monitor.alive(pids)
+        while left and time.monotonic() < deadline:
+            time.sleep(0.01)  # a closed connection's backend exits on its own, a moment later
+            left = self.monitor.alive(left)
+        return left
+
+    def resolve_relations(self, outcome: Outcome) -> None:
+        """Name the relations a deadlock's DETAIL mentions by OID."""
+        import re
+
+        assert self.monitor is not None
+        for failure in outcome.failures:
+            if failure.sqlstate == DEADLOCK:
+                for oid in re.findall(r"relation (\d+)", failure.detail):
+                    name = self.monitor.relation_name(int(oid))
+                    if name:
+                        outcome.relations[int(oid)] = name
+
+
+def run_workers(
+    fn: Callable[[Any, int], Any],
+    *,
+    workers: int,
+    repeat: int,
+    settings: SessionSettings,
+    timeout: float,
+    retry: Retry | None,
+    rootdir: str,
+) -> Outcome:
+    """Run ``fn`` ``repeat`` times in each of ``workers`` threads; see the module docstring."""
+    actors = [f"w{i}" for i in range(workers)]
+    crew = Crew(settings)
+    outcome: Outcome | None = None
+    stop = threading.Event()
+    barrier = threading.Barrier(workers, action=crew.timeline.release)
+    try:
+        crew.open(actors)
+        assert crew.monitor is not None
+        outcome = Outcome("run", actors, crew.pids, crew.timeline, workers=workers, repeat=repeat,
+                          timeout=timeout, deadlock_timeout=settings.effective_deadlock_timeout,
+                          deadlock_timeout_note=settings.deadlock_timeout_note)
+        outcome.outside_writers = crew.monitor.others_with_writes(crew.pids.values())
+        results: list[Failure] = []
+        committed = [0]
+        lock = threading.Lock()
+
+        def work(index: int, actor: str) -> None:
+            conn = crew.conns[actor]
+            with plugin_statements():  # the workers' statements are evidence, not the test's queries
+                for call in range(repeat):
+                    try:
+                        barrier.wait()
+                    except threading.BrokenBarrierError:
+                        return
+                    attempt = 0
+                    while not stop.is_set():
+                        crew.set_busy(actor, True)
+                        try:
+                            fn(conn, index)
+                            conn.commit()
+                            with lock:
+                                committed[0] += 1
+                            break
+                        except BaseException as exc:  # noqa: BLE001 - every failure is evidence
+                            failure = Failure(actor, conn.dbarch_recorder.transaction if conn.dbarch_recorder else 0,
+                                              call, attempt, exc, user_traceback(exc),
+                                              user_where(exc.__traceback__, rootdir), crew.timeline.now())
+                            conn.quiet_rollback()
+                            if not isinstance(exc, Exception):
+                                failure.stopped = True
+                                with lock:
+                                    results.append(failure)
+                                return
+                            again = retry is not None and retry.covers(failure.sqlstate) and attempt < retry.times
+                            failure.retried = again and not stop.is_set()
+                            failure.stopped = stop.is_set()
+                            with lock:
+                                results.append(failure)
+                            if not failure.retried:
+                                break
+                            attempt += 1
+                        finally:
+                            crew.set_busy(actor, False)
+
+        for index, actor in enumerate(actors):
+            thread = threading.Thread(target=work, args=(index, actor), daemon=True,
+                                      name=f"dbarch-concurrency-{actor}")
+            crew.threads[actor] = thread
+            thread.start()
+        deadline = time.monotonic() + timeout
+        for thread in crew.threads.values():
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in crew.threads.values()):
+            stop.set()
+            barrier.abort()
+            crew.stop(outcome, [a for a in actors if a in crew.busy])
+        outcome.calls = workers * repeat
+        outcome.committed = committed[0]
+        outcome.failures = sorted(results, key=lambda f: f.at)
+        crew.resolve_relations(outcome)
+        return outcome
+    finally:
+        if any(t.is_alive() for t in crew.threads.values()):  # an interrupt: stop everything
+            stop.set()
+            barrier.abort()
+            if crew.monitor is not None:
+                try:
+                    crew.monitor.terminate(crew.pids.values())
+                except Exception:
+                    pass
+        crew.close(outcome)
