@@ -255,18 +255,29 @@ def test_transaction_isolation_refused(dbarch_concurrency):
     pass
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"workers": 0}, "workers=0 is not a whole number >= 1"),
+BAD_ARGUMENTS = [
     ({"repeat": "3"}, "repeat='3' is not a whole number >= 1"),
     ({"timeout": 0}, "timeout=0 is not a number of seconds > 0"),
     ({"isolation_level": "snapshot"}, "isolation_level='snapshot' is not an isolation level"),
     ({"retry": "yes"}, "retry='yes' is neither a number nor a Retry"),
+    ({"retry": -1}, "retry times=-1 is not a whole number >= 0"),
     ({"invariant": 42}, "invariant=42 is neither SQL nor a function"),
     ({"invariant": "SELECT n FROM counters"}, "returned [(0,), (0,)], not one boolean"),
+    ({"invariant": "SELECT NULL::boolean"}, "returned [(None,)], not one boolean"),
     ({"invariant": "SELECT nope FROM counters"}, 'column "nope" does not exist'),
-])
-def test_bad_arguments(dbarch_concurrency, kwargs, message):
-    dbarch_concurrency.run(lambda conn, worker: None, workers=kwargs.pop("workers", 2), **kwargs)
+    ({"invariant": lambda conn: 1}, "returned 1, not True or False"),
+]
+
+
+def test_bad_arguments(dbarch_concurrency):
+    for kwargs, message in BAD_ARGUMENTS:
+        with pytest.raises(pytest.fail.Exception) as caught:
+            dbarch_concurrency.run(lambda conn, worker: None, workers=2, **kwargs)
+        assert message in str(caught.value) and "\\n  fix: " in str(caught.value), (kwargs, str(caught.value))
+
+
+def test_bad_argument_message(dbarch_concurrency):
+    dbarch_concurrency.run(lambda conn, worker: None, workers=0)
 
 
 def test_bad_expectation(dbarch_concurrency):
@@ -279,7 +290,7 @@ def test_barrier_expectations_and_fixture_rules(external_pytester: pytest.Pytest
     project(external_pytester)
     external_pytester.makepyfile(test_proof=PROOF)
     result = external_pytester.runpytest("-v", "-p", "no:randomly")
-    result.assert_outcomes(passed=4, failed=10, errors=1)
+    result.assert_outcomes(passed=5, failed=3, errors=1)
     out = result.stdout
     out.fnmatch_lines([
         "*test_barrier_releases_all_workers_together PASSED*",
@@ -294,12 +305,8 @@ def test_barrier_expectations_and_fixture_rules(external_pytester: pytest.Pytest
         "*dbarch_concurrency needs isolation='clone'*but the test asks for isolation='transaction': "
         "remove that @pytest.mark.dbarch or set isolation='clone'",
     ])
-    for message in ("workers=0 is not a whole number >= 1", "repeat='3' is not a whole number >= 1",
-                    "timeout=0 is not a number of seconds > 0",
-                    "isolation_level='snapshot' is not an isolation level",
-                    "retry='yes' is neither a number nor a Retry", "invariant=42 is neither SQL nor a function",
-                    "returned [[](0,), (0,)[]], not one boolean", 'column "nope" does not exist',
-                    "expect_race('phantom-read'): no such race finding"):
-        out.fnmatch_lines([f"*pytest-dbarch: *{message}*", "*fix: *"])
+    out.fnmatch_lines(["*test_bad_arguments PASSED*"])
+    for message in ("workers=0 is not a whole number >= 1", "expect_race('phantom-read'): no such race finding"):
+        out.fnmatch_lines([f"pytest-dbarch: {message}", "  fix: *"])
     assert "Traceback" not in out.str()
     out.fnmatch_lines(["*ok [[]concurrency.lost-update[]] Race reproduced as expected: Lost update*"])

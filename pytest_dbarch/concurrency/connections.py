@@ -173,6 +173,7 @@ class SessionSettings:
     lock_timeout: str | None = None
     #: Filled in by the first connection: the value in force, and why when not ours.
     effective_deadlock_timeout: str = ""
+    deadlock_timeout_seconds: float = 1.0
     deadlock_timeout_note: str = ""
     _may_set_deadlock_timeout: bool | None = field(default=None, repr=False)
 
@@ -230,5 +231,9 @@ def _apply_settings(conn: WorkerConnection, settings: SessionSettings) -> None:
                 "give a duration such as 2s, or leave it empty for no lock timeout",
             ) from None
     if not settings.effective_deadlock_timeout:
-        row = conn.execute("SHOW deadlock_timeout").fetchone()
-        settings.effective_deadlock_timeout = str(row[0]) if row else ""
+        row = conn.execute(
+            "SELECT current_setting('deadlock_timeout'), setting::float / 1000 FROM pg_settings "
+            "WHERE name = 'deadlock_timeout'"
+        ).fetchone()
+        if row:
+            settings.effective_deadlock_timeout, settings.deadlock_timeout_seconds = str(row[0]), float(row[1])

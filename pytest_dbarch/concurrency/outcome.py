@@ -84,22 +84,44 @@ class Failure:
     stopped: bool = False
 
     @property
+    def database_error(self) -> BaseException | None:
+        """The driver's error behind this one (SQLAlchemy wraps it as ``.orig``)."""
+        return database_error(self.error)
+
+    @property
     def sqlstate(self) -> str | None:
-        return getattr(self.error, "sqlstate", None)
+        error = self.database_error
+        return getattr(error, "sqlstate", None) if error is not None else None
 
     @property
     def message(self) -> str:
-        return (str(self.error).splitlines() or [type(self.error).__name__])[0]
+        error = self.database_error or self.error
+        return (str(error).splitlines() or [type(error).__name__])[0]
 
     @property
     def detail(self) -> str:
-        diag = getattr(self.error, "diag", None)
+        diag = getattr(self.database_error, "diag", None)
         return (getattr(diag, "message_detail", None) or "") if diag is not None else ""
 
     @property
     def context(self) -> str:
-        diag = getattr(self.error, "diag", None)
+        diag = getattr(self.database_error, "diag", None)
         return (getattr(diag, "context", None) or "") if diag is not None else ""
+
+
+def database_error(error: BaseException) -> BaseException | None:
+    """The first error with a SQLSTATE in ``error``, its ``.orig`` (SQLAlchemy) or its causes."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if getattr(current, "sqlstate", None):
+            return current
+        orig = getattr(current, "orig", None)
+        if isinstance(orig, BaseException) and getattr(orig, "sqlstate", None):
+            return orig
+        current = current.__cause__ or current.__context__
+    return None
 
 
 @dataclass
@@ -125,12 +147,14 @@ class Step:
     outcome: str
     effects: list[str] = field(default_factory=list)
     auto: bool = False
+    params: str = ""
 
     def lines(self) -> list[str]:
         sql = " ".join(self.action.split())
         sql = sql if len(sql) <= 160 else sql[:157] + "..."
+        params = f"  [{self.params}]" if self.params else ""
         auto = " (auto)" if self.auto else ""
-        lines = [f"{self.number:>3}. {self.actor:<4} {sql}  -> {self.outcome}{auto}"]
+        lines = [f"{self.number:>3}. {self.actor:<4} {sql}{params}  -> {self.outcome}{auto}"]
         lines += [f"       {effect}" for effect in self.effects]
         return lines
 

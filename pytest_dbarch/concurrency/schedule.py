@@ -24,7 +24,7 @@ from typing import Any
 
 from pytest_dbarch.concurrency.connections import SessionSettings
 from pytest_dbarch.concurrency.outcome import Failure, Outcome, Step, user_traceback, user_where
-from pytest_dbarch.concurrency.timeline import Action
+from pytest_dbarch.concurrency.timeline import STATEMENT, Action
 from pytest_dbarch.concurrency.workers import Crew
 from pytest_dbarch.errors import DbarchError
 from pytest_dbarch.origin import plugin_statements
@@ -53,6 +53,7 @@ class _Transaction:
     failure: Failure | None = None
     blocked_by: tuple[int, ...] = ()
     blocked_step: int | None = None
+    blocked_since: float | None = None  # when this lock wait was first seen
 
 
 @dataclass
@@ -61,14 +62,18 @@ class _Scheduler:
     crew: Crew
     deadline: float
     rootdir: str
+    deadlock_timeout: float = 1.0  # seconds, as the transactions' connections have it
     cond: threading.Condition = field(default_factory=threading.Condition)
     aborted: bool = False
+    changes: int = 0  # bumped whenever a transaction's state changes
 
     # --- the transactions' side
     def gate(self, actor: str, kind: str, sql: str) -> int | None:
         tx = self.transactions[actor]
         with self.cond:
             tx.status, tx.pending, tx.blocked_by, tx.blocked_step = WAITING, (kind, sql), (), None
+            tx.blocked_since = None
+            self.changes += 1
             self.cond.notify_all()
             while tx.grant is None and not self.aborted:
                 self.cond.wait()
@@ -94,6 +99,7 @@ class _Scheduler:
             finally:
                 with self.cond:
                     tx.status = FINISHED
+                    self.changes += 1
                     self.cond.notify_all()
 
     # --- the schedule's side
@@ -106,30 +112,70 @@ class _Scheduler:
                 running = [tx for tx in self.transactions.values() if tx.status == RUNNING]
                 if not running:
                     return
+                before = self.changes
             blocked = self.crew.monitor.blocked(pids[tx.name] for tx in running)
             with self.cond:
-                # Re-read: a transaction may have reached its gate since.
-                running = [tx for tx in self.transactions.values() if tx.status == RUNNING]
-                if running and all(pids[tx.name] in blocked for tx in running) and not _cycle(blocked):
+                if self.changes != before:  # one reached its gate or ended meanwhile: ask again
+                    continue
+                if all(pids[tx.name] in blocked for tx in running) and not _cycle(blocked):
                     for tx in running:
+                        if tx.blocked_since is None or tx.blocked_by != blocked[pids[tx.name]]:
+                            tx.blocked_since = time.monotonic()
                         tx.blocked_by = blocked[pids[tx.name]]
-                    return
-                if not running:
                     return
                 if time.monotonic() > self.deadline:
                     raise TimeoutError
                 self.cond.wait(_POLL_SECONDS)
 
+    def let_deadlock_checks_pass(self, nxt: _Transaction) -> None:
+        """Before a step that could close a cycle, wait until the blocked transactions' one
+        deadlock check each has run (it runs once, ``deadlock_timeout`` after the wait
+        began). The transaction of the step that closes a cycle is then the victim, every
+        time, not whichever timer happens to fire first."""
+        if nxt.pending is None or nxt.pending[0] != STATEMENT:
+            return  # COMMIT and ROLLBACK release locks, they do not wait for them
+        pid = self.crew.pids[nxt.name]
+        blocked = {self.crew.pids[tx.name]: tx.blocked_by for tx in self.transactions.values()
+                   if tx.status == RUNNING}
+        if not _reaches(blocked, pid):
+            return  # nobody waits for the next transaction: its step cannot close a cycle
+        margin = max(self.deadlock_timeout * 0.5, 0.05)
+        with self.cond:
+            while True:
+                since = [tx.blocked_since for tx in self.transactions.values()
+                         if tx.status == RUNNING and tx.blocked_since is not None]
+                if not since:
+                    return
+                remaining = max(since) + self.deadlock_timeout + margin - time.monotonic()
+                if remaining <= 0:
+                    return
+                self.cond.wait(remaining)
+
     def grant(self, tx: _Transaction, number: int) -> None:
         with self.cond:
             # Running from this moment: settle() must not mistake it for still waiting.
             tx.grant, tx.status, tx.pending = number, RUNNING, None
+            self.changes += 1
             self.cond.notify_all()
 
     def abort(self) -> None:
         with self.cond:
             self.aborted = True
             self.cond.notify_all()
+
+
+def _reaches(blocked: dict[int, tuple[int, ...]], target: int) -> bool:
+    """Whether some waiting backend waits, directly or through others, for ``target``."""
+    frontier = [pid for waits in blocked.values() for pid in waits]
+    seen: set[int] = set()
+    while frontier:
+        pid = frontier.pop()
+        if pid == target:
+            return True
+        if pid not in seen:
+            seen.add(pid)
+            frontier.extend(blocked.get(pid, ()))
+    return False
 
 
 def _cycle(blocked: dict[int, tuple[int, ...]]) -> bool:
@@ -177,6 +223,7 @@ def run_schedule(
     outcome: Outcome | None = None
     try:
         crew.open(names, gate=scheduler.gate)
+        scheduler.deadlock_timeout = settings.deadlock_timeout_seconds
         assert crew.monitor is not None
         outcome = Outcome("schedule", names, crew.pids, crew.timeline, calls=len(names), timeout=timeout,
                           deadlock_timeout=settings.effective_deadlock_timeout,
@@ -268,11 +315,12 @@ def _step(scheduler: _Scheduler, outcome: Outcome, number: int, name: str, label
             f"label the step with how that action starts (e.g. '{name} {flat.split(' ', 1)[0]}'), or change the order",
         )
     blocked_before = {t.name: t.blocked_step for t in scheduler.transactions.values() if t.status == RUNNING}
+    scheduler.let_deadlock_checks_pass(tx)
     scheduler.grant(tx, number)
     scheduler.settle()
     granted = _action(scheduler, name, number)
-    shown = f"{sql}  [{granted.params}]" if granted is not None and granted.params else sql
-    step = Step(number, name, label, shown, _result(scheduler, tx, number, names), auto=auto)
+    step = Step(number, name, label, sql, _result(scheduler, tx, number, names), auto=auto,
+                params=granted.params if granted is not None else "")
     for other, since in blocked_before.items():
         done = scheduler.transactions[other]
         if done.status != RUNNING:
