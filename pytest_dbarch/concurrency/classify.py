@@ -320,7 +320,9 @@ def _stuck(outcome: Outcome, entry: Stuck) -> Finding:
         lines.append(f"its backend: {act.describe()}"
                      + (f", waiting for {act.wait_event_type}/{act.wait_event}" if act.wait_event_type else ""))
     if entry.blockers:
-        lines.append("the lock was held by: " + "; ".join(entry.blockers))
+        lines.append("it waited for: " + "; ".join(entry.blockers))
+    if entry.holders and entry.holders != entry.blockers:
+        lines.append("who in turn waited for: " + "; ".join(entry.holders))
     if entry.thread_still_running:
         lines.append("its thread is still running Python code (it cannot be stopped from outside); "
                      "it holds no database session any more")
@@ -328,8 +330,9 @@ def _stuck(outcome: Outcome, entry: Stuck) -> Finding:
         lines += ["where its thread was:"] + ["  " + line for line in entry.python_stack.rstrip().splitlines()[-12:]]
     lines += _interleaving(outcome, limit=40)
     if act is not None and act.waits_for_lock:
-        holders = "; ".join(entry.blockers) or "another session"
-        title = f"{entry.actor} waited more than {outcome.timeout:g} s for a lock held by {holders}"
+        holders = "; ".join(entry.holders) or "another session"
+        behind = f" (queued behind {'; '.join(entry.blockers)})" if entry.blockers != entry.holders else ""
+        title = f"{entry.actor} waited more than {outcome.timeout:g} s for a lock held by {holders}{behind}"
         return Finding(LOCK_TIMEOUT, Area.CONCURRENCY, Status.FAILED, title, evidence=_evidence(outcome, lines),
                        where=outcome.fn_where, fix=FIXES[LOCK_TIMEOUT])
     doing = f"running {' '.join(act.query.split())[:100]!r}" if act is not None and act.state == "active" else (

@@ -131,7 +131,8 @@ class Stuck:
     actor: str
     activity: Activity | None  # its backend when the timeout ran out
     python_stack: str
-    blockers: list[str]  # who held the lock it waited for, in words
+    blockers: list[str]  # whom it waited for directly, in words
+    holders: list[str]  # the head of that wait chain: who really held the lock
     stopped_with: str  # pg_cancel_backend / pg_terminate_backend / '' (nothing to stop)
     thread_still_running: bool
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_dbarch.concurrency.backends import Monitor
+from pytest_dbarch.concurrency.backends import Activity, Monitor
 from pytest_dbarch.concurrency.connections import SessionSettings, WorkerConnection, connect
 from pytest_dbarch.concurrency.outcome import Failure, Outcome, Stuck, user_traceback, user_where
 from pytest_dbarch.concurrency.retry import DEADLOCK, Retry
@@ -73,7 +73,9 @@ class Crew:
             thread = self.threads.get(actor)
             frame = frames.get(thread.ident) if thread is not None and thread.ident is not None else None
             stack = "".join(traceback.format_stack(frame)) if frame is not None else ""
-            stuck[actor] = Stuck(actor, act, stack, self._blockers(act, names) if act else [], "", True)
+            direct = act.blocked_by if act else ()
+            stuck[actor] = Stuck(actor, act, stack, self._describe(direct, names),
+                                 self._describe(_roots(direct, activity), names), "", True)
         running = [a for a, s in stuck.items() if s.activity is not None and s.activity.state == "active"]
         if running:
             self.monitor.cancel(pids[a] for a in running)
@@ -90,12 +92,13 @@ class Crew:
             entry.thread_still_running = self._alive(actor)
         outcome.stuck.extend(stuck.values())
 
-    def _blockers(self, activity: Any, names: dict[int, str]) -> list[str]:
+    def _describe(self, pids: Sequence[int], names: dict[int, str]) -> list[str]:
+        """Backends in words: a worker by its name, any other session by what it is doing."""
         assert self.monitor is not None
-        outside = [pid for pid in activity.blocked_by if pid not in names]
+        outside = [pid for pid in pids if pid not in names]
         described = self.monitor.activity(outside) if outside else {}
         words = []
-        for pid in activity.blocked_by:
+        for pid in pids:
             if pid in names:
                 words.append(f"{names[pid]} (pid {pid})")
             elif pid in described:
@@ -154,6 +157,25 @@ class Crew:
                     name = self.monitor.relation_name(int(oid))
                     if name:
                         outcome.relations[int(oid)] = name
+
+
+def _roots(pids: Sequence[int], activity: dict[int, Activity]) -> list[int]:
+    """The backends at the head of the wait chains starting at ``pids``: a worker queued
+    behind another worker really waits for whatever that one waits for."""
+    roots: list[int] = []
+    seen: set[int] = set()
+    todo = list(pids)
+    while todo:
+        pid = todo.pop(0)
+        if pid in seen:
+            continue
+        seen.add(pid)
+        waits = activity[pid].blocked_by if pid in activity else ()
+        if waits:
+            todo.extend(waits)
+        elif pid not in roots:
+            roots.append(pid)
+    return roots
 
 
 def run_workers(
