@@ -10,7 +10,7 @@ from pytest_dbarch.concurrency.classify import _opposite_pair
 from pytest_dbarch.concurrency.connections import isolation_level
 from pytest_dbarch.concurrency.retry import as_retry
 from pytest_dbarch.concurrency.schedule import ScheduleError, _cycle, _reaches, parse_step
-from pytest_dbarch.concurrency.timeline import Action, Timeline, show_params
+from pytest_dbarch.concurrency.timeline import Action, Timeline, compact_sql, show_params
 from pytest_dbarch.concurrency.workers import _roots
 from pytest_dbarch.errors import DbarchError
 
@@ -91,3 +91,16 @@ def test_opposite_lock_orders() -> None:
     assert _opposite_pair({"B": ["y", "x"], "A": ["x", "y"]}) == "A and B take the same locks in opposite orders"
     assert _opposite_pair({"A": ["x", "y"], "B": ["x", "y"]}) == ""
     assert _opposite_pair({"A": ["x"], "B": ["y"]}) == ""
+
+
+def test_orm_sql_folded_for_reading() -> None:
+    select = ("SELECT leads.id, leads.first_name, leads.last_name, leads.email, leads.company, leads.status "
+              "FROM leads WHERE leads.id = %(pk_1)s::UUID FOR UPDATE")
+    assert compact_sql(select) == "SELECT leads.id, ... (6 columns) FROM leads WHERE leads.id = %(pk_1)s::UUID FOR UPDATE"
+    insert = ("INSERT INTO contacts (account_id, first_name, email) VALUES (%(account_id)s::UUID, "
+              "%(first_name)s::VARCHAR, %(email)s::VARCHAR) RETURNING contacts.id")
+    assert compact_sql(insert) == "INSERT INTO contacts (account_id, first_name, email) VALUES (...) RETURNING contacts.id"
+    short = "SELECT n FROM counters WHERE id = 1"
+    assert compact_sql(short) == short
+    nested = "SELECT count(*) FROM (SELECT a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s, t FROM x) y"
+    assert compact_sql(nested) == nested

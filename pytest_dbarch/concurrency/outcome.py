@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Any
 
 from pytest_dbarch.concurrency.backends import Activity
-from pytest_dbarch.concurrency.timeline import Timeline
+from pytest_dbarch.concurrency.timeline import Timeline, compact_sql
 
 _LIBRARY_DIRS = tuple(
     str(Path(p).resolve()) + os.sep
@@ -25,8 +25,10 @@ _OWN_DIR = str(Path(__file__).resolve().parent.parent) + os.sep
 def is_user_file(filename: str) -> bool:
     """Code of the project under test: not the standard library, an installed package
     or pytest-dbarch itself."""
-    path = str(Path(filename).resolve()) if filename and not filename.startswith("<") else filename
-    return bool(path) and not path.startswith(_LIBRARY_DIRS) and not path.startswith(_OWN_DIR)
+    if not filename or filename.startswith("<"):  # generated code (<string>, SQLAlchemy's wrappers)
+        return False
+    path = str(Path(filename).resolve())
+    return not path.startswith(_LIBRARY_DIRS) and not path.startswith(_OWN_DIR)
 
 
 def relative(filename: str, lineno: int, rootdir: str) -> str:
@@ -56,15 +58,27 @@ def function_where(fn: Any, rootdir: str) -> str:
     return relative(code.co_filename, code.co_firstlineno, rootdir)
 
 
-def user_traceback(exc: BaseException, limit_frames: int = 12) -> str:
-    """The traceback from the first frame of user code on (the harness's frames are noise)."""
-    frames = list(traceback.walk_tb(exc.__traceback__))
-    start = next((i for i, (frame, _) in enumerate(frames) if is_user_file(frame.f_code.co_filename)), 0)
-    tb = exc.__traceback__
-    for _ in range(start):
-        tb = tb.tb_next if tb is not None else None
-    lines = traceback.format_exception(type(exc), exc, tb, limit=limit_frames)
-    return "".join(lines).rstrip()
+def user_traceback(exc: BaseException, rootdir: str, limit_frames: int = 12) -> str:
+    """The frames of user code and the error: the harness's, the driver's and the ORM's
+    frames are noise here, and an ORM error's text carries the full SQL and parameters,
+    which the timeline already shows (secrets hidden)."""
+    summary = traceback.StackSummary.extract(traceback.walk_tb(exc.__traceback__))
+    frames = [f for f in summary if is_user_file(f.filename)][-limit_frames:]
+    for frame in frames:
+        frame.filename = relative(frame.filename, 0, rootdir).rsplit(":", 1)[0]
+    lines = ["Traceback (most recent call last, user code only):"]
+    lines += [line.rstrip() for line in traceback.format_list(frames)]
+    error = database_error(exc)
+    kind = type(exc).__qualname__ if type(exc).__module__ == "builtins" else f"{type(exc).__module__}.{type(exc).__qualname__}"
+    lines.append(f"{kind}: {_first_line(error or exc)}")
+    detail = getattr(getattr(error, "diag", None), "message_detail", None)
+    if detail:
+        lines.append(f"DETAIL: {detail}")
+    return "\n".join(lines)
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).splitlines() or [""])[0]
 
 
 @dataclass
@@ -151,8 +165,8 @@ class Step:
     params: str = ""
 
     def lines(self) -> list[str]:
-        sql = " ".join(self.action.split())
-        sql = sql if len(sql) <= 160 else sql[:157] + "..."
+        sql = compact_sql(self.action)
+        sql = sql if len(sql) <= 200 else sql[:197] + "..."
         params = f"  [{self.params}]" if self.params else ""
         auto = " (auto)" if self.auto else ""
         lines = [f"{self.number:>3}. {self.actor:<4} {sql}{params}  -> {self.outcome}{auto}"]

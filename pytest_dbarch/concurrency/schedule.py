@@ -93,7 +93,7 @@ class _Scheduler:
             except BaseException as exc:  # noqa: BLE001 - every failure is evidence
                 recorder = conn.dbarch_recorder
                 tx.failure = Failure(tx.name, recorder.transaction if recorder else 1, 0, 0, exc,
-                                     user_traceback(exc), user_where(exc.__traceback__, self.rootdir),
+                                     user_traceback(exc, self.rootdir), user_where(exc.__traceback__, self.rootdir),
                                      self.crew.timeline.now())
                 conn.quiet_rollback()
             finally:

@@ -8,11 +8,14 @@ interleaved. Everything here is plain data, so the other modules can share it.
 
 from __future__ import annotations
 
+import datetime
 import re
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 STATEMENT, COMMIT, ROLLBACK = "statement", "commit", "rollback"
@@ -20,6 +23,7 @@ STATEMENT, COMMIT, ROLLBACK = "statement", "commit", "rollback"
 _SECRET_SQL = re.compile(r"pass(?:word|wd)|secret|token|credential|api_?key|private_?key", re.I)
 _MAX_SQL = 200
 _MAX_PARAM = 40
+_MAX_LIST = 60
 
 
 @dataclass(eq=False)
@@ -55,7 +59,7 @@ class Action:
 
     def line(self, times: bool = True) -> str:
         """One line of the timeline: time, actor, SQL, parameters, outcome."""
-        text = " ".join(self.sql.split())
+        text = compact_sql(self.sql)
         if len(text) > _MAX_SQL:
             text = text[: _MAX_SQL - 3] + "..."
         parts = [f"{self.start * 1000:9.2f} ms  " if times else "", f"{self.actor:<4} ", text]
@@ -87,8 +91,68 @@ def show_params(sql: str, params: Any) -> str:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    # UUIDs, decimals and timestamps read better (and shorter) without their repr().
+    text = str(value) if isinstance(value, (uuid.UUID, Decimal, datetime.date)) else repr(value)
     return text if len(text) <= _MAX_PARAM else text[: _MAX_PARAM - 3] + "..."
+
+
+def compact_sql(sql: str) -> str:
+    """One line of SQL, with an ORM's long SELECT list or INSERT value list folded: what
+    a reader needs is the table, the WHERE and the FOR UPDATE at the end."""
+    text = " ".join(sql.split())
+    upper = text.upper()
+    if upper.startswith("SELECT "):
+        end = _top_level(upper, " FROM ", 7)
+        if end > 0 and end - 7 > _MAX_LIST:
+            columns = _split_top_level(text[7:end])
+            text = f"SELECT {columns[0]}, ... ({len(columns)} columns){text[end:]}"
+    elif upper.startswith("INSERT INTO "):
+        start = _top_level(upper, " VALUES (", 12)
+        if start > 0:
+            open_at = start + len(" VALUES ")
+            close_at = _closing(text, open_at)
+            if close_at > 0 and close_at - open_at > _MAX_LIST:
+                text = text[: open_at + 1] + "..." + text[close_at:]
+    return text
+
+
+def _top_level(upper: str, word: str, start: int) -> int:
+    """Index of ``word`` outside parentheses and quotes, from ``start``; -1 if none."""
+    depth, quote = 0, ""
+    for i in range(start, len(upper)):
+        char = upper[i]
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif depth == 0 and upper.startswith(word, i):
+            return i
+    return -1
+
+
+def _closing(text: str, open_at: int) -> int:
+    depth = 0
+    for i in range(open_at, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            return i
+    return -1
+
+
+def _split_top_level(text: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += char
+    return [*parts, current.strip()]
 
 
 @dataclass

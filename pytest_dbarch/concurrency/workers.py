@@ -224,7 +224,7 @@ def run_workers(
                             break
                         except BaseException as exc:  # noqa: BLE001 - every failure is evidence
                             failure = Failure(actor, conn.dbarch_recorder.transaction if conn.dbarch_recorder else 0,
-                                              call, attempt, exc, user_traceback(exc),
+                                              call, attempt, exc, user_traceback(exc, rootdir),
                                               user_where(exc.__traceback__, rootdir), crew.timeline.now())
                             conn.quiet_rollback()
                             if not isinstance(exc, Exception):
