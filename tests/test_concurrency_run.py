@@ -250,6 +250,20 @@ def test_switched_to_clone(request, dbarch_concurrency, dbarch_psycopg):
     assert result.invariant_held
 
 
+@pytest.mark.max_queries(1)
+@pytest.mark.nplusone(mode="error")
+def test_workers_statements_are_not_the_tests_queries(dbarch_concurrency, dbarch_queries):
+    """Four workers running the same lookups would be an N+1 and blow the budget if the
+    test's query log counted them; the harness keeps them as its own evidence."""
+    def lookups(conn, worker):
+        for row_id in (1, 2, 1):
+            conn.execute("SELECT n FROM counters WHERE id = %s", [row_id + worker])
+
+    result = dbarch_concurrency.run(lookups, workers=4, repeat=2)
+    assert len([a for a in result.actions if a.kind == "statement"]) == 24
+    assert dbarch_queries.count == 0
+
+
 @pytest.mark.dbarch(isolation="transaction")
 def test_transaction_isolation_refused(dbarch_concurrency):
     pass
@@ -290,7 +304,7 @@ def test_barrier_expectations_and_fixture_rules(external_pytester: pytest.Pytest
     project(external_pytester)
     external_pytester.makepyfile(test_proof=PROOF)
     result = external_pytester.runpytest("-v", "-p", "no:randomly")
-    result.assert_outcomes(passed=5, failed=3, errors=1)
+    result.assert_outcomes(passed=6, failed=3, errors=1)
     out = result.stdout
     out.fnmatch_lines([
         "*test_barrier_releases_all_workers_together PASSED*",
@@ -298,6 +312,7 @@ def test_barrier_expectations_and_fixture_rules(external_pytester: pytest.Pytest
         "*test_expected_race_is_recorded_not_failed PASSED*",
         "*test_expected_race_that_does_not_happen_fails FAILED*",
         "*test_switched_to_clone PASSED*",
+        "*test_workers_statements_are_not_the_tests_queries PASSED*",
         "*test_transaction_isolation_refused ERROR*",
     ])
     out.fnmatch_lines(["*pytest-dbarch: expected a race (concurrency.deadlock) but none happened*"])
