@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from pytest_dbarch.concurrency.outcome import Failure, Outcome, Stuck
 from pytest_dbarch.concurrency.retry import DEADLOCK as DEADLOCK_STATE
 from pytest_dbarch.concurrency.retry import LOCK_NOT_AVAILABLE, SERIALIZATION_FAILURE as SERIALIZATION_STATE
-from pytest_dbarch.concurrency.timeline import Action
+from pytest_dbarch.concurrency.timeline import Action, compact_sql
 from pytest_dbarch.findings import Area, Finding, Status
 
 LOST_UPDATE = "concurrency.lost-update"
@@ -183,9 +183,16 @@ def _named_detail(outcome: Outcome, failure: Failure) -> list[str]:
 
 
 def _lock_step(action: Action) -> str:
-    sql = " ".join(action.sql.split())
-    sql = sql if len(sql) <= 80 else sql[:77] + "..."
+    sql = compact_sql(action.sql)
+    sql = sql if len(sql) <= 120 else sql[:117] + "..."
     return sql + (f" [{action.params}]" if action.params else "")
+
+
+def _unordered_locks(action: Action) -> bool:
+    """A SELECT that locks rows without ORDER BY: it locks them in the order its plan reads
+    them (heap order for a scan, key order through an index), which differs between plans."""
+    text = " ".join(action.sql.lower().split())
+    return action.verb in ("select", "with") and action.locks_rows and " order by " not in text
 
 
 def _lock_order(outcome: Outcome, parties: list[tuple[str, int | None]]) -> list[str]:
@@ -202,6 +209,11 @@ def _lock_order(outcome: Outcome, parties: list[tuple[str, int | None]]) -> list
     opposite = _opposite_pair(sequences)
     if opposite:
         lines.append(f"  {opposite}")
+    for actor, transaction in parties:
+        if transaction is not None and any(_unordered_locks(a) for a in outcome.timeline.of(actor, transaction)):
+            lines.append(f"  {actor} locks rows with a SELECT ... FOR UPDATE that has no ORDER BY: it takes them "
+                         "in the order its plan reads them, which another plan (or the same one after the "
+                         "table changed) reads differently")
     return lines
 
 

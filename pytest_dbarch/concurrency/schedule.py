@@ -24,7 +24,7 @@ from typing import Any
 
 from pytest_dbarch.concurrency.connections import SessionSettings
 from pytest_dbarch.concurrency.outcome import Failure, Outcome, Step, user_traceback, user_where
-from pytest_dbarch.concurrency.timeline import STATEMENT, Action
+from pytest_dbarch.concurrency.timeline import ROLLBACK, STATEMENT, Action
 from pytest_dbarch.concurrency.workers import Crew
 from pytest_dbarch.errors import DbarchError
 from pytest_dbarch.origin import plugin_statements
@@ -70,6 +70,8 @@ class _Scheduler:
     # --- the transactions' side
     def gate(self, actor: str, kind: str, sql: str) -> int | None:
         tx = self.transactions[actor]
+        if self.aborted and kind == ROLLBACK:
+            return None  # cleaning up after the schedule ended: nothing to hold back
         with self.cond:
             tx.status, tx.pending, tx.blocked_by, tx.blocked_step = WAITING, (kind, sql), (), None
             tx.blocked_since = None

@@ -45,16 +45,14 @@ class Crew:
     conns: dict[str, WorkerConnection] = field(default_factory=dict)
     threads: dict[str, threading.Thread] = field(default_factory=dict)
     busy: set[str] = field(default_factory=set)  # actors inside fn (not waiting to start)
+    pids: dict[str, int] = field(default_factory=dict)  # kept: a closed connection no longer tells
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def open(self, actors: Sequence[str], gate: Any = None) -> None:
         self.monitor = Monitor(self.settings.dsn)
         for actor in actors:
             self.conns[actor] = connect(self.settings, actor, self.timeline, gate)
-
-    @property
-    def pids(self) -> dict[str, int]:
-        return {actor: conn.info.backend_pid for actor, conn in self.conns.items()}
+            self.pids[actor] = self.conns[actor].info.backend_pid
 
     def set_busy(self, actor: str, busy: bool) -> None:
         with self._lock:
@@ -63,7 +61,7 @@ class Crew:
     def stop(self, outcome: Outcome, actors: Sequence[str]) -> None:
         """Cancel, then terminate, the backends of ``actors``; record how each was stopped."""
         assert self.monitor is not None
-        pids = {actor: self.conns[actor].info.backend_pid for actor in actors}
+        pids = {actor: self.pids[actor] for actor in actors}
         activity = self.monitor.activity(pids.values())
         frames = sys._current_frames()
         names = {pid: actor for actor, pid in self.pids.items()}
@@ -120,7 +118,7 @@ class Crew:
 
     def close(self, outcome: Outcome | None) -> None:
         """Close every connection; record any worker backend still on the server."""
-        pids = list(self.pids.values()) if self.conns else []
+        pids = list(self.pids.values())
         for conn in self.conns.values():
             try:
                 conn.close()
