@@ -9,6 +9,9 @@ test's queries.
 
 from __future__ import annotations
 
+import os
+import socket
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -98,8 +101,37 @@ class Monitor:
         return str(rows[0][0]) if rows else None
 
     def close(self) -> None:
+        """Close, and wait until the server has ended the backend (it does so a moment after
+        the client leaves): the monitor is the harness's last connection, so when this
+        returns the harness has nothing left on the server."""
         if not self.conn.closed:
-            self.conn.close()
+            close_and_wait(self.conn)
+
+
+def close_and_wait(*conns: psycopg.Connection[Any], timeout: float = 5.0) -> None:
+    """Close the connections and wait for the server to close its end of each socket,
+    which it does when the backend process has exited (a plain ``close()`` returns while
+    the backend is still in ``pg_stat_activity``)."""
+    sockets = []
+    for conn in conns:
+        try:
+            sockets.append(socket.socket(fileno=os.dup(conn.fileno())))
+        except (OSError, psycopg.Error):
+            pass
+        try:
+            conn.close()
+        except Exception:
+            pass
+    deadline = time.monotonic() + timeout
+    for sock in sockets:
+        try:
+            sock.settimeout(max(0.0, deadline - time.monotonic()))
+            while sock.recv(4096):
+                pass
+        except OSError:  # a timeout or a reset: nothing more to wait for
+            pass
+        finally:
+            sock.close()
 
 
 def _activity(row: tuple[Any, ...]) -> Activity:

@@ -384,7 +384,11 @@ def _lost_update(outcome: Outcome) -> Finding:
               f"transactions committed; {overlap}"], _interleaving(outcome)]
     short = " ".join(outcome.invariant.split())
     short = short if len(short) <= 90 else short[:87] + "..."
-    title = f"Lost update: the invariant {short} is false after {outcome.committed} concurrent transactions"
+    if outcome.committed == outcome.calls:
+        title = f"Lost update: the invariant {short} is false after {outcome.committed} concurrent transactions"
+    else:  # failed transactions may be why: say so rather than claim a lost update
+        title = (f"The invariant {short} is false; {outcome.calls - outcome.committed} of {outcome.calls} "
+                 "transactions did not commit (see the other findings)")
     return Finding(LOST_UPDATE, Area.CONCURRENCY, Status.FAILED, title, evidence=_evidence(outcome, *parts),
                    where=outcome.fn_where, fix=FIXES[LOST_UPDATE])
 

@@ -5,9 +5,10 @@ A ``WorkerConnection`` is an ordinary psycopg 3 connection whose cursors and
 start and end time, the error it raised. A schedule installs a *gate* on the recorder
 that holds each action until its step comes; a plain run has none.
 
-``connect_workers`` opens them with the harness's session settings. ``deadlock_timeout``
-is a superuser setting (or one granted with ``GRANT SET ON PARAMETER``, PostgreSQL 15+):
-when the role may not set it, the server's value stays and the result says so.
+``probe`` checks the harness's session settings once, then ``connect`` passes them in each
+worker's start-up packet. ``deadlock_timeout`` is a superuser setting (or one granted with
+``GRANT SET ON PARAMETER``, PostgreSQL 15+): when the role may not set it, the server's
+value stays and the result says so.
 """
 
 from __future__ import annotations
@@ -171,47 +172,51 @@ class SessionSettings:
     isolation: IsolationLevel | None = None
     deadlock_timeout: str | None = "100ms"  # None: leave the server's value
     lock_timeout: str | None = None
-    #: Filled in by the first connection: the value in force, and why when not ours.
+    #: Filled in by ``probe``: what the workers set at start-up, the deadlock_timeout in
+    #: force, and why it is not ours when the role may not set it.
+    startup: dict[str, str] = field(default_factory=dict)
     effective_deadlock_timeout: str = ""
     deadlock_timeout_seconds: float = 1.0
     deadlock_timeout_note: str = ""
-    _may_set_deadlock_timeout: bool | None = field(default=None, repr=False)
 
 
 def connect(settings: SessionSettings, actor: str, timeline: Timeline, gate: Gate | None = None) -> WorkerConnection:
-    """One worker connection, set up and recording; closed again if set-up fails."""
+    """One worker connection, set up and recording (the session settings travel in the
+    start-up packet: no extra round trip). ``probe`` must have checked them first."""
+    options = " ".join(f"-c {name}={_escape(value)}" for name, value in settings.startup.items())
     with plugin_statements():
         try:
             conn = WorkerConnection.connect(
                 settings.dsn,
-                autocommit=True,
                 cursor_factory=RecordingCursor,
                 application_name=f"dbarch-concurrency {actor}"[:63],
+                **({"options": options} if options else {}),
             )
         except psycopg.OperationalError as exc:
             raise DbarchError(
                 f"a concurrency worker could not connect to the test's database: {exc}",
                 "check the server's max_connections (each worker needs its own connection)",
             ) from None
-        try:
-            conn.server_cursor_factory = RecordingServerCursor
-            _apply_settings(conn, settings)
-            conn.autocommit = False
-            conn.isolation_level = settings.isolation
-        except BaseException:
-            conn.close()
-            raise
+    conn.server_cursor_factory = RecordingServerCursor
+    conn.isolation_level = settings.isolation
     conn.dbarch_recorder = Recorder(actor, timeline, gate)
     return conn
 
 
-def _apply_settings(conn: WorkerConnection, settings: SessionSettings) -> None:
-    if settings.deadlock_timeout and settings._may_set_deadlock_timeout is not False:
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(" ", "\\ ")
+
+
+def probe(conn: psycopg.Connection[Any], settings: SessionSettings) -> None:
+    """Check the session settings on ``conn`` (an autocommit connection of the same role)
+    before any worker connects with them: a bad value is one clear error, and a
+    ``deadlock_timeout`` the role may not set is left out, with a note, instead of
+    failing every connection."""
+    if settings.deadlock_timeout:
         try:
             conn.execute(sql.SQL("SET deadlock_timeout = {}").format(sql.Literal(settings.deadlock_timeout)))
-            settings._may_set_deadlock_timeout = True
+            settings.startup["deadlock_timeout"] = settings.deadlock_timeout
         except psycopg.errors.InsufficientPrivilege:
-            settings._may_set_deadlock_timeout = False
             settings.deadlock_timeout_note = (
                 f"deadlock_timeout stays at the server's value: role {conn.info.user!r} may not set it "
                 "(superuser, or GRANT SET ON PARAMETER deadlock_timeout on PostgreSQL 15+), so each "
@@ -225,15 +230,15 @@ def _apply_settings(conn: WorkerConnection, settings: SessionSettings) -> None:
     if settings.lock_timeout:
         try:
             conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(settings.lock_timeout)))
+            settings.startup["lock_timeout"] = settings.lock_timeout
         except psycopg.errors.InvalidParameterValue as exc:
             raise DbarchError(
                 f"dbarch_concurrency_lock_timeout = {settings.lock_timeout!r}: {exc}",
                 "give a duration such as 2s, or leave it empty for no lock timeout",
             ) from None
-    if not settings.effective_deadlock_timeout:
-        row = conn.execute(
-            "SELECT current_setting('deadlock_timeout'), setting::float / 1000 FROM pg_settings "
-            "WHERE name = 'deadlock_timeout'"
-        ).fetchone()
-        if row:
-            settings.effective_deadlock_timeout, settings.deadlock_timeout_seconds = str(row[0]), float(row[1])
+    row = conn.execute(
+        "SELECT current_setting('deadlock_timeout'), setting::float / 1000 FROM pg_settings "
+        "WHERE name = 'deadlock_timeout'"
+    ).fetchone()
+    if row:
+        settings.effective_deadlock_timeout, settings.deadlock_timeout_seconds = str(row[0]), float(row[1])

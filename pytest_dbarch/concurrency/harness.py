@@ -130,8 +130,8 @@ class Harness:
         _check_invariant_arg(invariant)
         session = self._session_settings(isolation_level)
         outcome = run_workers(fn, workers=workers, repeat=repeat, settings=session, timeout=float(timeout),
-                              retry=as_retry(retry), rootdir=self._rootdir)
-        return self._judge(outcome, fn, session, invariant)
+                              retry=as_retry(retry), rootdir=self._rootdir, invariant=_checker(invariant))
+        return self._judge(outcome, fn, session)
 
     def schedule(self, isolation_level: Any = None, timeout: float = 30, **transactions: Any) -> Schedule:
         """Transactions by name (``A=fn``, ``B=fn``; ``fn(conn)``, or a list of SQL
@@ -150,11 +150,9 @@ class Harness:
         return session_for(conn, **options)
 
     # --- shared by run and schedule
-    def _judge(self, outcome: Outcome, fn: Any, session: SessionSettings, invariant: Invariant) -> Result:
+    def _judge(self, outcome: Outcome, fn: Any, session: SessionSettings) -> Result:
         outcome.isolation = session.isolation.name.lower().replace("_", " ") if session.isolation else "read committed (default)"
         outcome.fn_where = function_where(fn, self._rootdir)
-        if invariant is not None:
-            outcome.invariant, outcome.invariant_held = check_invariant(invariant, self._dsn)
         result = Result(outcome, classify.classify(outcome))
         self._verdict(result)
         return result
@@ -181,9 +179,9 @@ class Schedule:
         session = SessionSettings(self._session.dsn, self._session.isolation, self._session.deadlock_timeout,
                                   self._session.lock_timeout)
         outcome = run_schedule(self._transactions, steps, settings=session, timeout=self._timeout,
-                               rootdir=self._harness._rootdir)
+                               rootdir=self._harness._rootdir, invariant=_checker(invariant))
         first = next(iter(self._transactions.values()))
-        return self._harness._judge(outcome, first, session, invariant)
+        return self._harness._judge(outcome, first, session)
 
 
 def _transaction(name: str, value: Any) -> Callable[[Any], Any]:
@@ -206,9 +204,14 @@ def _transaction(name: str, value: Any) -> Callable[[Any], Any]:
     )
 
 
-def check_invariant(invariant: Invariant, dsn: str) -> tuple[str, bool]:
-    """(description, value) of the invariant, read on a fresh connection after the workers."""
-    with plugin_statements(), psycopg.connect(dsn) as conn:
+def _checker(invariant: Invariant) -> Callable[[Any], tuple[str, bool]] | None:
+    return None if invariant is None else (lambda conn: check_invariant(invariant, conn))
+
+
+def check_invariant(invariant: Invariant, conn: psycopg.Connection[Any]) -> tuple[str, bool]:
+    """(description, value) of the invariant, read on ``conn`` (the run's monitor: its
+    own autocommit connection) once every worker has finished."""
+    with plugin_statements():
         if isinstance(invariant, str):
             try:
                 rows = conn.execute(invariant).fetchall()

@@ -215,8 +215,10 @@ def run_schedule(
     settings: SessionSettings,
     timeout: float,
     rootdir: str,
+    invariant: Callable[[Any], tuple[str, bool]] | None = None,
 ) -> Outcome:
-    """Run the transactions in exactly the order ``steps`` gives; see the module docstring."""
+    """Run the transactions in exactly the order ``steps`` gives, then check ``invariant``;
+    see the module docstring."""
     names = list(transactions)
     parsed = [parse_step(step, names) for step in steps]
     crew = Crew(settings)
@@ -269,6 +271,7 @@ def run_schedule(
             1 for tx in scheduler.transactions.values() if tx.failure is None and tx.status == FINISHED
         )
         crew.resolve_relations(outcome)
+        crew.check(outcome, invariant)
         return outcome
     finally:
         scheduler.abort()  # transactions waiting at their gate roll back and end

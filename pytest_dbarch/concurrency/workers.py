@@ -19,11 +19,12 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_dbarch.concurrency.backends import Activity, Monitor
-from pytest_dbarch.concurrency.connections import SessionSettings, WorkerConnection, connect
+from pytest_dbarch.concurrency.backends import Activity, Monitor, close_and_wait
+from pytest_dbarch.concurrency.connections import SessionSettings, WorkerConnection, connect, probe
 from pytest_dbarch.concurrency.outcome import Failure, Outcome, Stuck, user_traceback, user_where
 from pytest_dbarch.concurrency.retry import DEADLOCK, Retry
 from pytest_dbarch.concurrency.timeline import Timeline
@@ -49,10 +50,22 @@ class Crew:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def open(self, actors: Sequence[str], gate: Any = None) -> None:
+        """The monitor first (it checks the session settings), then every worker's
+        connection at once: each waits mostly for the server to start a backend."""
         self.monitor = Monitor(self.settings.dsn)
-        for actor in actors:
-            self.conns[actor] = connect(self.settings, actor, self.timeline, gate)
-            self.pids[actor] = self.conns[actor].info.backend_pid
+        with plugin_statements():
+            probe(self.monitor.conn, self.settings)
+        with ThreadPoolExecutor(len(actors), thread_name_prefix="dbarch-connect") as pool:
+            futures = {actor: pool.submit(connect, self.settings, actor, self.timeline, gate) for actor in actors}
+        errors = []
+        for actor, future in futures.items():
+            try:
+                self.conns[actor] = future.result()
+                self.pids[actor] = self.conns[actor].info.backend_pid
+            except BaseException as exc:  # closed by close(), which the caller always runs
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
     def set_busy(self, actor: str, busy: bool) -> None:
         with self._lock:
@@ -119,11 +132,7 @@ class Crew:
     def close(self, outcome: Outcome | None) -> None:
         """Close every connection; record any worker backend still on the server."""
         pids = list(self.pids.values())
-        for conn in self.conns.values():
-            try:
-                conn.close()
-            except Exception:
-                pass
+        close_and_wait(*self.conns.values())
         if self.monitor is None:
             return
         try:
@@ -140,9 +149,15 @@ class Crew:
         deadline = time.monotonic() + _BACKEND_EXIT_SECONDS
         left = self.monitor.alive(pids)
         while left and time.monotonic() < deadline:
-            time.sleep(0.01)  # a closed connection's backend exits on its own, a moment later
+            time.sleep(0.005)  # a closed connection's backend exits on its own, a moment later
             left = self.monitor.alive(left)
         return left
+
+    def check(self, outcome: Outcome, invariant: Callable[[Any], tuple[str, bool]] | None) -> None:
+        """The invariant, on the monitor's connection, after every worker finished."""
+        if invariant is not None:
+            assert self.monitor is not None
+            outcome.invariant, outcome.invariant_held = invariant(self.monitor.conn)
 
     def resolve_relations(self, outcome: Outcome) -> None:
         """Name the relations a deadlock's DETAIL mentions by OID."""
@@ -185,8 +200,10 @@ def run_workers(
     timeout: float,
     retry: Retry | None,
     rootdir: str,
+    invariant: Callable[[Any], tuple[str, bool]] | None = None,
 ) -> Outcome:
-    """Run ``fn`` ``repeat`` times in each of ``workers`` threads; see the module docstring."""
+    """Run ``fn`` ``repeat`` times in each of ``workers`` threads, then check ``invariant``
+    on the monitor connection; see the module docstring."""
     actors = [f"w{i}" for i in range(workers)]
     crew = Crew(settings)
     outcome: Outcome | None = None
@@ -257,6 +274,7 @@ def run_workers(
         outcome.committed = committed[0]
         outcome.failures = sorted(results, key=lambda f: f.at)
         crew.resolve_relations(outcome)
+        crew.check(outcome, invariant)
         return outcome
     finally:
         if any(t.is_alive() for t in crew.threads.values()):  # an interrupt: stop everything
