@@ -6,8 +6,9 @@ import pytest
 
 from pytest_dbarch.concurrency import Retry
 from pytest_dbarch.concurrency.backends import Activity
-from pytest_dbarch.concurrency.classify import _opposite_pair
+from pytest_dbarch.concurrency.classify import LOST_UPDATE, _opposite_pair, classify
 from pytest_dbarch.concurrency.connections import isolation_level
+from pytest_dbarch.concurrency.outcome import Outcome
 from pytest_dbarch.concurrency.retry import as_retry
 from pytest_dbarch.concurrency.schedule import ScheduleError, _cycle, _reaches, parse_step
 from pytest_dbarch.concurrency.timeline import Action, Timeline, compact_sql, show_params
@@ -104,3 +105,16 @@ def test_orm_sql_folded_for_reading() -> None:
     assert compact_sql(short) == short
     nested = "SELECT count(*) FROM (SELECT a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s, t FROM x) y"
     assert compact_sql(nested) == nested
+
+
+def test_invariant_false_after_failures_is_not_called_a_lost_update() -> None:
+    timeline = Timeline()
+    timeline.add(Action("w0", 1, "statement", "UPDATE t SET n = n + 1", "", 0.0, 0.001))
+    outcome = Outcome("run", ["w0", "w1"], {"w0": 1, "w1": 2}, timeline, calls=2, committed=1, workers=2, repeat=1,
+                      invariant="SELECT n = 2 FROM t", invariant_held=False)
+    [finding] = [f for f in classify(outcome) if f.rule == LOST_UPDATE]
+    assert finding.title == ("The invariant SELECT n = 2 FROM t is false; 1 of 2 transactions did not commit "
+                             "(see the other findings)")
+    outcome.committed = 2
+    [finding] = [f for f in classify(outcome) if f.rule == LOST_UPDATE]
+    assert finding.title.startswith("Lost update: the invariant SELECT n = 2 FROM t is false after 2")
