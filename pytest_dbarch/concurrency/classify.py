@@ -232,12 +232,24 @@ def _opposite_pair(sequences: dict[str, list[str]]) -> str:
     return ""
 
 
+def _parties(outcome: Outcome, victim: Failure) -> tuple[list[str], list[tuple[str, int | None]]]:
+    """The other workers a deadlock DETAIL names, and each party's transaction at the time."""
+    others = _others_in_detail(outcome, victim)
+    return others, [(victim.actor, victim.transaction)] + [
+        (other, outcome.timeline.transaction_at(other, victim.at)) for other in others
+    ]
+
+
+def _all_of(failures: list[Failure], what: str) -> list[list[str]]:
+    """A line listing every occurrence, when there was more than one."""
+    if len(failures) < 2:
+        return []
+    return [[f"{what} {len(failures)} times: " + ", ".join(f"{f.actor} call {f.call + 1}" for f in failures[:20])]]
+
+
 def _deadlock(outcome: Outcome, failures: list[Failure]) -> Finding:
     first = failures[0]
-    others = _others_in_detail(outcome, first)
-    parties = [(first.actor, first.transaction)] + [
-        (other, outcome.timeline.transaction_at(other, first.at)) for other in others
-    ]
+    others, parties = _parties(outcome, first)
     parts: list[list[str]] = [
         [f"{first.actor} was chosen as the deadlock victim and rolled back: {first.message}"],
         _named_detail(outcome, first),
@@ -248,9 +260,7 @@ def _deadlock(outcome: Outcome, failures: list[Failure]) -> Finding:
     else:
         for actor, transaction in parties:
             parts.append(_transaction_lines(outcome, actor, transaction, f"{actor}'s transaction:"))
-    if len(failures) > 1:
-        parts.append([f"{len(failures)} deadlocks in all: " + ", ".join(
-            f"{f.actor} call {f.call + 1}" for f in failures[:20])])
+    parts += _all_of(failures, "deadlocked")
     between = " and ".join([first.actor, *others]) if others else first.actor
     title = f"Deadlock (40P01) between {between}{_times(failures)}: {first.actor}'s transaction was rolled back"
     return Finding(DEADLOCK, Area.CONCURRENCY, Status.FAILED, title,
@@ -259,10 +269,7 @@ def _deadlock(outcome: Outcome, failures: list[Failure]) -> Finding:
 
 def _retried_deadlocks(outcome: Outcome, failures: list[Failure]) -> Finding:
     first = failures[0]
-    others = _others_in_detail(outcome, first)
-    parties = [(first.actor, first.transaction)] + [
-        (other, outcome.timeline.transaction_at(other, first.at)) for other in others
-    ]
+    _, parties = _parties(outcome, first)
     title = (f"{len(failures)} deadlock{'s' if len(failures) != 1 else ''} (40P01) absorbed by retry: each "
              f"costs deadlock_timeout (1s by default in production) before one transaction is rolled back")
     return Finding(DEADLOCK, Area.CONCURRENCY, Status.WARNING, title,
@@ -278,9 +285,7 @@ def _serialization(outcome: Outcome, failures: list[Failure]) -> Finding:
     if first.detail:
         parts.append([f"  {line}" for line in first.detail.splitlines()])
     parts.append(_interleaving(outcome))
-    if len(failures) > 1:
-        parts.append([f"{len(failures)} failures in all: " + ", ".join(
-            f"{f.actor} call {f.call + 1}" for f in failures[:20])])
+    parts += _all_of(failures, "failed to serialize")
     attempts = max(f.attempt for f in failures)
     how = f"still failing after {attempts} retr{'ies' if attempts != 1 else 'y'}" if attempts else "not retried"
     title = f"Serialization failure (40001) {how}{_times(failures)}: {first.actor}'s transaction was rolled back"
@@ -307,9 +312,7 @@ def _worker_error(outcome: Outcome, failures: list[Failure]) -> Finding:
         ["traceback:"] + ["  " + line for line in first.traceback.splitlines()],
         _interleaving(outcome, limit=40),
     ]
-    if len(failures) > 1:
-        parts.append([f"the same error {len(failures)} times: " + ", ".join(
-            f"{f.actor} call {f.call + 1}" for f in failures[:20])])
+    parts += _all_of(failures, "the same error")
     fix = _UNIQUE_FIX if first.sqlstate == "23505" else FIXES[WORKER_ERROR]
     title = f"{first.actor} raised {kind}{state}{_times(failures)}: {first.message}"
     return Finding(WORKER_ERROR, Area.CONCURRENCY, Status.FAILED, title,

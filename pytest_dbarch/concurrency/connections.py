@@ -106,14 +106,20 @@ def _text(query: Any, conn: psycopg.Connection[Any]) -> str:
     return str(query)
 
 
-class RecordingCursor(psycopg.Cursor[Any]):
-    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
+class _Recording:
+    """Cursor behaviour shared by the client- and server-side cursors of a worker."""
+
+    _conn: Any
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
         recorder: Recorder | None = getattr(self._conn, "dbarch_recorder", None)
         if recorder is None:
-            return super().execute(query, params, **kwargs)
+            return super().execute(query, params, **kwargs)  # type: ignore[misc]
         with recorder.action(STATEMENT, _text(query, self._conn), params):
-            return super().execute(query, params, **kwargs)
+            return super().execute(query, params, **kwargs)  # type: ignore[misc]
 
+
+class RecordingCursor(_Recording, psycopg.Cursor[Any]):
     def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> None:  # type: ignore[override]
         recorder: Recorder | None = getattr(self._conn, "dbarch_recorder", None)
         if recorder is None:
@@ -122,13 +128,8 @@ class RecordingCursor(psycopg.Cursor[Any]):
             return super().executemany(query, params_seq, **kwargs)
 
 
-class RecordingServerCursor(psycopg.ServerCursor[Any]):
-    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
-        recorder: Recorder | None = getattr(self._conn, "dbarch_recorder", None)
-        if recorder is None:
-            return super().execute(query, params, **kwargs)
-        with recorder.action(STATEMENT, _text(query, self._conn), params):
-            return super().execute(query, params, **kwargs)
+class RecordingServerCursor(_Recording, psycopg.ServerCursor[Any]):
+    pass
 
 
 class WorkerConnection(psycopg.Connection[Any]):
