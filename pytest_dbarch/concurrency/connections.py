@@ -120,7 +120,7 @@ class _Recording:
 
 
 class RecordingCursor(_Recording, psycopg.Cursor[Any]):
-    def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> None:
         recorder: Recorder | None = getattr(self._conn, "dbarch_recorder", None)
         if recorder is None:
             return super().executemany(query, params_seq, **kwargs)
@@ -184,15 +184,12 @@ class SessionSettings:
 def connect(settings: SessionSettings, actor: str, timeline: Timeline, gate: Gate | None = None) -> WorkerConnection:
     """One worker connection, set up and recording (the session settings travel in the
     start-up packet: no extra round trip). ``probe`` must have checked them first."""
-    options = " ".join(f"-c {name}={_escape(value)}" for name, value in settings.startup.items())
+    params: dict[str, Any] = {"application_name": f"dbarch-concurrency {actor}"[:63]}
+    if settings.startup:
+        params["options"] = " ".join(f"-c {name}={_escape(value)}" for name, value in settings.startup.items())
     with plugin_statements():
         try:
-            conn = WorkerConnection.connect(
-                settings.dsn,
-                cursor_factory=RecordingCursor,
-                application_name=f"dbarch-concurrency {actor}"[:63],
-                **({"options": options} if options else {}),
-            )
+            conn = WorkerConnection.connect(settings.dsn, cursor_factory=RecordingCursor, **params)
         except psycopg.OperationalError as exc:
             raise DbarchError(
                 f"a concurrency worker could not connect to the test's database: {exc}",

@@ -8,9 +8,9 @@ Nothing here imports pytest.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 
@@ -189,7 +189,7 @@ def _transaction(name: str, value: Any) -> Callable[[Any], Any]:
     if not name.isidentifier():
         raise DbarchError(f"transaction name {name!r} is not a plain name", "use names such as A, B, alice")
     if callable(value):
-        return value
+        return cast(Callable[[Any], Any], value)
     if isinstance(value, (list, tuple)) and value:
         statements = [(item, None) if isinstance(item, str) else tuple(item) for item in value]
         if all(len(s) == 2 and isinstance(s[0], str) for s in statements):
