@@ -12,7 +12,7 @@ from pytest_dbarch.concurrency.outcome import Outcome
 from pytest_dbarch.concurrency.retry import as_retry
 from pytest_dbarch.concurrency.schedule import ScheduleError, _cycle, _reaches, parse_step
 from pytest_dbarch.concurrency.timeline import Action, Timeline, compact_sql, show_params
-from pytest_dbarch.concurrency.workers import _roots
+from pytest_dbarch.concurrency.crew import _roots
 from pytest_dbarch.errors import DbarchError
 
 

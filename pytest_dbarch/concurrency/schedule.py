@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_dbarch.concurrency.connections import SessionSettings
+from pytest_dbarch.concurrency.crew import Crew
 from pytest_dbarch.concurrency.outcome import Failure, Outcome, Step, user_traceback, user_where
 from pytest_dbarch.concurrency.timeline import ROLLBACK, STATEMENT, Action
-from pytest_dbarch.concurrency.workers import Crew
 from pytest_dbarch.errors import DbarchError
 from pytest_dbarch.origin import plugin_statements
 
