@@ -331,6 +331,18 @@ OPTIONS: tuple[Option, ...] = (
     ),
 
     # --- concurrency harness (issue 11)
+    Option(
+        "concurrency_deadlock_timeout",
+        "deadlock_timeout set on the concurrency workers' connections, so a deadlock costs "
+        "this much instead of the server's 1s; 'server' keeps the server's value (a role that "
+        "may not set it keeps it anyway)",
+        default="100ms",
+    ),
+    Option(
+        "concurrency_lock_timeout",
+        "lock_timeout set on the concurrency workers' connections (e.g. 2s, as in production): "
+        "a longer lock wait is a concurrency.lock-timeout finding; default: none",
+    ),
 
     # --- query budgets (issue 17)
 
@@ -481,6 +493,8 @@ class Settings:
     schema_lint_schemas: tuple[str, ...] = ()
 
     # --- concurrency harness (issue 11)
+    concurrency_deadlock_timeout: str = "100ms"
+    concurrency_lock_timeout: str | None = None
 
     # --- query budgets (issue 17)
 

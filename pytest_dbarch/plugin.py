@@ -34,6 +34,7 @@ from pytest_dbarch.fixtures import (  # noqa: F401  (fixtures are found by name)
     dbarch_url,
 )
 from pytest_dbarch import preflight
+from pytest_dbarch.concurrency import hooks as concurrency_hooks
 from pytest_dbarch.markers import MARKERS, MarkerError, marker_message, read_dbarch
 from pytest_dbarch.redact import Redacted
 from pytest_dbarch.queries import hooks as queries_hooks
@@ -90,6 +91,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_dbarch.postgres import hooks as server_hooks
 
     config.pluginmanager.register(server_hooks, "dbarch-server")
+    config.pluginmanager.register(concurrency_hooks, "dbarch-concurrency")
 
 
 def _only_informing(config: pytest.Config) -> bool:
