@@ -62,6 +62,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(migration_hooks, "dbarch-migrations")
     _install_sigterm_handler(config)
     config.pluginmanager.register(queries_hooks, "dbarch-queries")
+    from pytest_dbarch.performance import hooks as performance_hooks
+
+    config.pluginmanager.register(performance_hooks, "dbarch-performance")
 
 
 def _install_sigterm_handler(config: pytest.Config) -> None:
