@@ -287,9 +287,10 @@ def _latency(judged: list[Measured], budget_ms: float, context: Context) -> list
         ))
     if passed:
         slowest = max(passed, key=lambda pv: pv[0].latency.p95)  # type: ignore[union-attr]
+        scaled = f" ({budget_ms:g} ms x scale {context.latency_scale:g})" if context.latency_scale != 1.0 else ""
         findings.append(Finding(
             LATENCY_BUDGET, Area.PERFORMANCE, Status.PASSED,
-            f"{_n(len(passed), 'statement')} within p95 {budget_ms:g} ms "
+            f"{_n(len(passed), 'statement')} within p95 {budget_ms * context.latency_scale:g} ms{scaled} "
             f"(slowest p95 {slowest[0].latency.p95:.3f} ms)",  # type: ignore[union-attr]
             evidence="\n".join(f"{m.target.id}: {m.latency.describe()}  {short(m.target.fingerprint)}"  # type: ignore[union-attr]
                                for m, _ in passed),

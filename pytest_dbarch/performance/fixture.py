@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from pytest_dbarch.errors import DbarchError
 from pytest_dbarch.findings import Finding, Status
 from pytest_dbarch.performance.baseline import FIGURES_PROPERTY, Baseline, Figures, property_value
 from pytest_dbarch.performance.budget import Budget, query_budget
@@ -130,8 +131,13 @@ class QueryBudgets:
         """Insert ``rows`` rows into ``table`` in this test's database and ANALYZE it; each
         column a SQL expression of ``i`` (1..rows), e.g. ``name="'Account ' || i"``;
         foreign keys with ``dbarch_budget.pick("accounts")``. Rolled back with the test."""
+        from pytest_dbarch.fixtures import fail_on_dbarch_error
+
         connection = self._connection()
-        filled = fill_in_transaction(connection, table, rows, columns)
+        try:
+            filled = fill_in_transaction(connection, table, rows, columns)
+        except DbarchError as exc:
+            fail_on_dbarch_error(exc)
         if self._database.isolation != "transaction":
             connection.commit()  # a clone is the test's own: the application must see the rows
         return filled

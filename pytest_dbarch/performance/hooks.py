@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -120,9 +121,12 @@ def _dbarch_query_budget_marker(request: pytest.FixtureRequest) -> None:
     try:
         budget = query_budget(*marker.args, **marker.kwargs)
     except (TypeError, ValueError) as exc:
-        pytest.fail(f"pytest-dbarch: {request.node.nodeid}: bad @pytest.mark.query_budget: {exc}", pytrace=False)
-    request.node.stash[_MARKED] = budget
-    request.getfixturevalue("dbarch_budget")
+        problem = f"pytest-dbarch: {request.node.nodeid}: bad @pytest.mark.query_budget: {exc}"
+    else:
+        request.node.stash[_MARKED] = budget
+        request.getfixturevalue("dbarch_budget")
+        return
+    pytest.fail(problem, pytrace=False)
 
 
 @pytest.fixture
@@ -155,12 +159,18 @@ def dbarch_volume(_dbarch_databases: Databases, dbarch_template: str) -> Callabl
     """Data volume for a module- or class-scoped fixture: ``with dbarch_volume() as v:
     v.fill("accounts", 20_000, name="'Account ' || i")`` commits rows (then ANALYZE) to
     the database transaction-isolated tests share; the block's end deletes exactly them."""
+    from pytest_dbarch.fixtures import fail_on_dbarch_error
     from pytest_dbarch.performance.volume import volume
 
-    def filled() -> AbstractContextManager[Volume]:
+    @contextmanager
+    def filled() -> Iterator[Volume]:
         database = _dbarch_databases.for_test(dbarch_template, "transaction")
         _dbarch_databases.finish_test(database, "dbarch_volume")  # hands back the idle connection
-        return volume(database.dsn, database.name)
+        try:
+            with volume(database.dsn, database.name) as rows:
+                yield rows
+        except DbarchError as exc:
+            fail_on_dbarch_error(exc)
 
     return filled
 
