@@ -94,12 +94,17 @@ def test_stale_statistics_are_found_but_a_limit_is_not_a_misestimate(accounts: A
     assert wrong.node == "Seq Scan on pf_flags" and wrong.actual == 5000 and wrong.factor > 10
     limited = dbarch_budget.explain("SELECT id FROM pf_accounts ORDER BY id LIMIT 3")
     assert limited.misestimates == ()  # the index scan below the LIMIT stops early on purpose
+    sorted_first = dbarch_budget.explain("SELECT id FROM pf_flags WHERE flag = 2 ORDER BY id DESC LIMIT 3")
+    assert [m.node for m in sorted_first.misestimates] == ["Seq Scan on pf_flags"]  # the sort read it all
+    grouped = dbarch_budget.explain("SELECT date_trunc('day', now() - id * interval '1 minute'), count(*) FROM pf_accounts GROUP BY 1")
+    assert grouped.misestimates == ()  # an aggregate's group count is no table statistic
 
 
 def test_latency_samples_are_server_side_execution_times(accounts: Any, dbarch_budget: Any) -> None:
     latency = dbarch_budget.latency("SELECT id FROM pf_accounts WHERE name = %s", ("account 7",))
     assert len(latency.samples) == 30
     assert 0 < latency.fastest <= latency.median <= latency.p95 <= latency.slowest
+    assert latency.cpu_ms is not None and latency.cpu_ms >= 0  # the server runs on this machine
 
 
 def test_limit_block_covers_only_its_statements(accounts: Any, dbarch_budget: Any) -> None:
@@ -131,10 +136,13 @@ def test_plan_reading_without_analyze() -> None:
         ([1.0] * 24 + [40.0] * 6, 5, 1.0, False, NOISY, "spread too widely to judge"),
         ([4.0] * 24 + [6.0] * 6, 5, 1.0, False, FAILED, "samples consistent"),
         ([4.0] * 24 + [6.0] * 6, 5, 1.0, True, NOISY, "pytest-xdist"),
+        ([6.0] * 30, 5, 1.0, False, NOISY, "only 2.0 ms of CPU per run: the machine is too busy to judge"),
+        ([6.0] * 30, 5, 1.0, False, FAILED, "even the fastest of 30 samples took 6.000 ms, over the budget of 5 ms"),
     ],
 )
 def test_latency_verdicts(samples: list[float], budget: float, scale: float, shared: bool, outcome: str, reason: str) -> None:
-    verdict = judge(Latency.of(samples), budget, scale, shared_cpu=shared)
+    cpu = 2.0 if "CPU" in reason else (5.5 if samples == [6.0] * 30 else None)
+    verdict = judge(Latency.of(samples, cpu), budget, scale, shared_cpu=shared)
     assert verdict.outcome == outcome
     assert reason in verdict.reason
 

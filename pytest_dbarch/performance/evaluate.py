@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pytest_dbarch.findings import Area, Finding, Status
 from pytest_dbarch.performance import latency as latency_rules
 from pytest_dbarch.performance.budget import Budget
+from pytest_dbarch.performance.explain import IndexFacts
 from pytest_dbarch.performance.measure import Measured
 from pytest_dbarch.performance.plan import Plan
 
@@ -29,6 +30,9 @@ UNMEASURED = "performance.unmeasured"
 _SQL_IN_TITLE = 70
 _SQL_IN_EVIDENCE = 400
 _PLANS_SHOWN = 3
+#: A seq scan of this many rows or fewer is cheap whatever the plan: with an index the
+#: planner would use at size, it is the test data that is too small, not the query.
+SMALL_TABLE_ROWS = 1000
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,9 @@ def _seq_scans(judged: list[Measured], budget: Budget) -> list[Finding]:
         assert plan is not None
         checked.update(t for t in plan.tables if budget.forbids_seq_scan(t))
         for table in plan.seq_scans:
+            node = plan.seq_scan_of(table)
+            if node is not None and node.may_stop_early and not node.filter:
+                continue  # the first rows of the table under a LIMIT: nothing for an index to narrow
             if budget.forbids_seq_scan(table):
                 findings.append(_seq_scan(m, plan, table))
     if not findings and checked:
@@ -147,28 +154,41 @@ def _seq_scans(judged: list[Measured], budget: Budget) -> list[Finding]:
 
 
 def _seq_scan(m: Measured, plan: Plan, table: str) -> Finding:
+    """Judge one seq scan by what the planner does with sequential scans switched off."""
     node = plan.seq_scan_of(table)
     rows = plan.seq_scan_rows(table)
     size = f"{rows} rows read" if rows is not None else f"{int(node.estimated) if node else '?'} rows estimated"
-    filtered = f" filtered by {node.filter}" if node is not None and node.filter else ""
+    small = rows is not None and rows <= SMALL_TABLE_ROWS
     usable = _usable_indexes(m, table)
+    walked = [] if m.probe is None else list(dict.fromkeys(n.index for n in m.probe.index_scans_of(table)))
+    fill = (f"Fill {table} to a realistic size and ANALYZE it (dbarch_volume, or dbarch_budget.fill) "
+            "so the budget judges the plan production gets")
+    if small and (usable or walked):
+        names = ", ".join(usable or walked)
+        title = (f"Seq scan on {table}: table too small for the planner to use {names} ({size})" if usable else
+                 f"Seq scan on {table}: table too small to judge ({size})")
+        why = (f"with enable_seqscan = off the planner uses {names}: the index serves this query, "
+               f"the test's {table} is just too small for it to pay off" if usable else
+               f"with enable_seqscan = off the planner walks all of {names}; on {rows} rows any plan is cheap")
+        return Finding(SEQ_SCAN, Area.PERFORMANCE, Status.WARNING, title,
+                       evidence=statement_evidence(m, why), where=m.target.where, fix=fill)
     if usable:
-        names = ", ".join(usable)
+        probe_rows = max(int(n.estimated) for n in m.probe.index_scans_of(table) if n.index in usable)  # type: ignore[union-attr]
         return Finding(
-            SEQ_SCAN, Area.PERFORMANCE, Status.WARNING,
-            f"Seq scan on {table}: table too small for the planner to use {names} ({size})",
+            SEQ_SCAN, Area.PERFORMANCE, Status.FAILED,
+            f"Seq scan on {table} ({size}): the planner prefers it to {', '.join(usable)}",
             evidence=statement_evidence(
-                m, f"with enable_seqscan = off the planner uses {names}: the index serves this "
-                   f"query, the test's {table} is just too small for it to pay off"),
+                m, f"with enable_seqscan = off the planner uses {', '.join(usable)}, expecting {probe_rows} "
+                   f"of the table's rows from it: a condition that matches much of {table} makes reading "
+                   "it whole the cheaper plan"),
             where=m.target.where,
-            fix=f"Fill {table} to a realistic size and ANALYZE it (dbarch_volume, or "
-                f"dbarch_budget.fill) so the budget judges the plan production gets",
+            fix=f"Narrow the condition on {table} (or the rows it returns) so an index lookup pays off, "
+                "or allow the seq scan if this statement really reads most of the table",
         )
-    why = _no_index_reason(m, table)
     return Finding(
         SEQ_SCAN, Area.PERFORMANCE, Status.FAILED,
-        f"Seq scan on {table}: no usable index ({size}{filtered})",
-        evidence=statement_evidence(m, why),
+        f"Seq scan on {table}: no usable index ({size}{f' filtered by {node.filter}' if node and node.filter else ''})",
+        evidence=statement_evidence(m, _no_index_reason(m, table, walked)),
         where=m.target.where,
         fix=f"Add an index on {table} that matches the filter{(' ' + node.filter) if node and node.filter else ''} "
             f"(CREATE INDEX CONCURRENTLY in a migration), or read fewer rows",
@@ -188,12 +208,11 @@ def _usable_indexes(m: Measured, table: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def _no_index_reason(m: Measured, table: str) -> str:
+def _no_index_reason(m: Measured, table: str, walked: list[str]) -> str:
     if m.probe is None:
         return f"could not re-plan with enable_seqscan = off: {m.probe_error or 'not tried'}"
-    walked = [n.index for n in m.probe.index_scans_of(table)]
     if walked:
-        return (f"with enable_seqscan = off the planner walks all of {', '.join(dict.fromkeys(walked))} "
+        return (f"with enable_seqscan = off the planner walks all of {', '.join(walked)} "
                 f"with no condition: no index narrows this query's read of {table}")
     return f"with enable_seqscan = off the planner still reads {table} whole: no index fits this query"
 
@@ -225,9 +244,9 @@ def _index_used(judged: list[Measured], name: str) -> list[Finding]:
         if plan.uses(facts.name):
             continue
         instead = _what_it_read(plan, facts.table)
-        if m.probe is not None and m.probe.uses(facts.name):
-            rows = plan.seq_scan_rows(facts.table)
-            size = f" ({rows} rows)" if rows is not None else ""
+        rows = plan.seq_scan_rows(facts.table)
+        if m.probe is not None and m.probe.uses(facts.name) and rows is not None and rows <= SMALL_TABLE_ROWS:
+            size = f" ({rows} rows)"
             findings.append(Finding(
                 INDEX_NOT_USED, Area.PERFORMANCE, Status.WARNING,
                 f"Index {facts.name} not used: table too small for the planner to use it{size}; it chose {instead}",
@@ -237,8 +256,26 @@ def _index_used(judged: list[Measured], name: str) -> list[Finding]:
                     "dbarch_budget.fill) so the budget judges the plan production gets",
             ))
             continue
-        probe = (f"with enable_seqscan = off it still does not use {facts.name}"
-                 if m.probe is not None else f"could not re-plan: {m.probe_error or 'not tried'}")
+        twin = _same_leading_columns(m, facts)
+        if twin is not None:
+            findings.append(Finding(
+                INDEX_NOT_USED, Area.PERFORMANCE, Status.WARNING,
+                f"Index {facts.name} not used on {facts.table}: {twin.name} served it, leading with the "
+                f"same column{'s' if len(twin.columns) > 1 else ''} ({', '.join(twin.columns[:len(facts.columns)])})",
+                evidence=statement_evidence(
+                    m, f"{facts.name} keys: {', '.join(facts.columns)}; {twin.name} keys: {', '.join(twin.columns)}"),
+                where=m.target.where,
+                fix=f"Either index serves this lookup: name {twin.name} in uses_index=, or drop the one "
+                    "that duplicates the other (two indexes to maintain on every write)",
+            ))
+            continue
+        if m.probe is None:
+            probe = f"could not re-plan: {m.probe_error or 'not tried'}"
+        elif m.probe.uses(facts.name):
+            probe = (f"with enable_seqscan = off the planner uses {facts.name}, but on {facts.table} as it is "
+                     f"it prefers {instead}")
+        else:
+            probe = f"with enable_seqscan = off it still does not use {facts.name}"
         findings.append(Finding(
             INDEX_NOT_USED, Area.PERFORMANCE, Status.FAILED,
             f"Index {facts.name} not used on {facts.table}: the planner chose {instead}",
@@ -253,6 +290,20 @@ def _index_used(judged: list[Measured], name: str) -> list[Finding]:
             f"Index {facts.name} used by {_n(len(readers), 'statement')} reading {facts.table}",
         ))
     return findings
+
+
+def _same_leading_columns(m: Measured, expected: IndexFacts) -> IndexFacts | None:
+    """An index the plan used on the same table whose keys start with ``expected``'s
+    (or the other way round): a twin, so the budget's intent, an index lookup, is met."""
+    assert m.plan is not None
+    for node in m.plan.index_scans_of(expected.table):
+        chosen = m.indexes.get(node.index)
+        if chosen is None or not node.condition or not expected.columns or not chosen.columns:
+            continue
+        shorter = min(len(expected.columns), len(chosen.columns))
+        if chosen.columns[:shorter] == expected.columns[:shorter] and chosen.partial == expected.partial:
+            return chosen
+    return None
 
 
 def _what_it_read(plan: Plan, table: str) -> str:
@@ -310,8 +361,9 @@ def _misestimates(m: Measured) -> list[Finding]:
         f"Row estimate {worst.factor:.0f}x off in {short(m.target.fingerprint, 50)}: {worst.node}",
         evidence=statement_evidence(m, *(str(w) for w in wrong)),
         where=m.target.where,
-        fix="ANALYZE the tables after loading data (stale statistics), or raise the column's "
-            "statistics target (ALTER TABLE ... ALTER COLUMN ... SET STATISTICS)",
+        fix="ANALYZE the tables if their data changed since (stale statistics); for conditions on "
+            "related columns the planner multiplies as if independent, CREATE STATISTICS ... "
+            "(dependencies, mcv) on them, or rewrite the redundant condition",
     )]
 
 

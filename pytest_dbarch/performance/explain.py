@@ -13,10 +13,12 @@ generic plan after five runs.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pytest_dbarch.origin import plugin_statements
@@ -46,6 +48,7 @@ class IndexFacts:
     name: str
     table: str
     partial: bool
+    columns: tuple[str, ...] = ()  # key columns (or expressions), in order
 
 
 def as_query(statement: Any, params: Any = None, connection: Any = None) -> tuple[str, Any]:
@@ -110,6 +113,7 @@ class Explainer:
         self.connection = connection
         self.own = own  # our own connection (clone isolation): really roll back at the end
         self._indexes: dict[str, IndexFacts | None] = {}
+        self._backend: tuple[int, str] | None = None
 
     @contextmanager
     def session(self) -> Iterator[Explainer]:
@@ -171,24 +175,48 @@ class Explainer:
         return Plan.from_explain(document)
 
     def latency(self, sql: str, params: Any = None, samples: int = SAMPLES) -> Latency:
-        """Server-side execution times of ``samples`` runs after ``WARM_UP`` runs."""
+        """Server-side execution times of ``samples`` runs after ``WARM_UP`` runs, and
+        the server process's CPU time per run when it can be read."""
         times = []
+        cpu_before = None
         for run in range(WARM_UP + samples):
+            if run == WARM_UP:
+                cpu_before = self._backend_cpu_ms()
             document = self._run(_TIMED, sql, params)[0][0]
             if run >= WARM_UP:
                 times.append(float(document[0]["Execution Time"]))
-        return Latency.of(times)
+        cpu_after = self._backend_cpu_ms()
+        cpu = (cpu_after - cpu_before) / samples if cpu_before is not None and cpu_after is not None else None
+        return Latency.of(times, cpu)
+
+    def _backend_cpu_ms(self) -> float | None:
+        """User + system CPU time of this connection's server process, from /proc, when
+        that process runs on this machine (checked by its command line); else None."""
+        if self._backend is None:
+            pid, database = self._execute("SELECT pg_backend_pid(), current_database()")[0]
+            self._backend = (int(pid), str(database))
+        pid, database = self._backend
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        if not cmdline.startswith("postgres: ") or f" {database} " not in cmdline:
+            return None  # a process of this machine with that pid, but not our server's backend
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        return ticks * 1000 / os.sysconf("SC_CLK_TCK")
 
     def index(self, name: str) -> IndexFacts | None:
         """The index called ``name`` (``schema.name`` allowed): its table, whether partial."""
         if name not in self._indexes:
             rows = self._execute(
-                "SELECT c.relname, t.relname, i.indpred IS NOT NULL FROM pg_index i "
-                "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid "
+                "SELECT c.relname, t.relname, i.indpred IS NOT NULL, "
+                "ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true) FROM generate_series(1, i.indnkeyatts) k) "
+                "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid "
                 "WHERE i.indexrelid = to_regclass(%s)",
                 (name,),
             )
-            self._indexes[name] = IndexFacts(rows[0][0], rows[0][1], rows[0][2]) if rows else None
+            self._indexes[name] = IndexFacts(*rows[0][:3], tuple(rows[0][3])) if rows else None
         return self._indexes[name]
 
     def table_indexes(self, table: str) -> list[str]:

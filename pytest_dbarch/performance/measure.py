@@ -105,6 +105,9 @@ def measure(explainer: Explainer, target: Target, budget: Budget) -> Measured:
             result.problem = f"latency samples: {exc}"
     for name in budget.uses_index:
         result.indexes[name] = explainer.index(name)
+    if budget.uses_index:
+        for name in plan.indexes:  # what the planner chose instead, to compare key columns
+            result.indexes.setdefault(name, explainer.index(name))
     if _needs_probe(plan, budget, result.indexes):
         try:
             result.probe = explainer.estimate(target.sql, target.params, SEQSCAN_OFF)

@@ -20,6 +20,11 @@ _WRITE = "ModifyTable"
 #: Nodes below these may stop before reading everything they planned to: a LIMIT, a
 #: semi/anti join or a merge join that ran out of input on the other side, EXISTS.
 _EARLY_STOP_JOINS = ("Semi", "Anti")
+_BLOCKING = ("Sort", "Hash")
+#: Row estimates that steer the plan: what a table scan returns (statistics) and what a
+#: join returns (join method and order). An aggregate's group count or a bitmap AND
+#: (always 0 actual rows) is judged by neither.
+_JOINS = ("Nested Loop", "Hash Join", "Merge Join")
 #: An estimate is "wrong" when off by this factor and the larger figure is this big:
 #: on a handful of rows the planner's guess does not matter.
 MISESTIMATE_FACTOR = 10.0
@@ -144,15 +149,18 @@ class Plan:
 
     @property
     def misestimates(self) -> tuple[Misestimate, ...]:
-        """Nodes whose estimate was more than ``MISESTIMATE_FACTOR`` off, worst first.
+        """Table scans and joins whose estimate was more than ``MISESTIMATE_FACTOR`` off,
+        worst first.
 
         Only nodes that ran to completion are judged: below a LIMIT, an EXISTS, a
         semi/anti join or a merge join, reading fewer rows than planned is the point.
         """
         found = []
         for node in self.nodes:
-            if node.actual is None or node.loops == 0 or node.may_stop_early:
+            if node.actual is None or node.loops == 0 or node.may_stop_early or not _steers_plan(node):
                 continue
+            if node.actual == 0:
+                continue  # nothing matched: every estimate is "infinitely" off, and none matters
             wrong = Misestimate(node.label, node.estimated, node.actual)
             if wrong.factor > MISESTIMATE_FACTOR and max(node.estimated, node.actual) >= MISESTIMATE_MIN_ROWS:
                 found.append(wrong)
@@ -178,6 +186,11 @@ def _walk(node: dict[str, Any], relation: str, early: bool) -> Iterator[Node]:
         filter=str(node.get("Filter", "")),
     )
     semi = node.get("Join Type") in _EARLY_STOP_JOINS
+    # A sort, a hash or a whole-input aggregate reads all of its input before it returns a
+    # row, so a LIMIT above it stops nothing below it.
+    blocking = kind in _BLOCKING or (kind in ("Aggregate", "SetOp") and node.get("Strategy") in ("Plain", "Hashed"))
+    if blocking:
+        early = False
     for child in node.get("Plans", ()):
         relationship = child.get("Parent Relationship")
         # A semi/anti join stops reading its inner side at the first match (the outer
@@ -189,6 +202,13 @@ def _walk(node: dict[str, Any], relation: str, early: bool) -> Iterator[Node]:
             or relationship in ("SubPlan", "InitPlan")
         )
         yield from _walk(child, own or relation, child_early)
+
+
+def _steers_plan(node: Node) -> bool:
+    if node.kind in _JOINS:
+        return True
+    return bool(node.relation) and node.kind.endswith("Scan") and node.kind != "Bitmap Index Scan"
+
 
 def _unique(names: Iterator[str] | Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(n for n in names if n))
