@@ -265,8 +265,9 @@ def _index_used(judged: list[Measured], name: str) -> list[Finding]:
                 evidence=statement_evidence(
                     m, f"{facts.name} keys: {', '.join(facts.columns)}; {twin.name} keys: {', '.join(twin.columns)}"),
                 where=m.target.where,
-                fix=f"Either index serves this lookup: name {twin.name} in uses_index=, or drop the one "
-                    "that duplicates the other (two indexes to maintain on every write)",
+                fix=f"Either index serves this lookup: name {twin.name} in uses_index=; if nothing needs "
+                    "the longer one's extra columns (index-only scans, sort order), drop it: every write "
+                    "maintains both",
             ))
             continue
         if m.probe is None:
