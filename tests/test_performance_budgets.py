@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.conftest import database_names
 
 SCHEMA = """
 CREATE TABLE accounts (id serial PRIMARY KEY, name text NOT NULL, region int NOT NULL DEFAULT 0);
@@ -132,11 +135,19 @@ def test_limit_failure_ends_the_test(dbarch_budget, dbarch_psycopg):
         dbarch_psycopg.execute("SELECT count(*) FROM notes").fetchone()
 
 
+CLONE_CONNECTIONS = []
+
+
 @pytest.mark.dbarch(isolation="clone")
 @pytest.mark.query_budget(buffers=10, uses_index="ix_accounts_name")
 def test_clone_isolation(dbarch_budget, dbarch_psycopg):
     dbarch_budget.fill("accounts", 5000, name="'account ' || i")
     dbarch_psycopg.execute("SELECT id FROM accounts WHERE name = %s", ("account 5",)).fetchall()
+    CLONE_CONNECTIONS.append(dbarch_budget._connection())  # the budget's own connection to the clone
+
+
+def test_the_clone_connection_was_closed():
+    assert CLONE_CONNECTIONS and CLONE_CONNECTIONS[0].closed
 
 
 @pytest.mark.query_budget(buffers="many")
@@ -154,9 +165,13 @@ def test_fill_names_the_missing_column(dbarch_budget):
 '''
 
 AFTER = '''
-def test_the_volume_is_gone(dbarch_psycopg):
+def test_the_volume_is_gone_and_left_no_connection(dbarch_psycopg):
     assert dbarch_psycopg.execute("SELECT count(*) FROM accounts").fetchone() == (0,)
     assert dbarch_psycopg.execute("SELECT count(*) FROM notes").fetchone() == (0,)
+    others = dbarch_psycopg.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    ).fetchone()
+    assert others == (0,)
 '''
 
 
@@ -178,12 +193,14 @@ def findings_by_test(junit: Path) -> dict[str, dict[str, list[str]]]:
     return found
 
 
-def test_every_budget_kind_and_its_message(external_pytester: pytest.Pytester) -> None:
+def test_every_budget_kind_and_its_message(external_pytester: pytest.Pytester, admin: Any) -> None:
     _project(external_pytester)
     external_pytester.makepyfile(test_kinds=KINDS, test_z_after=AFTER)
+    before = database_names(admin)
     result = external_pytester.runpytest("-p", "no:randomly", "--junitxml=junit.xml", "--dbarch-report-dir=off")
+    assert database_names(admin) == before  # the clone, the work database, the template: all dropped
     out = result.stdout.str()
-    result.assert_outcomes(passed=10, failed=7, errors=1)
+    result.assert_outcomes(passed=11, failed=7, errors=1)
     found = findings_by_test(external_pytester.path / "junit.xml")
 
     def statuses(test: str, rule: str) -> list[str]:
