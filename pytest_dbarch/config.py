@@ -262,7 +262,8 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "budget_tolerance",
-        "how much worse than the baseline a figure may be, e.g. 10% or 0.1",
+        "how much worse than the baseline a figure may be, as a fraction: 0.1 allows a tenth "
+        "more blocks (a number with a trailing percent sign works too)",
         default="10%",
         flag="--dbarch-budget-tolerance",
     ),

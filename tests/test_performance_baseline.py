@@ -131,3 +131,18 @@ def test_bad_gate_settings_are_one_clear_usage_error(pytester: pytest.Pytester) 
     scale = run()
     assert scale.ret == pytest.ExitCode.USAGE_ERROR
     scale.stderr.fnmatch_lines(["*dbarch_budget_latency_scale from ini dbarch_budget_latency_scale is '0'; give a number > 0*"])
+
+
+def test_help_lists_the_budget_options(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    result = pytester.runpytest_inprocess("--help")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines([
+        "*--dbarch-budget-save=DBARCH_BUDGET_SAVE",
+        "*--dbarch-budget-compare=DBARCH_BUDGET_COMPARE",
+        "*--dbarch-budget-tolerance=DBARCH_BUDGET_TOLERANCE",
+        "*--dbarch-budget-latency-scale=DBARCH_BUDGET_LATENCY_SCALE",
+    ])
+    result.stdout.fnmatch_lines(["*dbarch_budget_tolerance (string):*"])
+    markers = pytester.runpytest_inprocess("--markers")
+    markers.stdout.fnmatch_lines(["@pytest.mark.query_budget(buffers=None, p95_ms=None, no_seq_scan=(), uses_index=None): *"])

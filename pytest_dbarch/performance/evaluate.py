@@ -161,8 +161,6 @@ def _seq_scan(m: Measured, plan: Plan, table: str) -> Finding:
     small = rows is not None and rows <= SMALL_TABLE_ROWS
     usable = _usable_indexes(m, table)
     walked = [] if m.probe is None else list(dict.fromkeys(n.index for n in m.probe.index_scans_of(table)))
-    fill = (f"Fill {table} to a realistic size and ANALYZE it (dbarch_volume, or dbarch_budget.fill) "
-            "so the budget judges the plan production gets")
     if small and (usable or walked):
         names = ", ".join(usable or walked)
         title = (f"Seq scan on {table}: table too small for the planner to use {names} ({size})" if usable else
@@ -171,7 +169,7 @@ def _seq_scan(m: Measured, plan: Plan, table: str) -> Finding:
                f"the test's {table} is just too small for it to pay off" if usable else
                f"with enable_seqscan = off the planner walks all of {names}; on {rows} rows any plan is cheap")
         return Finding(SEQ_SCAN, Area.PERFORMANCE, Status.WARNING, title,
-                       evidence=statement_evidence(m, why), where=m.target.where, fix=fill)
+                       evidence=statement_evidence(m, why), where=m.target.where, fix=_fill_fix(table))
     if usable:
         probe_rows = max(int(n.estimated) for n in m.probe.index_scans_of(table) if n.index in usable)  # type: ignore[union-attr]
         return Finding(
@@ -221,22 +219,12 @@ def _no_index_reason(m: Measured, table: str, walked: list[str]) -> str:
 def _index_used(judged: list[Measured], name: str) -> list[Finding]:
     facts = next((m.indexes.get(name) for m in judged if name in m.indexes), None)
     if facts is None:
-        return [Finding(
-            INDEX_NOT_USED, Area.PERFORMANCE, Status.FAILED,
-            f"Index {name} not used: it does not exist in the test database",
-            evidence="\n\n".join(statement_evidence(m) for m in judged[:_PLANS_SHOWN]),
-            where=judged[0].target.where if judged else "",
-            fix=f"Create {name} (a migration with CREATE INDEX CONCURRENTLY), or correct uses_index=",
-        )]
+        return [_index_missing(judged, f"Index {name} not used: it does not exist in the test database",
+                               f"Create {name} (a migration with CREATE INDEX CONCURRENTLY), or correct uses_index=")]
     readers = [m for m in judged if m.plan is not None and facts.table in m.plan.tables]
     if not readers:
-        return [Finding(
-            INDEX_NOT_USED, Area.PERFORMANCE, Status.FAILED,
-            f"Index {name} not used: no statement read {facts.table}",
-            evidence="\n\n".join(statement_evidence(m) for m in judged[:_PLANS_SHOWN]),
-            where=judged[0].target.where if judged else "",
-            fix=f"Budget the statement that reads {facts.table}, or drop uses_index={name!r}",
-        )]
+        return [_index_missing(judged, f"Index {name} not used: no statement read {facts.table}",
+                               f"Budget the statement that reads {facts.table}, or drop uses_index={name!r}")]
     findings = []
     for m in readers:
         plan = m.plan
@@ -252,8 +240,7 @@ def _index_used(judged: list[Measured], name: str) -> list[Finding]:
                 f"Index {facts.name} not used: table too small for the planner to use it{size}; it chose {instead}",
                 evidence=statement_evidence(m, f"with enable_seqscan = off the planner uses {facts.name}"),
                 where=m.target.where,
-                fix=f"Fill {facts.table} to a realistic size and ANALYZE it (dbarch_volume, or "
-                    "dbarch_budget.fill) so the budget judges the plan production gets",
+                fix=_fill_fix(facts.table),
             ))
             continue
         twin = _same_leading_columns(m, facts)
@@ -291,6 +278,21 @@ def _index_used(judged: list[Measured], name: str) -> list[Finding]:
             f"Index {facts.name} used by {_n(len(readers), 'statement')} reading {facts.table}",
         ))
     return findings
+
+
+def _index_missing(judged: list[Measured], title: str, fix: str) -> Finding:
+    """The index cannot have served any statement: the first few plans show what did."""
+    return Finding(
+        INDEX_NOT_USED, Area.PERFORMANCE, Status.FAILED, title,
+        evidence="\n\n".join(statement_evidence(m) for m in judged[:_PLANS_SHOWN]),
+        where=judged[0].target.where if judged else "",
+        fix=fix,
+    )
+
+
+def _fill_fix(table: str) -> str:
+    return (f"Fill {table} to a realistic size and ANALYZE it (dbarch_volume, or dbarch_budget.fill) "
+            "so the budget judges the plan production gets")
 
 
 def _same_leading_columns(m: Measured, expected: IndexFacts) -> IndexFacts | None:
