@@ -1,11 +1,12 @@
 """Budgets turned into Findings, and the failure message that needs no ``-v``.
 
 Pure: it reads what ``measure`` gathered. Severity follows what the evidence can
-carry. A seq scan or a skipped index on a table so small that the planner would
-rather read it whole, while it does use the index once sequential scans are off, is a
-warning: the test data cannot show the problem, so a failure would be a false alarm.
-Latency over budget with samples spread too widely is a warning too (see ``latency``).
-Everything else over budget fails.
+carry. A seq scan or a skipped index on a table of ``SMALL_TABLE_ROWS`` rows or fewer,
+where the planner does use an index once sequential scans are off, is a warning: the
+test data cannot show the problem, so a failure would be a false alarm. So is an index
+asked for that lost to one leading with the same columns, and latency over budget that
+the samples cannot pin on the statement (see ``latency``). Everything else over budget
+fails.
 """
 
 from __future__ import annotations
