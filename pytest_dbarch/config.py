@@ -345,6 +345,33 @@ OPTIONS: tuple[Option, ...] = (
     ),
 
     # --- query budgets (issue 17)
+    Option(
+        "budget_save",
+        "write the figures query budgets measured (blocks, p95, plan facts per test and "
+        "statement) to this JSON file, the baseline for --dbarch-budget-compare",
+        flag="--dbarch-budget-save",
+    ),
+    Option(
+        "budget_compare",
+        "fail a budgeted test whose statement touches more blocks than in this baseline "
+        "file (from --dbarch-budget-save) by more than the tolerance; a slower p95 warns",
+        flag="--dbarch-budget-compare",
+        env="DBARCH_BUDGET_COMPARE",
+    ),
+    Option(
+        "budget_tolerance",
+        "how much worse than the baseline a figure may be, as a fraction: 0.1 allows a tenth "
+        "more blocks (a number with a trailing percent sign works too)",
+        default="10%",
+        flag="--dbarch-budget-tolerance",
+    ),
+    Option(
+        "budget_latency_scale",
+        "multiplies every p95_ms budget, for slow CI machines (e.g. 3); blocks are not scaled",
+        default="1",
+        flag="--dbarch-budget-latency-scale",
+        env="DBARCH_BUDGET_LATENCY_SCALE",
+    ),
 
     # --- drivers (issue 14)
     Option(
@@ -497,6 +524,10 @@ class Settings:
     concurrency_lock_timeout: str | None = None
 
     # --- query budgets (issue 17)
+    budget_save: str | None = None
+    budget_compare: str | None = None
+    budget_tolerance: str = "10%"
+    budget_latency_scale: str = "1"
 
     # --- drivers (issue 14)
     driver_hooks: tuple[str, ...] = ("psycopg2", "asyncpg")

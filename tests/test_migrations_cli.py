@@ -23,7 +23,7 @@ def test_example_project_passes_the_gate(inner_dsn: str) -> None:
     result = dbarch(ROOT / "example_project", inner_dsn, "migrations", "check", "--report-dir", "off")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "dbarch report" not in result.stdout
-    assert "dbarch migrations check: alembic.ini: 10 revisions checked in" in result.stdout
+    assert "dbarch migrations check: alembic.ini: 11 revisions checked in" in result.stdout
     summary = result.stdout.strip().splitlines()[-1]
     assert " passed" in summary and "failed" not in summary and "error" not in summary, summary
 

@@ -46,10 +46,10 @@ def test_example_project_history_passes(dbarch_migrations) -> None:  # type: ign
     results = dbarch_migrations.run(str(ROOT / "example_project" / "alembic.ini"))
     assert results.problems() == []
     round_trips = results.by_rule("migrations.round-trip")
-    assert [f.title.split(":")[0] for f in round_trips] == [f"revision {n:04d}" for n in range(1, 11)]
-    # Every revision's rows survive, the zero-downtime ones (0005-0010) included.
+    assert [f.title.split(":")[0] for f in round_trips] == [f"revision {n:04d}" for n in range(1, 12)]
+    # Every revision's rows survive, the zero-downtime ones (0005-0011) included.
     data = results.by_rule("migrations.data-round-trip")
-    assert [f.status.value for f in data] == ["passed"] * 10, [f.title for f in data]
+    assert [f.status.value for f in data] == ["passed"] * 11, [f.title for f in data]
     # The lock-safety lint finds nothing wrong with NOT VALID + VALIDATE, CONCURRENTLY, timeouts.
     lint = [
         f for f in results.all() if f.rule.startswith(("migrations.lint.", "migrations.locks.")) and f.is_problem

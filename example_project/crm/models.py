@@ -217,6 +217,15 @@ class Opportunity(Base):
         Index("ix_opportunities_account_id", "account_id"),
         Index("ix_opportunities_contact_id", "contact_id"),
         Index("ix_opportunities_lead_id", "lead_id"),
+        # The account page's pipeline by stage (revision 0011): live rows only, and
+        # amount included so the index alone answers it.
+        Index(
+            "ix_opportunities_account_id_stage_live",
+            "account_id",
+            "stage",
+            postgresql_include=["amount"],
+            postgresql_where=LIVE_ROWS,
+        ),
         # Forecast queries only ever look at open deals.
         Index(
             "ix_opportunities_expected_close_open",

@@ -77,6 +77,29 @@ def open_pipeline_value(session: Session, account_id: uuid.UUID) -> Decimal:
     return Decimal(session.execute(stmt).scalar_one())
 
 
+def open_opportunities_by_stage(session: Session, account_id: uuid.UUID) -> dict[str, tuple[int, Decimal]]:
+    """Number and total amount of an account's live, open opportunities per stage.
+
+    The account page's pipeline panel runs this on every view, so it is held to a query
+    budget (``tests/test_crm_performance.py``). ``deleted_at IS NULL`` is spelled out
+    so the partial covering index ``ix_opportunities_account_id_stage_live`` (revision
+    0011) answers it from the index alone; stages without deals report ``(0, 0)``.
+    """
+    stmt = (
+        select(Opportunity.stage, func.count(), func.sum(Opportunity.amount))
+        .where(
+            Opportunity.account_id == account_id,
+            Opportunity.stage.in_(OPEN_STAGES),
+            Opportunity.deleted_at.is_(None),
+        )
+        .group_by(Opportunity.stage)
+    )
+    by_stage = {stage: (0, Decimal(0)) for stage in OPEN_STAGES}
+    for stage, count, amount in session.execute(stmt):
+        by_stage[stage] = (count, amount)
+    return by_stage
+
+
 def search_accounts(session: Session, name_prefix: str, limit: int = 50) -> list[Account]:
     """Live accounts whose name starts with ``name_prefix`` (case-sensitive).
 
