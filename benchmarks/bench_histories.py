@@ -76,17 +76,20 @@ def run_dbarch(ini: Path, dsn: str, out: Path) -> tuple[float, int, list[dict[st
 
 
 def run_pytest_alembic(ini: Path, dsn: str, work: Path) -> tuple[float, str]:
+    """Wall time and the last line of pytest-alembic's run; a run that did not get to
+    migrate (a setup error) is said, never timed as if it had."""
     import psycopg
     from psycopg import sql
 
+    from pytest_dbarch.postgres.external import connect_external
+
+    server = connect_external(dsn, "the benchmark")
     name = f"bench_pytest_alembic_{os.getpid()}"
-    with psycopg.connect(dsn, autocommit=True) as admin:
+    with psycopg.connect(server.dsn(), autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
         admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
     try:
-        info = psycopg.conninfo.conninfo_to_dict(dsn)
-        info["dbname"] = name
-        url = "postgresql+psycopg://" + _netloc(info) + f"/{name}"
+        url = server.url(name)
         project = work / f"pytest-alembic-{ini.parent.name}"
         project.mkdir(parents=True, exist_ok=True)
         (project / "conftest.py").write_text(CONFTEST.format(ini=str(ini), url=url))
@@ -102,23 +105,12 @@ def run_pytest_alembic(ini: Path, dsn: str, work: Path) -> tuple[float, str]:
         seconds = time.perf_counter() - started
         summary = (result.stdout.strip().splitlines() or ["(no output)"])[-1]
         (project / "output.txt").write_text(result.stdout + result.stderr)
+        if " error" in summary:
+            raise SystemExit(f"pytest-alembic did not run on {ini}: {summary} (see {project / 'output.txt'})")
         return seconds, summary
     finally:
-        with psycopg.connect(dsn, autocommit=True) as admin:
+        with psycopg.connect(server.dsn(), autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-def _netloc(info: dict[str, str]) -> str:
-    from urllib.parse import quote
-
-    user = quote(info.get("user", ""), safe="")
-    password = info.get("password")
-    host = info.get("host", "localhost")
-    port = info.get("port", "5432")
-    auth = f"{user}:{quote(password, safe='')}@" if password else (f"{user}@" if user else "")
-    if host.startswith("/"):
-        return f"{auth}?host={host}&port={port}"  # not reached for TCP servers
-    return f"{auth}{host}:{port}"
 
 
 def tally(findings: list[dict[str, str]]) -> str:
