@@ -638,3 +638,23 @@ def test_sigkill_during_the_cache_build_leaves_nothing(
     entries = ClusterCache(tmp_path / "cache" / "pytest-dbarch").entries()
     assert [e[1]["describe"] for e in entries if e[1]] == ["bare cluster"], entries
     assert not [e for e in entries if e[1] is None], "a staging directory was left"
+
+
+def test_a_zombie_postmaster_counts_as_stopped() -> None:
+    """Under xdist the last worker out stops a postmaster another worker started; once it
+    exits it is a zombie until that worker reaps it, and must count as gone (waiting for
+    it cost every ``-n 2`` session 10 s)."""
+    from pytest_dbarch.postgres import runtime
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    stat = Path(f"/proc/{child.pid}/stat")
+    for _ in range(5000):  # exited, not reaped: the kernel says Z
+        if stat.read_text().rpartition(")")[2].split()[0] == "Z":
+            break
+        time.sleep(0.001)
+    else:
+        pytest.fail("the child never became a zombie")
+    assert not runtime._alive(child.pid)
+    child.wait()
+    assert not runtime._alive(child.pid)
+    assert runtime._alive(os.getpid())

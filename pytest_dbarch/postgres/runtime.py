@@ -71,13 +71,19 @@ def process_start_time(pid: int) -> str | None:
 
 
 def _alive(pid: int) -> bool:
+    """Running: a zombie (exited, not yet reaped by its parent, e.g. a postmaster that
+    another xdist worker started) counts as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def token_for(pid: int) -> str:
