@@ -385,6 +385,17 @@ OPTIONS: tuple[Option, ...] = (
     ),
 
     # --- adoption in web apps (issue 15)
+    Option(
+        "capture",
+        "query capture of every test's call phase: 'on', or 'off' (no N+1, lint or "
+        "repeated-query findings, dbarch_queries stays empty; every fixture still works, "
+        "and blocks a test asks to count, dbarch_assert_num_queries and "
+        "@pytest.mark.max_queries, still count)",
+        default="on",
+        flag="--dbarch-capture",
+        env="DBARCH_CAPTURE",
+        choices=("on", "off"),
+    ),
 
     # --- fast start, caches, security (issues 16 and 18)
     Option(
@@ -533,6 +544,7 @@ class Settings:
     driver_hooks: tuple[str, ...] = ("psycopg2", "asyncpg")
 
     # --- adoption in web apps (issue 15)
+    capture: str = "on"
 
     # --- fast start, caches, security (issues 16 and 18)
     listen: str = "socket"

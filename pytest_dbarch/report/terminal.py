@@ -12,7 +12,8 @@ from pytest_dbarch.report.scrub import scrub_finding
 if TYPE_CHECKING:
     from pytest_dbarch.report.write import ReportFiles
 
-_MARK = {Status.PASSED: "ok", Status.WARNING: "WARN", Status.FAILED: "FAIL", Status.ERROR: "ERROR"}
+_MARK = {Status.PASSED: "ok", Status.WARNING: "WARN", Status.FAILED: "FAIL", Status.ERROR: "ERROR",
+         Status.IGNORED: "ignored"}
 
 
 def summary_line(ledger: Ledger) -> str:
