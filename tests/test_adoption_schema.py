@@ -62,7 +62,7 @@ def decoy(dbarch_server: ServerInfo, admin: psycopg.Connection) -> Iterator[str]
     admin.execute("DROP DATABASE IF EXISTS dbarch_adoption_decoy WITH (FORCE)")
 
 
-def test_env_py_that_migrates_another_database_stops_with_its_line(
+def test_env_py_that_reaches_another_database_is_refused(
     external_pytester: pytest.Pytester, decoy: str, dbarch_server: ServerInfo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("APP_DB_URL", decoy)
@@ -70,16 +70,46 @@ def test_env_py_that_migrates_another_database_stops_with_its_line(
     external_pytester.makepyfile(COUNT_TABLES + COUNT_TABLES.replace("test_schema", "test_again"))
     result = external_pytester.runpytest()
     result.assert_outcomes(errors=2)
-    out = result.stdout.str()
     result.stdout.fnmatch_lines(
         [
-            "*Alembic reported the upgrade to head (r001) done, but the template database the plugin "
-            "gave it was not migrated: it has no alembic_version table. env.py ran the migrations "
-            "*env.py:7: APP_URL = os.environ?\"APP_DB_URL\"?*",
+            "*pytest-dbarch: env.py asked for a connection to database 'dbarch_adoption_decoy' on *, not the "
+            "template the plugin gave it; the connection was refused and nothing was migrated there "
+            "(*/migrations/env.py:7: APP_URL = os.environ?\"APP_DB_URL\"?*",
             "*fix: in env.py, use the connection the plugin passes (config.attributes?\"connection\"?)*",
         ]
     )
-    assert "Traceback" not in out
+    assert "Traceback" not in result.stdout.str()
+    with psycopg.connect(dbarch_server.dsn("dbarch_adoption_decoy")) as conn:
+        tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()
+    assert tables == (0,), "the decoy must be untouched"
+
+
+# A connection SQLAlchemy does not make itself (a creator function): the guard cannot
+# refuse it, the check after the build finds the template empty.
+CREATOR_ENV_PY = OWN_ENGINE_ENV_PY.replace(
+    "connectable = create_engine(APP_URL)",
+    'connectable = create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(APP_DSN))',
+).replace("import os\n", "import os\n\nimport psycopg\n").replace(
+    'APP_URL = os.environ["APP_DB_URL"]', 'APP_DSN = os.environ["APP_DB_DSN"]'
+)
+
+
+def test_env_py_that_migrated_another_database_is_caught_after_the_build(
+    external_pytester: pytest.Pytester, decoy: str, dbarch_server: ServerInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("APP_DB_DSN", dbarch_server.dsn("dbarch_adoption_decoy"))
+    alembic_project(external_pytester, ACCOUNTS, env=CREATOR_ENV_PY)
+    external_pytester.makepyfile(COUNT_TABLES)
+    result = external_pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*pytest-dbarch: Alembic reported the upgrade to head (r001) done, but the template database the "
+            "plugin gave it was not migrated: it has no alembic_version table. env.py ran the migrations "
+            "against another database (*/migrations/env.py:9: APP_DSN = os.environ?\"APP_DB_DSN\"?*",
+            "*fix: in env.py, use the connection the plugin passes*",
+        ]
+    )
     with psycopg.connect(dbarch_server.dsn("dbarch_adoption_decoy")) as conn:
         migrated = conn.execute("SELECT version_num FROM alembic_version").fetchall()
     assert migrated == [("r001",)], "the decoy shows where env.py really went"

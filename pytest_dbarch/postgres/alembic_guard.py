@@ -12,7 +12,10 @@ upgrade migrates that database and leaves the template empty. Two guards:
   values; the second guard catches those. ``os.environ`` is process-wide: the build
   runs in the session's main thread before any test, and the previous values are
   restored right after it.
-- ``verify_at_head``: after the upgrade the template's version table must hold the
+- ``only_the_template``: while env.py runs, a SQLAlchemy connection to any other
+  database is refused before it is made, naming env.py's line.
+- ``verify_at_head``: after the upgrade (a connection made without SQLAlchemy is not
+  seen by the guard above) the template's version table must hold the
   history's head(s); when it does not, one error names env.py's line that reaches
   elsewhere and the change to make.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,6 +75,61 @@ def pointed_environment(dsn: str, url: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
+class ForeignDatabase(SchemaError):
+    """env.py asked SQLAlchemy for a connection to a database other than the template."""
+
+
+@contextlib.contextmanager
+def only_the_template(dsn: str, env: Path) -> Iterator[None]:
+    """While the block runs, a SQLAlchemy connection this thread opens to any database
+    but the one of ``dsn`` (another database name, host or port) is refused before it
+    is made: env.py can write nowhere else. Other threads are left alone."""
+    from psycopg.conninfo import conninfo_to_dict
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    wanted = _target(conninfo_to_dict(dsn))
+    thread = threading.get_ident()
+
+    def refuse_others(dialect: Any, conn_rec: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+        if threading.get_ident() != thread:
+            return
+        params = dict(cparams)
+        if cargs and isinstance(cargs[0], str):  # a DSN string handed to the driver
+            with contextlib.suppress(Exception):
+                params = {**conninfo_to_dict(cargs[0]), **params}
+        asked = _target(params)
+        if asked != wanted:
+            host, port, name = asked
+            raise ForeignDatabase(
+                f"env.py asked for a connection to database {name or '?'!r} on {host or 'localhost'}:"
+                f"{port}, not the template the plugin gave it; the connection was refused and "
+                f"nothing was migrated there{_culprit(env)}",
+                _FIX,
+            )
+
+    event.listen(Engine, "do_connect", refuse_others)
+    try:
+        yield
+    finally:
+        event.remove(Engine, "do_connect", refuse_others)
+
+
+def _target(params: dict[str, Any]) -> tuple[str, str, str]:
+    """(host, port, database) as a driver would resolve them, for comparison."""
+    host = str(params.get("host") or "")
+    port = str(params.get("port") or "5432")
+    name = str(params.get("dbname") or params.get("database") or "")
+    return host, port, name
+
+
+_FIX = (
+    'in env.py, use the connection the plugin passes (config.attributes["connection"]) '
+    'or build the engine from config.get_main_option("sqlalchemy.url"), and read the '
+    "application's settings only when neither is set"
+)
+
+
 _VERSION_TABLES = """
 SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
 FROM pg_attribute a
@@ -110,10 +169,8 @@ def verify_at_head(cfg: Any, conn: Any) -> None:
         f"Alembic reported the upgrade to head ({wanted}) done, but the template database the "
         f"plugin gave it was not migrated: {state}. env.py ran the migrations against another "
         f"database{_culprit(env)}",
-        'in env.py, use the connection the plugin passes (config.attributes["connection"]) '
-        'or build the engine from config.get_main_option("sqlalchemy.url"), and read the '
-        "application's settings only when neither is set; a test tool must not migrate a "
-        "database it was not given, so check which database that one was",
+        _FIX + "; a test tool must not migrate a database it was not given, so check which "
+        "database that one was",
     )
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_dbarch.errors import SchemaError
-from pytest_dbarch.postgres.alembic_guard import pointed_environment, verify_at_head
+from pytest_dbarch.postgres.alembic_guard import ForeignDatabase, only_the_template, pointed_environment, verify_at_head
 
 
 @dataclass(frozen=True)
@@ -146,16 +146,42 @@ def _alembic_upgrade(ini: Path, dsn: str, url: str) -> None:
         with working_directory(ini.parent), engine.connect() as conn:
             cfg.attributes["connection"] = conn
             try:
-                with pointed_environment(dsn, url):
+                with pointed_environment(dsn, url), only_the_template(dsn, _env_py(cfg)):
                     command.upgrade(cfg, "head")
                 conn.commit()
+            except ForeignDatabase:
+                raise
             except Exception as exc:  # env.py and revisions may raise anything
+                refused = _refusal_in(exc)
+                if refused is not None:
+                    raise refused from None
                 raise _upgrade_failed(ini, tracker.last, exc) from exc
             verify_at_head(cfg, conn)
     finally:
         migration_log.removeHandler(tracker)
         migration_log.setLevel(level)
         engine.dispose()
+
+
+def _env_py(cfg: Any) -> Path:
+    from alembic.script import ScriptDirectory
+
+    try:
+        return Path(ScriptDirectory.from_config(cfg).dir) / "env.py"
+    except Exception:  # the upgrade reports a broken config itself
+        return Path("env.py")
+
+
+def _refusal_in(exc: BaseException) -> ForeignDatabase | None:
+    """The guard's refusal, wherever in the exception chain a library wrapped it."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ForeignDatabase):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _upgrade_failed(ini: Path, last: str | None, exc: Exception) -> SchemaError:
