@@ -396,6 +396,13 @@ OPTIONS: tuple[Option, ...] = (
         env="DBARCH_CAPTURE",
         choices=("on", "off"),
     ),
+    Option(
+        "session_class",
+        "class of dbarch_session: 'auto' (sqlmodel.Session when the application imported "
+        "sqlmodel, else SQLAlchemy's Session), 'sqlalchemy', 'sqlmodel', or module:Class "
+        "naming a subclass of sqlalchemy.orm.Session",
+        default="auto",
+    ),
 
     # --- fast start, caches, security (issues 16 and 18)
     Option(
@@ -545,6 +552,7 @@ class Settings:
 
     # --- adoption in web apps (issue 15)
     capture: str = "on"
+    session_class: str = "auto"
 
     # --- fast start, caches, security (issues 16 and 18)
     listen: str = "socket"
