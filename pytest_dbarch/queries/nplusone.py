@@ -214,7 +214,9 @@ def _fix(group: Group, loop: callsite.Site | None) -> str:
             "(SQLAlchemy: select(Model).where(Model.id.in_(ids))), then look rows up in a dict"
         )
     if group.rule == IDENTICAL_QUERY:
-        return "run it once and reuse the result (hoist it out of the loop or cache it)"
+        if loop is not None:
+            return f"run it once before the loop at {loop} and reuse the result"
+        return "run it once and pass the result to the code that repeats it (or cache it for the request)"
     if group.rule == CLIENT_LOOP:
         return (
             "the application does not loop; the test" + (f"'s loop at {loop}" if loop else "") + " sends one "
@@ -238,7 +240,7 @@ def _title(group: Group) -> str:
     if group.rule == CLIENT_LOOP:
         return (
             f"API client N+1: a loop in the test calls the application once per item, each call "
-            f"running this query ({n} queries, {group.distinct} different parameters)"
+            f"running this query ({n} queries)"
         )
     return f"Row-by-row writes: {n} single-row {first.kind.upper()}s from one call site"
 
