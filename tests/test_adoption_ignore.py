@@ -53,3 +53,13 @@ def test_file_ignore_matches_the_query_line_and_reports_ignored(external_pyteste
     passed_checks = [line for line in result.stdout.lines if "No N+1 queries" in line]
     assert passed_checks == [], "a test with an ignored N+1 must not count as a passed N+1 check"
     result.stdout.fnmatch_lines(["*findings: *1 ignored*"])
+    # Without -v the summary still names each problem's test (issue 15, point 9).
+    quiet = external_pytester.runpytest("-p", "no:randomly", "--dbarch-nplusone=error")
+    quiet.stdout.fnmatch_lines(
+        [
+            "  FAIL ?queries.nplusone-lazy-load? N+1: Account.contacts lazy-loaded for 3 parents (3 queries) at webapp.py:7",
+            "      fix: *",
+            "      test: test_calls.py::test_application_code_called_from_a_test_file",
+        ],
+        consecutive=True,
+    )

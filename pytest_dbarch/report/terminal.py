@@ -42,9 +42,9 @@ def _render_one(finding: Finding, verbose: bool) -> Iterable[str]:
     yield f"  {_MARK[finding.status]} [{finding.rule}] {finding.title}{where}"
     if finding.fix:
         yield f"      fix: {finding.fix}"
+    if finding.nodeid:  # which test found it, with or without -v
+        yield f"      test: {finding.nodeid}"
     if verbose:
-        if finding.nodeid:
-            yield f"      test: {finding.nodeid}"
         for line in finding.evidence.splitlines():
             yield f"      | {line}"
 
