@@ -385,6 +385,24 @@ OPTIONS: tuple[Option, ...] = (
     ),
 
     # --- adoption in web apps (issue 15)
+    Option(
+        "capture",
+        "query capture of every test's call phase: 'on', or 'off' (no N+1, lint or "
+        "repeated-query findings, dbarch_queries stays empty; every fixture still works, "
+        "and blocks a test asks to count, dbarch_assert_num_queries and "
+        "@pytest.mark.max_queries, still count)",
+        default="on",
+        flag="--dbarch-capture",
+        env="DBARCH_CAPTURE",
+        choices=("on", "off"),
+    ),
+    Option(
+        "session_class",
+        "class of dbarch_session: 'auto' (sqlmodel.Session when the application imported "
+        "sqlmodel, else SQLAlchemy's Session), 'sqlalchemy', 'sqlmodel', or module:Class "
+        "naming a subclass of sqlalchemy.orm.Session",
+        default="auto",
+    ),
 
     # --- fast start, caches, security (issues 16 and 18)
     Option(
@@ -533,6 +551,8 @@ class Settings:
     driver_hooks: tuple[str, ...] = ("psycopg2", "asyncpg")
 
     # --- adoption in web apps (issue 15)
+    capture: str = "on"
+    session_class: str = "auto"
 
     # --- fast start, caches, security (issues 16 and 18)
     listen: str = "socket"

@@ -20,6 +20,8 @@ class Status(str, Enum):
     FAILED = "failed"
     WARNING = "warning"
     ERROR = "error"
+    #: A finding the user's ignore list matched: shown as ignored, never as passed.
+    IGNORED = "ignored"
 
 
 class Area(str, Enum):
@@ -56,7 +58,7 @@ class Finding:
 
     @property
     def is_problem(self) -> bool:
-        return self.status is not Status.PASSED
+        return self.status not in (Status.PASSED, Status.IGNORED)
 
     def for_test(self, nodeid: str) -> Finding:
         return self if self.nodeid else replace(self, nodeid=nodeid)

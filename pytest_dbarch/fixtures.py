@@ -200,12 +200,17 @@ def dbarch_connection(dbarch_engine: Engine) -> Iterator[Connection]:
 
 
 @pytest.fixture
-def dbarch_session(dbarch_engine: Engine) -> Iterator[Session]:
+def dbarch_session(dbarch_engine: Engine, request: pytest.FixtureRequest) -> Iterator[Session]:
     """A SQLAlchemy ORM Session on this test's database; code under test may call
-    ``commit()``, and in ``transaction`` isolation all of it is rolled back afterwards."""
-    from sqlalchemy.orm import Session
+    ``commit()``, and in ``transaction`` isolation all of it is rolled back afterwards.
+    Its class follows ``dbarch_session_class`` (SQLModel's when sqlmodel is imported)."""
+    from pytest_dbarch.session_class import session_class
 
-    with Session(bind=dbarch_engine) as session:
+    try:
+        cls = session_class(request.config.stash[SETTINGS].session_class)
+    except DbarchError as exc:
+        fail_on_dbarch_error(exc)
+    with cls(bind=dbarch_engine) as session:
         yield session
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_dbarch.errors import SchemaError
+from pytest_dbarch.postgres.alembic_guard import ForeignDatabase, only_the_template, pointed_environment, verify_at_head
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def build(source: SchemaSource, dsn: str, url: str) -> None:
     if source.extensions:
         _create_extensions(dsn, source.extensions)
     if source.alembic_ini:
-        _alembic_upgrade(source.path(source.alembic_ini), url)
+        _alembic_upgrade(source.path(source.alembic_ini), dsn, url)
     elif source.metadata:
         _create_all(source.metadata, url)
     elif source.sql_files:
@@ -120,7 +121,9 @@ def working_directory(path: Path) -> Iterator[None]:
         os.chdir(before)
 
 
-def _alembic_upgrade(ini: Path, url: str) -> None:
+def _alembic_upgrade(ini: Path, dsn: str, url: str) -> None:
+    """Upgrade the template to head with env.py pointed at it (see alembic_guard),
+    then prove the template is what got migrated."""
     from alembic import command
     from alembic.config import Config
     from sqlalchemy import create_engine
@@ -142,20 +145,53 @@ def _alembic_upgrade(ini: Path, url: str) -> None:
     try:
         with working_directory(ini.parent), engine.connect() as conn:
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
-            conn.commit()
-    except Exception as exc:  # env.py and revisions may raise anything
-        where = f" while running upgrade {tracker.last}" if tracker.last else ""
-        raise SchemaError(
-            f"Alembic upgrade to head from {ini} failed{where}: "
-            f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
-            "run 'alembic upgrade head' against an empty database to reproduce, then fix "
-            "env.py or that revision",
-        ) from exc
+            try:
+                with pointed_environment(dsn, url), only_the_template(dsn, _env_py(cfg)):
+                    command.upgrade(cfg, "head")
+                conn.commit()
+            except ForeignDatabase:
+                raise
+            except Exception as exc:  # env.py and revisions may raise anything
+                refused = _refusal_in(exc)
+                if refused is not None:
+                    raise refused from None
+                raise _upgrade_failed(ini, tracker.last, exc) from exc
+            verify_at_head(cfg, conn)
     finally:
         migration_log.removeHandler(tracker)
         migration_log.setLevel(level)
         engine.dispose()
+
+
+def _env_py(cfg: Any) -> Path:
+    from alembic.script import ScriptDirectory
+
+    try:
+        return Path(ScriptDirectory.from_config(cfg).dir) / "env.py"
+    except Exception:  # the upgrade reports a broken config itself
+        return Path("env.py")
+
+
+def _refusal_in(exc: BaseException) -> ForeignDatabase | None:
+    """The guard's refusal, wherever in the exception chain a library wrapped it."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ForeignDatabase):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _upgrade_failed(ini: Path, last: str | None, exc: Exception) -> SchemaError:
+    where = f" while running upgrade {last}" if last else ""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return SchemaError(
+        f"Alembic upgrade to head from {ini} failed{where}: {type(exc).__name__}: {first}",
+        "run 'alembic upgrade head' against an empty database to reproduce, then fix "
+        "env.py or that revision",
+    )
 
 
 def _create_all(target: str, url: str) -> None:

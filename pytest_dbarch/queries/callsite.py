@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -33,6 +34,7 @@ class _Config:
     root = ""
     #: The running test function's code: walking stops there.
     stop: CodeType | None = None
+    test_thread: int | None = None
     verdicts: dict[str, bool] = {}
 
 
@@ -60,12 +62,37 @@ def _is_user(filename: str) -> bool:
     return user
 
 
+def set_test_thread(ident: int | None) -> None:
+    """The thread running the test's call phase (None between tests)."""
+    _Config.test_thread = ident
+
+
 def user_stack(depth: int = 2) -> Stack:
     """The user frames of the caller's stack, innermost first (cheap: no source reads)."""
     try:
         frame: FrameType | None = sys._getframe(depth)
     except ValueError:  # called from the top of a thread's stack
         return ()
+    return _user_frames(frame)
+
+
+def test_thread_stack() -> Stack:
+    """Called from a thread other than the test's: the user frames the test thread is
+    in right now, innermost first; () in the test's own thread or between tests.
+
+    A statement a worker thread runs on the test's behalf (a test client's portal
+    thread running the app, a ``ThreadPoolExecutor`` job) has no test frame on its own
+    stack; the test thread meanwhile waits in the line that handed the work over
+    (``client.get(...)``, ``future.result()``), so its frames name that line. Work the
+    test does not wait for is attributed to wherever the test is at that moment.
+    """
+    ident = _Config.test_thread
+    if ident is None or ident == threading.get_ident():
+        return ()
+    return _user_frames(sys._current_frames().get(ident))
+
+
+def _user_frames(frame: FrameType | None) -> Stack:
     verdicts = _Config.verdicts
     stop = _Config.stop
     found: list[tuple[CodeType, int]] = []

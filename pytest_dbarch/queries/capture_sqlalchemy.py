@@ -22,9 +22,8 @@ from time import perf_counter as _now
 from types import ModuleType
 from typing import Any
 
-from pytest_dbarch.origin import APP, ORIGIN
-from pytest_dbarch.queries.callsite import user_stack
-from pytest_dbarch.queries.recorder import ACTIVE, HINT, HOOKED, record_word
+from pytest_dbarch.origin import ORIGIN, driver_housekeeping
+from pytest_dbarch.queries.recorder import ACTIVE, HINT, HOOKED, app_stack, record_word
 from pytest_dbarch.queries.statement import Relationship, Statement
 
 DRIVER = "sqlalchemy"
@@ -60,8 +59,8 @@ def before_cursor_execute(
     origin = ORIGIN.get()
     many = len(parameters) if executemany and isinstance(parameters, (list, tuple)) else 0
     params = (parameters[0] if parameters else None) if many else parameters
-    stack = user_stack(2) if origin == APP else ()
-    entry = Statement(statement, params, origin, 0.0, -1, many, stack, relationship, False, DRIVER)
+    stack, handed = app_stack(origin, 3)
+    entry = Statement(statement, params, origin, 0.0, -1, many, stack, relationship, False, DRIVER, handed)
     _pending[id(cursor)] = (_now(), entry)
 
 
@@ -113,6 +112,23 @@ def install_engine(sqlalchemy: ModuleType) -> None:
     event.listen(Engine, "handle_error", handle_error)
     for word in ("begin", "commit", "rollback"):
         event.listen(Engine, word, _transaction_word(word.upper()))
+    event.listen(Engine, "do_connect", _quiet_initialize)
+
+
+def _quiet_initialize(dialect: Any, *args: Any) -> None:
+    """Before an engine's connection is made: mark what ``dialect.initialize`` sends on
+    the first connection (server version, schema, isolation level, type oids) as the
+    driver's own round trips, so they never count toward a budget or an N+1 rule, and
+    a count does not depend on which test connected first."""
+    if "initialize" in vars(dialect):
+        return
+    original = dialect.initialize
+
+    def initialize(connection: Any) -> None:
+        with driver_housekeeping():
+            original(connection)
+
+    dialect.initialize = initialize
 
 
 def install_orm(orm: ModuleType) -> None:

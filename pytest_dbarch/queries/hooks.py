@@ -10,6 +10,7 @@ is recorded (a test that sends nothing pays for an empty list). After the call:
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -127,10 +128,22 @@ def _log_of(item: pytest.Item) -> QueryLog:
     return log
 
 
+def _captured(item: pytest.Item) -> bool:
+    """Whether the call phase is recorded: always, unless ``dbarch_capture = off``;
+    then only for a test that asks for a count of its own (a ``max_queries`` or
+    ``query_budget`` marker)."""
+    if item.config.stash[SETTINGS].capture != "off":
+        return True
+    return any(item.get_closest_marker(name) is not None for name in ("max_queries", "query_budget"))
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     log = _log_of(item)
+    if not _captured(item):
+        return (yield)
     callsite.set_stop(getattr(getattr(item, "obj", None), "__code__", None))
+    callsite.set_test_thread(threading.get_ident())
     try:
         with capture.recording(log):
             result = yield
@@ -142,6 +155,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         raise
     finally:
         callsite.set_stop(None)
+        callsite.set_test_thread(None)
     failures = _check(item, log, test_failed=False)
     if failures:
         raise pytest.fail.Exception("\n\n".join(failures), pytrace=False)
@@ -169,7 +183,7 @@ def _check(item: pytest.Item, log: QueryLog, test_failed: bool) -> list[str]:
         recorder.add(finding)
         if finding.is_problem:
             failures.append(f"pytest-dbarch: @pytest.mark.max_queries({budget}): " + log.failure(finding.title))
-    if not log.count:
+    if not log.count or item.config.stash[SETTINGS].capture == "off":
         return failures
     seen.remember(log.statements)
     base = item.config.stash[_RULES]

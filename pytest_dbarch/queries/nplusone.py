@@ -27,7 +27,7 @@ import fnmatch
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pytest_dbarch.findings import Area, Finding, Status
@@ -39,6 +39,7 @@ LAZY_LOAD = "queries.nplusone-lazy-load"
 REPEATED_QUERY = "queries.nplusone-repeated-query"
 IDENTICAL_QUERY = "queries.repeated-identical-query"
 WRITE_LOOP = "queries.write-loop"
+CLIENT_LOOP = "queries.nplusone-client-loop"
 NO_NPLUSONE = "queries.nplusone"
 NPLUSONE_RULES = (LAZY_LOAD, REPEATED_QUERY)
 _IGNORE_KINDS = ("relationship", "fingerprint", "file", "function")
@@ -166,21 +167,24 @@ def finding_id(group: Group) -> str:
     return hashlib.blake2b(key.encode(), digest_size=5).hexdigest()
 
 
-def ignored(group: Group, ignores: Iterable[Ignore]) -> bool:
+def ignored(group: Group, ignores: Iterable[Ignore]) -> Ignore | None:
+    """The first entry that matches the group. ``file:`` matches the file of the
+    query's own line only (not every file on the stack: a test file calls all the
+    application's code); ``function:`` any function on the user stack."""
     first = group.first
     sites = callsite.sites(first.stack)
     for entry in ignores:
         if entry.kind == "relationship" and first.relationship and first.relationship.name == entry.pattern:
-            return True
+            return entry
         if entry.kind == "fingerprint" and first.shape.id == entry.pattern:
-            return True
-        if entry.kind == "file" and any(fnmatch.fnmatch(s.file, entry.pattern) for s in sites):
-            return True
+            return entry
+        if entry.kind == "file" and sites and fnmatch.fnmatch(sites[0].file, entry.pattern):
+            return entry
         if entry.kind == "function" and any(
             entry.pattern in (s.function, s.function.rsplit(".", 1)[-1]) for s in sites
         ):
-            return True
-    return False
+            return entry
+    return None
 
 
 def _parent_query(group: Group, statements: list[Statement]) -> Statement | None:
@@ -210,7 +214,15 @@ def _fix(group: Group, loop: callsite.Site | None) -> str:
             "(SQLAlchemy: select(Model).where(Model.id.in_(ids))), then look rows up in a dict"
         )
     if group.rule == IDENTICAL_QUERY:
-        return "run it once and reuse the result (hoist it out of the loop or cache it)"
+        if loop is not None:
+            return f"run it once before the loop at {loop} and reuse the result"
+        return "run it once and pass the result to the code that repeats it (or cache it for the request)"
+    if group.rule == CLIENT_LOOP:
+        return (
+            "the application does not loop; the test" + (f"'s loop at {loop}" if loop else "") + " sends one "
+            "request per item. If real API clients do the same, give them one request for all items "
+            "(a list endpoint with the related data, or ?ids=1,2,3); otherwise it is the test's doing"
+        )
     return (
         "send the rows in one statement" + where + ": cursor.executemany(...) or "
         "session.execute(insert(Model), rows) instead of one write per row"
@@ -225,6 +237,11 @@ def _title(group: Group) -> str:
         return f"N+1: the same query ran {n} times from one call site with {group.distinct} different parameters"
     if group.rule == IDENTICAL_QUERY:
         return f"The same query with the same parameters ran {n} times (cacheable)"
+    if group.rule == CLIENT_LOOP:
+        return (
+            f"API client N+1: a loop in the test calls the application once per item, each call "
+            f"running this query ({n} queries)"
+        )
     return f"Row-by-row writes: {n} single-row {first.kind.upper()}s from one call site"
 
 
@@ -248,7 +265,7 @@ def to_finding(group: Group, statements: list[Statement], rules: Rules) -> Findi
         lines.append(f"parent query: {parent.where}  {parent.shape.fingerprint[:200]}")
     lines.append(f"sql:    {first.shape.fingerprint}  (fingerprint {first.shape.id})")
     lines.append(f"count:  {len(group.statements)} statements, {group.distinct} distinct "
-                 + ("parents" if group.rule == LAZY_LOAD else "parameter sets" if group.rule == REPEATED_QUERY else "repeats"))
+                 + ("parents" if group.rule == LAZY_LOAD else "parameter sets" if group.rule in (REPEATED_QUERY, CLIENT_LOOP) else "repeats"))
     stack = [site for i, site in enumerate(callsite.sites(first.stack)) if i == 0 or str(site) != str(callsite.sites(first.stack)[i - 1])]
     if len(stack) > 1:
         lines.append("stack:  " + " <- ".join(str(s) for s in stack))
@@ -282,11 +299,27 @@ def arranged_by_test(group: Group, rules: Rules) -> bool:
 
 
 def detect(statements: list[Statement], rules: Rules) -> list[Finding]:
-    """Findings for one test's statements (nothing when the mode is off)."""
+    """Findings for one test's statements (nothing when the mode is off).
+
+    A test's loop around calls into the application is the test's doing; when those
+    calls ran in another thread (requests through a test client), the loop is an API
+    client's N+1, reported as a warning of its own (``queries.nplusone-client-loop``).
+    """
     if rules.mode == "off":
         return []
-    return [
-        to_finding(group, statements, rules)
-        for group in groups(statements, rules)
-        if not ignored(group, rules.ignore) and not arranged_by_test(group, rules)
-    ]
+    found = []
+    for group in groups(statements, rules):
+        if arranged_by_test(group, rules):
+            if not (group.rule in NPLUSONE_RULES and group.first.handed):
+                continue
+            group = Group(CLIENT_LOOP, group.statements, group.distinct)
+        finding = to_finding(group, statements, rules)
+        entry = ignored(group, rules.ignore)
+        if entry is not None:
+            finding = replace(
+                finding,
+                status=Status.IGNORED,
+                title=f"{finding.title} (ignored: dbarch_nplusone_ignore {entry.kind}:{entry.pattern})",
+            )
+        found.append(finding)
+    return found

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 from pytest_dbarch.origin import APP, ORIGIN
-from pytest_dbarch.queries.callsite import user_stack
+from pytest_dbarch.queries.callsite import Stack, test_thread_stack, user_stack
 from pytest_dbarch.queries.fingerprint import TX, kind_of
 from pytest_dbarch.queries.statement import Relationship, Statement
 
@@ -88,11 +88,11 @@ def record(
 ) -> Statement:
     """Add one statement (after an implicit BEGIN when ``began``) to every active log."""
     origin = ORIGIN.get()
-    stack = user_stack(depth) if origin == APP else ()
+    stack, handed = app_stack(origin, depth + 1)
     if began:
-        _append(Statement("BEGIN", None, origin, 0.0, 0, 0, stack, driver=driver))
+        _append(Statement("BEGIN", None, origin, 0.0, 0, 0, stack, driver=driver, handed=handed))
     statement = Statement(
-        text, params, origin, duration, rows, many, stack, _relationship(conn, text), error, driver
+        text, params, origin, duration, rows, many, stack, _relationship(conn, text), error, driver, handed
     )
     _append(statement)
     return statement
@@ -101,7 +101,18 @@ def record(
 def record_word(word: str, driver: str, depth: int = 3) -> None:
     """Transaction control the driver sends by itself (COMMIT, ROLLBACK, BEGIN)."""
     origin = ORIGIN.get()
-    _append(Statement(word, None, origin, 0.0, 0, 0, user_stack(depth) if origin == APP else (), driver=driver))
+    stack, handed = app_stack(origin, depth + 1)
+    _append(Statement(word, None, origin, 0.0, 0, 0, stack, driver=driver, handed=handed))
+
+
+def app_stack(origin: str, depth: int) -> tuple[Stack, bool]:
+    """The user frames of an application statement, and whether it ran in a thread the
+    test handed work to: then the test thread's frames follow the thread's own."""
+    if origin != APP:
+        return (), False
+    stack = user_stack(depth)  # ``depth`` counts from app_stack's caller's caller
+    outer = test_thread_stack()
+    return (stack + outer, True) if outer else (stack, False)
 
 
 class Counting:

@@ -51,6 +51,9 @@ class Statement:
     #: Which client library sent it: psycopg, psycopg2, asyncpg, or sqlalchemy (a
     #: statement seen at the SQLAlchemy engine, for a driver not hooked itself).
     driver: str = ""
+    #: Run in a thread the test handed work to (a test client's app thread): ``stack``
+    #: ends with the test thread's frames.
+    handed: bool = False
 
     @property
     def kind(self) -> str:

@@ -43,7 +43,7 @@ def _capital(text: str) -> str:
 
 def item_text(finding: Finding) -> str:
     """A checklist line's words: what was checked, or, when open, the fix to make."""
-    if finding.status is Status.PASSED:
+    if finding.status in (Status.PASSED, Status.IGNORED):
         return finding.title
     if finding.status is Status.ERROR:
         action = f"Unblock: {finding.fix}" if finding.fix else "Unblock the check"
@@ -67,10 +67,11 @@ def status_of(findings: Iterable[Finding]) -> str:
 
 def count(items: Iterable[Item], run: int) -> dict[str, int]:
     """Items by status, plus how many were not re-checked in run ``run``."""
-    result = {"checks": 0, **{s.value: 0 for s in Status}, "stale": 0}
+    # "ignored" (an ignore list matched) appears only when there is one.
+    result = {"checks": 0, **{s.value: 0 for s in Status if s is not Status.IGNORED}, "stale": 0}
     for item in items:
         result["checks"] += 1
-        result[item.finding.status.value] += 1
+        result[item.finding.status.value] = result.get(item.finding.status.value, 0) + 1
         result["stale"] += item.last_run < run
     return result
 

@@ -12,7 +12,8 @@ from pytest_dbarch.report.scrub import scrub_finding
 if TYPE_CHECKING:
     from pytest_dbarch.report.write import ReportFiles
 
-_MARK = {Status.PASSED: "ok", Status.WARNING: "WARN", Status.FAILED: "FAIL", Status.ERROR: "ERROR"}
+_MARK = {Status.PASSED: "ok", Status.WARNING: "WARN", Status.FAILED: "FAIL", Status.ERROR: "ERROR",
+         Status.IGNORED: "ignored"}
 
 
 def summary_line(ledger: Ledger) -> str:
@@ -41,9 +42,9 @@ def _render_one(finding: Finding, verbose: bool) -> Iterable[str]:
     yield f"  {_MARK[finding.status]} [{finding.rule}] {finding.title}{where}"
     if finding.fix:
         yield f"      fix: {finding.fix}"
+    if finding.nodeid:  # which test found it, with or without -v
+        yield f"      test: {finding.nodeid}"
     if verbose:
-        if finding.nodeid:
-            yield f"      test: {finding.nodeid}"
         for line in finding.evidence.splitlines():
             yield f"      | {line}"
 

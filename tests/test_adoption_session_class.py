@@ -1,0 +1,58 @@
+"""Issue 15, point 6: ``dbarch_session`` is a SQLModel session when the application
+uses SQLModel (``db.exec(select(...))`` works), or the class ``dbarch_session_class``
+names."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("sqlmodel")
+
+MODELS = '''
+from sqlmodel import Field, SQLModel
+
+
+class Hero(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+'''
+
+TESTS = '''
+import sqlmodel
+from sqlmodel import select
+
+from models import Hero
+
+
+def test_exec_works(dbarch_session):
+    assert isinstance(dbarch_session, sqlmodel.Session)
+    dbarch_session.add(Hero(name="Deadpond"))
+    dbarch_session.commit()
+    assert [h.name for h in dbarch_session.exec(select(Hero)).all()] == ["Deadpond"]
+
+
+def test_rolled_back_between_tests(dbarch_session):
+    assert dbarch_session.exec(select(Hero)).all() == []
+'''
+
+
+def test_sqlmodel_session_is_detected_and_configurable(external_pytester: pytest.Pytester) -> None:
+    external_pytester.makepyfile(models=MODELS, test_heroes=TESTS)
+    external_pytester.makeini("[pytest]\ndbarch_metadata = models:SQLModel.metadata\n")
+    result = external_pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+
+    external_pytester.makeini("[pytest]\ndbarch_metadata = models:SQLModel.metadata\ndbarch_session_class = sqlalchemy\n")
+    plain = external_pytester.runpytest("-p", "no:randomly", "-k", "exec_works")
+    plain.assert_outcomes(failed=1)
+    plain.stdout.fnmatch_lines(["*assert isinstance(dbarch_session, sqlmodel.Session)*"])
+
+    external_pytester.makeini("[pytest]\ndbarch_metadata = models:SQLModel.metadata\ndbarch_session_class = models:Hero\n")
+    bad = external_pytester.runpytest("-p", "no:randomly", "-k", "exec_works")
+    bad.assert_outcomes(errors=1)
+    bad.stdout.fnmatch_lines(
+        [
+            "*pytest-dbarch: dbarch_session_class 'models:Hero' is not a subclass of sqlalchemy.orm.Session",
+            "*fix: set dbarch_session_class to auto, sqlalchemy, sqlmodel or module:Class*",
+        ]
+    )
