@@ -79,6 +79,27 @@ def test_seeded_rows_never_reach_a_later_revision(dbarch_migrations, tmp_path: P
     assert database_names(admin) == before  # work databases and checkpoints are gone
 
 
+def test_rows_a_downgrade_derives_from_seeded_ones_are_a_warning(dbarch_migrations, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """CKAN's e8283ffb257e: a downgrade fills a table from the rows it finds (here an
+    audit row per item). Those rows outlive the removal of the seeded ones; that is the
+    checker's limit, not a defect of the revision, so it never fails the history."""
+    history = [
+        Rev("a1", ["CREATE TABLE item (id int PRIMARY KEY, name text NOT NULL)",
+                   "CREATE TABLE audit (id serial PRIMARY KEY, item_id int NOT NULL)"],
+            ["DROP TABLE audit", "DROP TABLE item"]),
+        Rev("a2", ["ALTER TABLE item ADD COLUMN note text"],
+            ["INSERT INTO audit (item_id) SELECT id FROM item", "ALTER TABLE item DROP COLUMN note"]),
+        Rev("a3", ["ALTER TABLE item ADD COLUMN code text NOT NULL"], ["ALTER TABLE item DROP COLUMN code"]),
+    ]
+    results = dbarch_migrations.run(str(write_alembic(tmp_path, history)), drift=False)
+    leaks = [f for f in results.for_item("data-round-trip", "a2") if "could not be removed" in f.title]
+    assert [f.status for f in leaks] == [Status.WARNING], [f.title for f in results.for_item("data-round-trip", "a2")]
+    assert "audit" in leaks[0].title
+    # The database was rebuilt without them: a3 upgrades on empty tables.
+    assert one(results, "round-trip", "a3").status is Status.PASSED
+    assert [f for f in results.problems() if f.status is not Status.WARNING] == []
+
+
 # --- 2. rebuilds start from the nearest good point, not from base -----------------------
 
 

@@ -496,7 +496,8 @@ class RoundTrip:
         """Rows left after the seeded ones were removed: reported, and the database is
         rebuilt, so no later revision is judged with them. Rows in a table the upgrade
         writes itself are the upgrade adding them again (its downgrade does not take
-        them out); any other leftover is a limit of the checker's row generator."""
+        them out); any other leftover (rows a downgrade derives from the seeded ones, or
+        rows the generator cannot delete) is the checker's own limit: a warning."""
         own = [line for line in leaked if _leftover_table(line) in written]
         ours = [line for line in leaked if line not in own]
         note = "the database was rebuilt without them, so later revisions do not see them"
@@ -520,7 +521,7 @@ class RoundTrip:
                 rev.id,
                 self._finding(
                     DATA_ROUND_TRIP,
-                    Status.ERROR,
+                    Status.WARNING,  # the checker's limit, not the revision's: never fails a build
                     f"revision {rev.id}: rows seeded by the data round trip could not be removed: {ours[0]}"
                     + (f" (+{len(ours) - 1} more)" if len(ours) > 1 else ""),
                     rev,
