@@ -18,6 +18,17 @@ import pytest
 
 from pytest_dbarch.postgres.info import ServerInfo
 
+
+@pytest.fixture(autouse=True)
+def _inner_runs_are_not_xdist_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under ``pytest -n 2`` the outer worker's ``PYTEST_XDIST_*`` variables would reach
+    every inner session, which would then take itself for an xdist worker (a shared
+    server, worker-suffixed database names): the suite must mean the same with or
+    without ``-n``."""
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def inner_dsn(dbarch_server: ServerInfo) -> str:
     """DSN of the outer server, for inner runs in external mode."""
