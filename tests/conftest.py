@@ -19,6 +19,17 @@ import pytest
 from pytest_dbarch.postgres.info import ServerInfo
 
 
+INNER_SESSION_FIXTURES = frozenset({"pytester", "external_pytester", "runtime_dir"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``inner`` every test that runs pytest sessions of its own: ``-m "not inner"``
+    is the quick subset (the plugin's pieces against the real server, in-process)."""
+    for item in items:
+        if INNER_SESSION_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.inner)
+
+
 @pytest.fixture(autouse=True)
 def _inner_runs_are_not_xdist_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     """Under ``pytest -n 2`` the outer worker's ``PYTEST_XDIST_*`` variables would reach

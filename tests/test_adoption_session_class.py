@@ -4,9 +4,13 @@ names."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
-pytest.importorskip("sqlmodel")
+# Not importorskip: importing sqlmodel here would make every later test of this process
+# (``dbarch_session_class = auto``) get SQLModel sessions.
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("sqlmodel") is None, reason="sqlmodel is not installed")
 
 MODELS = '''
 from sqlmodel import Field, SQLModel
