@@ -32,6 +32,8 @@ from pytest_dbarch.findings import Finding, Status
 from pytest_dbarch.migrations.runners import Revision
 from pytest_dbarch.migrations.snapshot import Snapshot
 
+DATA_ROUND_TRIP = "migrations.data-round-trip"
+
 KEYS = (2, 5, 11)
 _INTEGERS = ("smallint", "integer", "bigint")
 PROBE = 97  # the key of the row the default-INSERT probe writes
@@ -408,8 +410,6 @@ def verdict(
     """The data round trip's finding. Changes to rows of a table the upgrade itself writes
     (a backfill or data migration) while the downgrade writes nothing back are the
     upgrade doing its job again, not data lost: information, in the evidence."""
-    from pytest_dbarch.migrations.roundtrip import DATA_ROUND_TRIP
-
     intended = [p.text for p in rows or [] if p.table in transformed]
     problems = default_problems + [p.text for p in rows or [] if p.table not in transformed]
     notes = [f"not seeded: {s}" for s in seeded.skipped]
@@ -459,8 +459,6 @@ def fails_with_rows(
 
     If it fails on empty tables too, the round trip reports it (one finding per cause).
     Otherwise the verdict depends on the seeded rows, and the finding says so."""
-    from pytest_dbarch.migrations.roundtrip import DATA_ROUND_TRIP
-
     if also_empty:
         return None
     tables = sorted({row.table for row in seeded.rows})

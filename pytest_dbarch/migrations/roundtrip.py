@@ -36,6 +36,7 @@ from typing import Any
 
 from pytest_dbarch.findings import Area, Finding, Status
 from pytest_dbarch.migrations import diff, snapshot
+from pytest_dbarch.migrations.data_roundtrip import DATA_ROUND_TRIP
 from pytest_dbarch.migrations.observe import RanStatement, StatementObserver
 from pytest_dbarch.migrations.runners import (
     MigrationError,
@@ -49,7 +50,6 @@ from pytest_dbarch.migrations.runners import (
 from pytest_dbarch.migrations.scratch import Scratch, ScratchDatabase
 
 ROUND_TRIP = "migrations.round-trip"
-DATA_ROUND_TRIP = "migrations.data-round-trip"
 
 
 @dataclass

@@ -13,7 +13,6 @@ import re
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_dbarch.errors import DbarchError
@@ -234,21 +233,3 @@ class StatementRelay:
                 fix=f"this is a bug in {name}; the migration itself ran on",
             )
         )
-
-
-def open_runner(source: str, rootdir: str | Path = ".") -> MigrationRunner:
-    """The runner for ``source``: an alembic.ini file or a directory of SQL migrations."""
-    path = (Path(rootdir) / source).resolve()
-    if path.is_dir():
-        from pytest_dbarch.migrations.sql_runner import SqlDirectoryRunner
-
-        return SqlDirectoryRunner(path)
-    if path.is_file():
-        from pytest_dbarch.migrations.alembic_runner import AlembicRunner
-
-        return AlembicRunner(path)
-    raise MigrationError(
-        f"the migration source {source!r} ({path}) does not exist",
-        "set dbarch_migrations to an alembic.ini or a directory of .sql migrations, "
-        "relative to the pytest rootdir (or give the path to 'dbarch migrations check')",
-    )

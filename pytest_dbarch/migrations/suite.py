@@ -18,7 +18,7 @@ from pytest_dbarch.findings import Area, Finding, Status
 from pytest_dbarch.migrations import checks, timeouts
 from pytest_dbarch.migrations.observe import StatementObserver
 from pytest_dbarch.migrations.roundtrip import relative
-from pytest_dbarch.migrations.runners import MigrationError, MigrationRunner, Revision, open_runner
+from pytest_dbarch.migrations.runners import MigrationError, MigrationRunner, Revision
 from pytest_dbarch.origin import plugin_statements
 
 if TYPE_CHECKING:
@@ -255,3 +255,21 @@ def default_observers(options: Options) -> list[Callable[[], StatementObserver]]
 
 def describe(keys: Sequence[tuple[str, str]]) -> list[str]:
     return [f"{check}[{rev}]" if rev else check for check, rev in keys]
+
+
+def open_runner(source: str, rootdir: str | Path = ".") -> MigrationRunner:
+    """The runner for ``source``: an alembic.ini file or a directory of SQL migrations."""
+    path = (Path(rootdir) / source).resolve()
+    if path.is_dir():
+        from pytest_dbarch.migrations.sql_runner import SqlDirectoryRunner
+
+        return SqlDirectoryRunner(path)
+    if path.is_file():
+        from pytest_dbarch.migrations.alembic_runner import AlembicRunner
+
+        return AlembicRunner(path)
+    raise MigrationError(
+        f"the migration source {source!r} ({path}) does not exist",
+        "set dbarch_migrations to an alembic.ini or a directory of .sql migrations, "
+        "relative to the pytest rootdir (or give the path to 'dbarch migrations check')",
+    )
