@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_dbarch.collection import in_scope
 from pytest_dbarch.errors import DbarchError
 from pytest_dbarch.fixtures import fail_on_dbarch_error
 from pytest_dbarch.stash import SETTINGS
@@ -29,25 +30,13 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"dbarch: {exc}") from None
 
 
-def _in_scope(config: pytest.Config, ini: Path) -> bool:
-    """Generate the items on a default run, or when an argument names the ini file or a
-    directory above it; not when the user picked other test files."""
-    if config.args_source is not pytest.Config.ArgsSource.ARGS:
-        return True
-    for arg in config.args:
-        path = (config.invocation_params.dir / arg.split("::")[0]).resolve()
-        if path == ini or path in ini.parents:
-            return True
-    return False
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     settings = config.stash[SETTINGS]
     if not settings.constraints:
         return
     ini = (config.inipath or Path(settings.rootdir) / "pytest.ini").resolve()
-    if not _in_scope(config, ini):
+    if not in_scope(config, ini):
         return
     from pytest_dbarch.constraints.items import collect
 

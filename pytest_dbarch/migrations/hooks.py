@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_dbarch.collection import in_scope
 from pytest_dbarch.errors import DbarchError
 from pytest_dbarch.findings import USER_PROPERTY, Finding, Status
 from pytest_dbarch.stash import SETTINGS, session_databases
@@ -143,25 +144,13 @@ def _results(config: pytest.Config) -> Results:
     return state["results"]  # type: ignore[no-any-return]
 
 
-def _in_scope(config: pytest.Config, source: Path) -> bool:
-    """Generate the items on a default run, or when an argument names the history or a
-    directory above it; not when the user picked other test files."""
-    if config.args_source is not pytest.Config.ArgsSource.ARGS:
-        return True
-    for arg in config.args:
-        path = (config.invocation_params.dir / arg.split("::")[0]).resolve()
-        if path == source or path in source.parents:
-            return True
-    return False
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     settings = config.stash[SETTINGS]
     if not settings.migrations or settings.migrations == "off":
         return
     source = (Path(settings.rootdir) / settings.migrations).resolve()
-    if not _in_scope(config, source):
+    if not in_scope(config, source):
         return
     history = MigrationHistory.from_parent(session, path=source)
     items.extend(history.collect())

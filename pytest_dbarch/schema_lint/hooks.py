@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_dbarch.collection import in_scope
 from pytest_dbarch.errors import DbarchError
 from pytest_dbarch.findings import USER_PROPERTY, Finding, Status
 from pytest_dbarch.stash import SETTINGS, session_databases
@@ -228,18 +229,6 @@ def _source_path(config: pytest.Config, settings: Settings) -> Path:
     return Path(config.inipath) if config.inipath else root
 
 
-def _in_scope(config: pytest.Config, source: Path) -> bool:
-    """Collect the items on a default run, or when an argument names the schema source
-    or a directory above it; not when the user picked other test files."""
-    if config.args_source is not pytest.Config.ArgsSource.ARGS:
-        return True
-    for arg in config.args:
-        path = (config.invocation_params.dir / arg.split("::")[0]).resolve()
-        if path == source or path in source.parents:
-            return True
-    return False
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     from pytest_dbarch.schema_lint.options import enabled
@@ -248,7 +237,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if not enabled(settings.schema_lint):
         return
     source = _source_path(config, settings)
-    if not _in_scope(config, source):
+    if not in_scope(config, source):
         return
     items.extend(SchemaLintSource.from_parent(session, path=source).collect())
 
