@@ -25,6 +25,10 @@ PLUGIN = "plugin"
 #: asyncpg rendering COPY parameters): a round trip, not a query.
 DRIVER = "driver"
 
+#: The plugin's work in threads of its own (clones made ahead, databases dropped in the
+#: background): it runs while some test runs but belongs to none, so no log records it.
+BACKGROUND = "background"
+
 ORIGIN: ContextVar[str] = ContextVar("dbarch_statement_origin", default=APP)
 
 
@@ -48,3 +52,7 @@ def transaction_control() -> AbstractContextManager[None]:
 
 def driver_housekeeping() -> AbstractContextManager[None]:
     return statements_from(DRIVER)
+
+
+def background_statements() -> AbstractContextManager[None]:
+    return statements_from(BACKGROUND)

@@ -21,7 +21,7 @@ import psycopg
 from psycopg import sql
 
 from pytest_dbarch.errors import DbarchError
-from pytest_dbarch.origin import plugin_statements
+from pytest_dbarch.origin import background_statements, plugin_statements
 
 
 _STOP_NOW = "\0stop"  # the drop thread's signal to stop without draining its queue
@@ -107,7 +107,7 @@ class Janitor:
         self._drops.put(name)
 
     def _drop_loop(self) -> None:
-        with plugin_statements(), psycopg.connect(**self._conninfo, autocommit=True) as conn:
+        with background_statements(), psycopg.connect(**self._conninfo, autocommit=True) as conn:
             while (name := self._drops.get()) not in (None, _STOP_NOW):
                 try:
                     drop_database(conn, name, self._major)

@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from pytest_dbarch.origin import plugin_statements
+from pytest_dbarch.origin import background_statements
 from pytest_dbarch.postgres.janitor import Janitor, create_statement
 
 
@@ -49,7 +49,7 @@ class ClonePool:
 
     def _fill(self) -> None:
         try:
-            with plugin_statements(), psycopg.connect(**self._conninfo, autocommit=True) as conn:
+            with background_statements(), psycopg.connect(**self._conninfo, autocommit=True) as conn:
                 major = conn.info.server_version // 10000
                 while True:
                     with self._cond:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from pytest_dbarch.origin import APP, ORIGIN
+from pytest_dbarch.origin import APP, BACKGROUND, ORIGIN
 from pytest_dbarch.queries.callsite import Stack, test_thread_stack, user_stack
 from pytest_dbarch.queries.fingerprint import TX, kind_of
 from pytest_dbarch.queries.statement import Relationship, Statement
@@ -70,6 +70,8 @@ def _relationship(conn: Any, text: str) -> Relationship | None:
 
 
 def _append(statement: Statement) -> None:
+    if statement.origin == BACKGROUND:
+        return
     for log in ACTIVE:
         log.statements.append(statement)
 
