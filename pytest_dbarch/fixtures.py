@@ -167,6 +167,8 @@ def dbarch_engine(_dbarch_database: TestDatabase, dbarch_engine_options: dict[st
     options = dict(dbarch_engine_options)
     if _dbarch_database.isolation == "transaction":
         options.update(creator=_dbarch_database.shared_connection, poolclass=StaticPool, pool_reset_on_return=None)
+    elif not {"creator", "connect_args"} & set(options):
+        options["creator"] = _dbarch_database.connect  # the clone pool's connection, opened ahead, first
     try:
         engine = create_engine(url, **options)
     except (TypeError, ArgumentError) as exc:
@@ -224,9 +226,7 @@ def dbarch_psycopg(_dbarch_database: TestDatabase) -> Iterator[psycopg.Connectio
     if _dbarch_database.isolation == "transaction":
         yield _dbarch_database.shared_connection()
         return
-    import psycopg
-
-    with psycopg.connect(_dbarch_database.dsn) as connection:
+    with _dbarch_database.connect() as connection:  # the clone pool's, opened ahead
         yield connection
 
 

@@ -19,7 +19,7 @@ from pytest_dbarch.postgres import template
 from pytest_dbarch.postgres.info import ServerInfo
 from pytest_dbarch.postgres.isolation import SavepointConnection, TestDatabase, broken_isolation
 from pytest_dbarch.postgres.janitor import Janitor
-from pytest_dbarch.postgres.pool import ClonePool
+from pytest_dbarch.postgres.pool import ClonePool, Ready
 from pytest_dbarch.postgres.server import LocalServer
 from pytest_dbarch.postgres.shared import Lease, start_local
 
@@ -142,10 +142,10 @@ class Databases:
             self._work[tpl] = self._janitor().create(self._janitor().new_name("work"), tpl)
         return self._work[tpl]
 
-    def _clone(self, tpl: str) -> str:
+    def _clone(self, tpl: str) -> Ready:
         janitor = self._janitor()
         if self.settings.clone_pool <= 0:
-            return janitor.create(janitor.new_name("t"), tpl)
+            return janitor.create(janitor.new_name("t"), tpl), None
         if tpl not in self._pools:
             self._pools[tpl] = ClonePool(janitor, self.start().conninfo(), tpl, self.settings.clone_pool)
         return self._pools[tpl].take()
@@ -154,8 +154,8 @@ class Databases:
         """The database a test runs in: a fresh clone of ``tpl``, or the shared work one."""
         server = self.start()
         if isolation == "clone":
-            name = self._clone(tpl)
-            return TestDatabase(name, isolation, server.dsn(name), server.url(name))
+            name, ready = self._clone(tpl)
+            return TestDatabase(name, isolation, server.dsn(name), server.url(name), ready=ready)
         name = self._work_db(tpl)
         if name not in self._addresses:  # parsing a conninfo per test costs 0.2 ms
             self._addresses[name] = (server.dsn(name), server.url(name))

@@ -174,7 +174,17 @@ class TestDatabase:
     url: str
     async_intact: bool = True
     reusable: SavepointConnection | None = field(default=None, repr=False)
+    #: A clone's first connection, opened ahead by the clone pool (``pool``).
+    ready: psycopg.Connection[Any] | None = field(default=None, repr=False)
     _sync: SavepointConnection | None = field(default=None, repr=False)
+
+    def connect(self) -> psycopg.Connection[Any]:
+        """A new connection to this database (``clone`` isolation): the first time,
+        the one the clone pool opened ahead."""
+        conn, self.ready = self.ready, None
+        if conn is not None and not conn.closed:
+            return conn
+        return psycopg.connect(self.dsn)
 
     def shared_connection(self) -> SavepointConnection:
         """The one sync connection every fixture of a transaction-mode test uses."""
@@ -188,6 +198,9 @@ class TestDatabase:
 
     def end(self) -> tuple[bool, SavepointConnection | None]:
         """Roll back; returns whether isolation held, and the connection to reuse."""
+        if self.ready is not None:  # opened ahead, never asked for
+            self.ready.close()
+            self.ready = None
         if self._sync is None:
             return self.async_intact, self.reusable
         sync, self._sync = self._sync, None
