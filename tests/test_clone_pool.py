@@ -65,3 +65,53 @@ def test_no_pool_on_request(external_pytester: pytest.Pytester, admin: psycopg.C
     ahead = [int(n) for _, n in re.findall(r"AHEAD (\d+) (\d+)", result.stdout.str())]
     assert len(ahead) == 2 and ahead[0] == 0, result.stdout.lines
     assert database_names(admin) == before
+
+
+OPENED_AHEAD = '''
+import time
+import pytest
+from sqlalchemy import text
+
+ENDS = []
+BACKEND = "SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+
+def check(started):
+    if ENDS:  # the pool opened this connection while the previous test ran
+        assert started < ENDS[-1], (started, ENDS[-1])
+    time.sleep(1)
+
+@pytest.mark.dbarch(isolation="clone")
+@pytest.mark.parametrize("i", range(2))
+def test_psycopg(i, dbarch_psycopg):
+    check(dbarch_psycopg.execute(BACKEND).fetchone()[0])
+    ENDS.append(dbarch_psycopg.execute("SELECT clock_timestamp()").fetchone()[0])
+
+@pytest.mark.dbarch(isolation="clone")
+@pytest.mark.parametrize("i", range(2))
+def test_engine(i, dbarch_engine):
+    with dbarch_engine.connect() as conn:
+        check(conn.execute(text(BACKEND)).scalar())
+        ENDS.append(conn.execute(text("SELECT clock_timestamp()")).scalar())
+
+@pytest.mark.dbarch(isolation="clone")
+def test_unused(dbarch_url):
+    pass
+'''
+
+
+def test_clone_connections_are_opened_ahead(external_pytester: pytest.Pytester, admin: psycopg.Connection) -> None:
+    """The first connection to each clone is opened in the pool's thread while the
+    previous test runs (a new backend costs several ms), and dbarch_psycopg and
+    dbarch_engine hand it to the test; one nobody takes is closed."""
+    before = database_names(admin)
+    external_pytester.makepyfile(OPENED_AHEAD)
+
+    result = external_pytester.runpytest("-p", "no:randomly", "-p", "no:xdist")
+
+    result.assert_outcomes(passed=5)
+    assert database_names(admin) == before
+    left = admin.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname IS NOT NULL AND NOT datname = ANY(%s)",
+        (sorted(before),),
+    ).fetchone()
+    assert left == (0,), "connections to the session's clones outlived it"
