@@ -19,6 +19,11 @@ hits every variant alike (the first round is a warm-up and is left out):
                         cost, the floor under the two rows above
   cold (cache off)      ``--dbarch-cache=off``: initdb and the migrations every time
                         (what every session cost before the cluster cache)
+  kept server, dbarch   ``--dbarch-keep-server``: the first (warm-up) run starts the
+                        server and leaves it running, every later run joins it (the
+                        fastest edit-test loop); stopped with ``dbarch server stop`` at the
+                        end. Its run directory lives under a private DBARCH_RUNTIME_DIR so
+                        the stop touches no one else's kept server
 
 Each warm run uses the cache the first round filled (in a private cache directory,
 so your own ``~/.cache/pytest-dbarch`` is untouched). pytest-postgresql's process
@@ -204,6 +209,9 @@ def main() -> int:
     base_env["XDG_CACHE_HOME"] = str(cache)
     lean_env = {**base_env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     lean = ("-p", "pytest_dbarch.plugin")
+    kept_dir = Path(tempfile.mkdtemp(prefix="dbarch-bench-kept-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
+    os.chmod(kept_dir, 0o755)  # the server's account passes through
+    kept_env = {**lean_env, "DBARCH_RUNTIME_DIR": str(kept_dir)}
     print(f"pytest-dbarch session start; {load()}; python {sys.version.split()[0]}, {os.cpu_count()} cpus")
     try:
         write_project(root)
@@ -215,6 +223,8 @@ def main() -> int:
                 "no database, dbarch only": pytest_runner(root, lean_env, *lean, "test_nodb.py"),
                 "cold (cache off), dbarch only": pytest_runner(root, lean_env, *lean, "--dbarch-cache=off",
                                                                "test_one.py"),
+                "kept server, dbarch only": pytest_runner(root, kept_env, *lean, "--dbarch-keep-server",
+                                                          "test_one.py"),
             }
             times = measure(variants, args.rounds)
             print(f"\nsession start, {args.rounds} rounds (a one-test project, 3 Alembic revisions); {load()}")
@@ -222,6 +232,8 @@ def main() -> int:
             ratio(times, "warm, all plugins", "bare initdb", "<= 0.8")
             ratio(times, "warm, dbarch only", "bare initdb", "<= 0.8")
             ratio(times, "cold (cache off), dbarch only", "bare initdb")
+            ratio(times, "kept server, dbarch only", "bare initdb", "<= 0.8")
+            ratio(times, "no database, dbarch only", "bare initdb")
             over = statistics.median(times["warm, dbarch only"]) - statistics.median(times["no database, dbarch only"])
             print(f"  warm start's cost over a session without a database: {over:.3f} s")
         if "xdist" in parts:
@@ -246,6 +258,9 @@ def main() -> int:
             print(f"  the database's share (same tests minus 100 empty ones): -n 0 {db0:.3f} s, "
                   f"-n 2 {db2:.3f} s, ratio {db2 / db0:.2f}" if db0 > 0 else "")
     finally:
+        subprocess.run([sys.executable, "-m", "pytest_dbarch.cli", "server", "stop", "--runtime-dir", str(kept_dir)],
+                       env=kept_env, capture_output=True)
+        shutil.rmtree(kept_dir, ignore_errors=True)
         initdb_dirs = scratch / "initdb-dirs"
         if initdb_dirs.exists():
             shutil.rmtree(initdb_dirs.read_text(), ignore_errors=True)
