@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -121,12 +121,6 @@ def groups(statements: list[Statement], rules: Rules) -> list[Group]:
     reads: dict[tuple, list[Statement]] = defaultdict(list)
     identical: dict[tuple, list[Statement]] = defaultdict(list)
     writes: dict[tuple, list[Statement]] = defaultdict(list)
-    plain = [s for s in statements if _eligible(s) and s.relationship is None]
-    # A statement's shape (a SQL parse, sqlglot's import the first time) is worked out
-    # only when enough others share its line or its text to make a group with it.
-    same_line = Counter(s.stack for s in plain)
-    same_text = Counter((s.sql, s.param_key(), s.stack[-1:]) for s in plain)
-    fewest = min(rules.threshold, rules.write_loop)
     for statement in statements:
         if not _eligible(statement):
             continue
@@ -135,10 +129,6 @@ def groups(statements: list[Statement], rules: Rules) -> list[Group]:
             if relationship.lazy:
                 lazy[(relationship.name, statement.stack)].append(statement)
             continue  # eager-loader batches are never N+1s
-        if same_line[statement.stack] < fewest and (
-            same_text[(statement.sql, statement.param_key(), statement.stack[-1:])] < rules.repeated
-        ):
-            continue  # alone: in no group, whatever its shape
         if statement.kind == SELECT:
             shape = statement.shape
             if not ((shape.has_limit and not shape.single_row) or shape.in_list):
