@@ -223,7 +223,7 @@ def main() -> int:
                 "no database, dbarch only": pytest_runner(root, lean_env, *lean, "test_nodb.py"),
                 "cold (cache off), dbarch only": pytest_runner(root, lean_env, *lean, "--dbarch-cache=off",
                                                                "test_one.py"),
-                "kept server, dbarch only": pytest_runner(root, kept_env, *lean, "--dbarch-keep-server",
+                "kept server, dbarch only": pytest_runner(root, kept_env, *lean, "--dbarch-keep-server=on",
                                                           "test_one.py"),
             }
             times = measure(variants, args.rounds)
