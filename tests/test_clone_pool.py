@@ -115,3 +115,46 @@ def test_clone_connections_are_opened_ahead(external_pytester: pytest.Pytester, 
         (sorted(before),),
     ).fetchone()
     assert left == (0,), "connections to the session's clones outlived it"
+
+
+TERMINATED = '''
+import time
+import pytest
+
+def clone_backends(conn):
+    """Other backends on this session's clones (the pool's connections opened ahead)."""
+    prefix = conn.execute("SELECT current_database()").fetchone()[0].rsplit("_t", 1)[0]
+    return conn.execute(
+        "SELECT pid FROM pg_stat_activity WHERE datname ~ %s AND pid <> pg_backend_pid()",
+        ("^" + prefix + "_t[0-9]+$",),
+    ).fetchall()
+
+@pytest.mark.dbarch(isolation="clone")
+def test_a_terminates_the_connections_made_ahead(dbarch_psycopg):
+    conn = dbarch_psycopg
+    conn.autocommit = True  # pg_stat_activity is read once per transaction
+    deadline = time.monotonic() + 10
+    while not clone_backends(conn) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the pool's next clone and its connection
+    assert clone_backends(conn)
+    for (pid,) in clone_backends(conn):
+        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    while clone_backends(conn) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+@pytest.mark.dbarch(isolation="clone")
+def test_b_gets_a_working_connection(dbarch_psycopg):
+    assert dbarch_psycopg.execute("SELECT 1").fetchone() == (1,)
+'''
+
+
+def test_a_connection_made_ahead_whose_backend_died_is_not_handed_out(
+    external_pytester: pytest.Pytester, admin: psycopg.Connection
+) -> None:
+    before = database_names(admin)
+    external_pytester.makepyfile(TERMINATED)
+
+    result = external_pytester.runpytest("-p", "no:randomly", "-p", "no:xdist")
+
+    result.assert_outcomes(passed=2)
+    assert database_names(admin) == before

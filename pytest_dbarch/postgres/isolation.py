@@ -13,6 +13,7 @@ off the critical path.
 
 from __future__ import annotations
 
+import select
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,6 +163,16 @@ def broken_isolation(nodeid: str) -> IsolationBroken:
     )
 
 
+def _said_something(conn: psycopg.Connection[Any]) -> bool:
+    """An idle connection's socket has something to read: most likely its backend was
+    terminated meanwhile (a test's ``pg_terminate_backend``, a restart), so it is
+    not handed out. Checked without a round trip."""
+    try:
+        return bool(select.select([conn.fileno()], [], [], 0)[0])
+    except (OSError, ValueError, psycopg.Error):
+        return True
+
+
 @dataclass
 class TestDatabase:
     """The database one test works in, and how it is isolated."""
@@ -182,8 +193,10 @@ class TestDatabase:
         """A new connection to this database (``clone`` isolation): the first time,
         the one the clone pool opened ahead."""
         conn, self.ready = self.ready, None
-        if conn is not None and not conn.closed:
+        if conn is not None and not conn.closed and not _said_something(conn):
             return conn
+        if conn is not None:
+            conn.close()
         return psycopg.connect(self.dsn)
 
     def shared_connection(self) -> SavepointConnection:
