@@ -7,8 +7,25 @@ saves and compares figures, ``volume`` fills tables, ``fixture`` is ``dbarch_bud
 and ``hooks`` the pytest face.
 """
 
-from pytest_dbarch.performance.fixture import BudgetExceeded, QueryBudgets
-from pytest_dbarch.performance.latency import Latency
-from pytest_dbarch.performance.plan import Plan
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["BudgetExceeded", "Latency", "Plan", "QueryBudgets"]
+
+_HOMES = {
+    "BudgetExceeded": "budget",
+    "Latency": "latency",
+    "Plan": "plan",
+    "QueryBudgets": "fixture",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The public names load their modules on first use: the package's pytest hooks are
+    imported by every session, most of which never measure a query."""
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)

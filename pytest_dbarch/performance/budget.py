@@ -8,13 +8,28 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_dbarch.findings import Finding
 
 MARKER = (
     "query_budget(buffers=None, p95_ms=None, no_seq_scan=(), uses_index=None): budgets "
     "for every SELECT (and write) of the test's call phase, per statement shape: blocks "
     "touched, server-side p95 latency, tables never read whole, indexes that must be used"
 )
+
+
+class BudgetExceeded(AssertionError):
+    """A ``dbarch_budget.limit()`` block went over its budget; ``findings`` says how.
+
+    Its findings reach the report only if the exception ends the test: a test that
+    expects it (``pytest.raises(BudgetExceeded)``) leaves no failed check behind.
+    """
+
+    def __init__(self, message: str, findings: list[Finding]) -> None:
+        super().__init__(message)
+        self.findings = findings
 
 
 @dataclass(frozen=True)

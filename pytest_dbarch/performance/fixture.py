@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_dbarch.errors import DbarchError
 from pytest_dbarch.findings import Finding, Status
 from pytest_dbarch.performance.baseline import FIGURES_PROPERTY, Baseline, Figures, property_value
-from pytest_dbarch.performance.budget import Budget, query_budget
+from pytest_dbarch.performance.budget import Budget, BudgetExceeded, query_budget
 from pytest_dbarch.performance.evaluate import Context, evaluate, failure_message
 from pytest_dbarch.performance.explain import ExplainError, Explainer, as_query
 from pytest_dbarch.performance.latency import SAMPLES, Latency
@@ -27,18 +27,6 @@ if TYPE_CHECKING:
 
     from pytest_dbarch.postgres.isolation import TestDatabase
     from pytest_dbarch.queries.log import QueryLog
-
-
-class BudgetExceeded(AssertionError):
-    """A ``dbarch_budget.limit()`` block went over its budget; ``findings`` says how.
-
-    Its findings reach the report only if the exception ends the test: a test that
-    expects it (``pytest.raises(BudgetExceeded)``) leaves no failed check behind.
-    """
-
-    def __init__(self, message: str, findings: list[Finding]) -> None:
-        super().__init__(message)
-        self.findings = findings
 
 
 class QueryBudgets:

@@ -20,8 +20,7 @@ import pytest
 
 from pytest_dbarch.errors import DbarchError
 from pytest_dbarch.findings import Status
-from pytest_dbarch.performance.budget import MARKER, Budget, query_budget
-from pytest_dbarch.performance.fixture import BudgetExceeded
+from pytest_dbarch.performance.budget import MARKER, Budget, BudgetExceeded, query_budget
 from pytest_dbarch.stash import SETTINGS
 
 if TYPE_CHECKING:

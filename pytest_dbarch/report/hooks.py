@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -17,8 +18,10 @@ from pytest_dbarch.report.gate import GateSyntaxError, parse_gate, summary_line,
 from pytest_dbarch.report.junit import rewrite_properties
 from pytest_dbarch.report.terminal import report_line
 from pytest_dbarch.report.tracking import RunTracker
-from pytest_dbarch.report.write import ReportFiles, now_iso, write_report
 from pytest_dbarch.stash import LEDGER, SETTINGS
+
+if TYPE_CHECKING:
+    from pytest_dbarch.report.write import ReportFiles
 
 WORKER_OUTPUT = "dbarch_findings"
 # Sessions that ended before their checks could finish leave the previous report alone.
@@ -51,7 +54,7 @@ class ReportHooks:
             ) from None
         self.config = config
         self.directory = report_directory(config)
-        self.started_at = now_iso()
+        self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.written: ReportFiles | None = None
         self.write_error = ""
         self.trips: list[Finding] = []
@@ -99,6 +102,8 @@ class ReportHooks:
         if not len(ledger) and not self.tracker.outcomes:
             return  # nothing ran: nothing to re-check
         settings = self.config.stash[SETTINGS]
+        from pytest_dbarch.report.write import write_report  # renderers: only when writing
+
         try:
             self.written = write_report(
                 ledger,

@@ -1,7 +1,7 @@
 """Schema architecture lint: rules over the live catalog, the models beside it, and
 the DDL that fixes each finding.
 
-``RULES`` lists every rule (id, default severity, why); ``lint.py`` runs them;
+``registry.RULES`` lists every rule (id, default severity, why); ``lint.py`` runs them;
 ``hooks.py`` is the pytest face (items, ``dbarch_schema_lint`` fixture) and ``cli.py``
 the ``dbarch lint`` command. Ids follow ``shared/reference/schema-lint-rules.md``
 (``ref``). Severities: failed (integrity or outage risk), warning (cost or likely
@@ -10,148 +10,14 @@ mistake), None (opt-in: an opinion, or needs a policy setting).
 
 from __future__ import annotations
 
-from pytest_dbarch.findings import Status
-from pytest_dbarch.schema_lint import parity
-from pytest_dbarch.schema_lint.rule import MODELS, QUERIES, STATS, Rule
-from pytest_dbarch.schema_lint.rules import indexes, jsonb, keys, naming, orm, security, structure, types, usage
+from typing import Any
 
-E, W, I = Status.FAILED, Status.WARNING, None
 
-RULES: tuple[Rule, ...] = (
-    # keys
-    Rule("schema.primary-key", "K01", E,
-         "rows without a key cannot be updated or deleted one at a time, replicated logically, or referenced",
-         "every table has a primary key", keys.primary_key),
-    Rule("schema.fk-index", "K02", W,
-         "deleting or re-keying a referenced row scans the whole referencing table, holding its lock",
-         "every foreign key is covered by an index", keys.fk_index),
-    Rule("schema.fk-type-mismatch", "K03", E,
-         "a referencing column narrower than its key fails once keys outgrow it; any mismatch costs casts",
-         "every foreign key has its referenced column's type", keys.fk_type),
-    Rule("schema.missing-fk", "K04", W,
-         "a reference the database does not know about lets rows point at nothing",
-         "every <thing>_id column next to a <things> table is a foreign key", keys.missing_fk),
-    Rule("schema.duplicate-fk", "K05", W,
-         "the same reference checked twice on every write", "no foreign key is declared twice", keys.duplicate_fk),
-    Rule("schema.composite-fk-nullable", "K06", W,
-         "MATCH SIMPLE skips the check when any key column is NULL",
-         "every multi-column foreign key is checked whenever it is set", keys.composite_fk_nullable),
-    Rule("schema.not-valid-constraint", "K07", W,
-         "rows written before the constraint was added were never checked",
-         "no constraint is left NOT VALID", keys.not_valid),
-    Rule("schema.orm-cascade", "K08", W,
-         "the ORM deletes parents expecting the database to cascade, or nulls NOT NULL keys",
-         "every ORM delete cascade matches its foreign key's ON DELETE", orm.cascade, needs=MODELS),
-    Rule("schema.model-unique", "K09", E,
-         "uniqueness the ORM believes in but the database does not enforce lets duplicates in",
-         "every uniqueness the models declare is enforced", parity.uniqueness, needs=MODELS),
-    Rule("schema.model-nullable", "K10", E,
-         "NULLs the models say cannot exist, or rejected writes the models allow",
-         "NOT NULL agrees between models and database", parity.nullability, needs=MODELS),
-    Rule("schema.model-type", "K11", W,
-         "values valid for the models fail in the database, or the reverse",
-         "lengths, enums and types agree between models and database", parity.types, needs=MODELS),
-    Rule("schema.model-missing", "K12", E,
-         "a mapped table or column that does not exist breaks every query of the model",
-         "every table and column of the models exists", parity.missing, needs=MODELS),
-    Rule("schema.model-unmapped", "K12", W,
-         "tables and columns no model maps are dead weight, or block inserts when NOT NULL",
-         "every table and column of the database is in the models", parity.unmapped, needs=MODELS),
-    Rule("schema.all-columns-nullable", "K13", W,
-         "a table where nothing is required stores half-filled rows",
-         "every table requires some of its columns", keys.all_nullable),
-    Rule("schema.nullable-index-column", "K14", I,
-         "NULLs fill an index no query searches them with",
-         "indexes led by a nullable column are partial", keys.nullable_index_column),
-    # types
-    Rule("schema.primary-key-type", "T01", W,
-         "an integer key runs out at 2,147,483,647 and the fix rewrites the table",
-         "every primary key has an allowed type", types.primary_key_type),
-    Rule("schema.sequence-exhaustion", "T02", E,
-         "inserts fail once a sequence or its column type reaches its maximum",
-         "no sequence is near its maximum", types.sequence_exhaustion),
-    Rule("schema.serial-column", "T03", I,
-         "serial hides a sequence with its own owner and privileges; identity is the SQL standard",
-         "no serial columns", types.serial_column),
-    Rule("schema.timestamp-without-tz", "T04", W,
-         "timestamp without time zone does not store an instant",
-         "every timestamp stores a time zone", types.timestamp_without_tz),
-    Rule("schema.json-type", "T05", W, "json is re-parsed on each access and cannot use GIN",
-         "no json columns (jsonb instead)", types.json_type),
-    Rule("schema.char-type", "T06", W, "char(n) pads with spaces and is no faster",
-         "no char(n) columns", types.char_type),
-    Rule("schema.string-type", "T07", I, "the project's choice of text or varchar(n)",
-         "strings follow the project's text/varchar policy", types.string_type, policy="strings"),
-    Rule("schema.money-type", "T08", W, "money depends on lc_monetary",
-         "no money columns", types.money_type),
-    Rule("schema.enum-type", "T09", I, "enum values cannot be removed without a new type",
-         "no native enum types", types.enum_type),
-    Rule("schema.large-object", "T10", I, "large objects outlive their rows",
-         "no large-object columns", types.large_object),
-    Rule("schema.text-primary-key", "T11", I, "natural keys change and are wide",
-         "no text primary keys", types.text_primary_key),
-    Rule("schema.column-type-consistency", "T12", I, "the same name with different types invites bad joins",
-         "each column name has one type across tables", types.column_type_consistency),
-    # indexes
-    Rule("schema.invalid-index", "X01", E,
-         "an invalid index is never used but still updated on every write (and a unique one enforces nothing)",
-         "every index is valid", indexes.invalid_index),
-    Rule("schema.duplicate-index", "X02", W, "every write maintains an index no read needs",
-         "no duplicate indexes", indexes.duplicate_index),
-    Rule("schema.redundant-index", "X03", W, "a plain index whose keys lead another index of the same kind",
-         "no redundant prefix indexes", indexes.redundant_index),
-    Rule("schema.unused-index", "X04", I, "an index nothing reads still costs every write",
-         "every sizeable index is used", usage.unused_index, needs=STATS),
-    Rule("schema.soft-delete-index", "X05", I, "soft-deleted rows bloat indexes queries never read them from",
-         "indexes of soft-deleted tables exclude deleted rows", indexes.soft_delete_index),
-    Rule("schema.btree-on-array", "X06", W, "btree serves only whole-array equality",
-         "no btree indexes on array columns", indexes.btree_on_array),
-    Rule("schema.boolean-index", "X07", I, "a two-valued key narrows little",
-         "no boolean index keys", indexes.boolean_index),
-    Rule("schema.redundant-index-predicate", "X08", I, "WHERE col IS NOT NULL on a NOT NULL column does nothing",
-         "no partial-index conditions that are always true", indexes.redundant_predicate),
-    Rule("schema.timestamp-mid-index", "X09", I, "a range on a middle key stops the keys after it",
-         "timestamps are not middle index keys", indexes.timestamp_in_middle),
-    Rule("schema.seq-scan-heavy", "X10", W, "a large table read by sequential scans is missing an index",
-         "no large table is read mostly by sequential scans", usage.seq_scan_heavy, needs=STATS),
-    # structure
-    Rule("schema.required-columns", "S01", I, "the project's mandatory columns (e.g. created_at)",
-         "every table has the required columns", structure.required_columns, policy="required_columns"),
-    Rule("schema.narrow-table", "S02", I, "a table of one column is usually a misplaced attribute",
-         "no table with fewer than two columns", structure.narrow_table),
-    Rule("schema.table-inheritance", "S03", W, "child tables escape the parent's keys and constraints",
-         "no table inheritance outside partitioning", structure.table_inheritance),
-    Rule("schema.isolated-table", "S04", I, "a table unrelated to the rest of the schema",
-         "every table is linked by a foreign key", structure.isolated_table),
-    Rule("schema.primary-key-first", "S05", I, "key columns first make rows and tools easier to read",
-         "primary keys are the first columns", structure.primary_key_first),
-    Rule("schema.numbered-columns", "S06", I, "phone1, phone2 is a child table in disguise",
-         "no repeating numbered columns", structure.numbered_columns),
-    Rule("schema.bloat", "S07", I, "dead rows make scans and indexes larger",
-         "no table is mostly dead rows", usage.bloat, needs=STATS),
-    # names
-    Rule("schema.identifier-length", "N01", W, "names longer than 63 bytes are silently truncated",
-         "no name reaches the 63-byte limit", naming.identifier_length),
-    Rule("schema.naming", "N02", I, "the project's naming patterns",
-         "names follow the project's patterns", naming.naming, policy="naming"),
-    Rule("schema.missing-comment", "N03", I, "comments document the schema where it lives",
-         "tables and columns have comments", naming.missing_comment),
-    # security
-    Rule("schema.inert-rls-policy", "R01", W, "policies on a table without row-level security do nothing",
-         "no row-level security policy is inert", security.inert_policies),
-    Rule("schema.rls-disabled", "R01", I, "tables exposed through an API (e.g. Supabase) need row-level security",
-         "every table has row-level security with policies", security.rls_disabled),
-    Rule("schema.security-definer-search-path", "R02", W,
-         "a SECURITY DEFINER function with a mutable search_path runs callers' objects with its owner's rights",
-         "every SECURITY DEFINER function pins its search_path", security.definer_search_path),
-    Rule("schema.function-search-path", "R02", I, "functions resolve names against the caller's search_path",
-         "every function pins its search_path", security.function_search_path),
-    # models and queries
-    Rule("schema.orm-hygiene", "D01", I, "a list relationship over a unique key is a one-to-one",
-         "relationships match the keys they follow", orm.hygiene, needs=MODELS),
-    Rule("schema.jsonb-unindexed-filter", "Q01", W,
-         "a JSONB filter without a matching index reads every row",
-         "every JSONB filter in the captured queries has an index", jsonb.unindexed_filter, needs=QUERIES),
-)
+def __getattr__(name: str) -> Any:
+    """``RULES`` and ``BY_ID`` load the rule modules on first use, not when any part of
+    the package (its pytest hooks, at every session start) is imported."""
+    if name in ("RULES", "BY_ID"):
+        from pytest_dbarch.schema_lint import registry
 
-BY_ID = {rule.id: rule for rule in RULES}
+        return getattr(registry, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -51,7 +51,7 @@ def register(areas: Any) -> None:
 
 
 def list_rules() -> int:
-    from pytest_dbarch.schema_lint import RULES
+    from pytest_dbarch.schema_lint.registry import RULES
 
     width = max(len(r.id) for r in RULES)
     for rule in RULES:

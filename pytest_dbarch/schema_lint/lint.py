@@ -18,7 +18,7 @@ import psycopg
 
 from pytest_dbarch.findings import Area, Finding, Status
 from pytest_dbarch.postgres import catalog as catalog_module
-from pytest_dbarch.schema_lint import RULES
+from pytest_dbarch.schema_lint.registry import RULES
 from pytest_dbarch.schema_lint import stats as stats_module
 from pytest_dbarch.schema_lint.intent import Models
 from pytest_dbarch.schema_lint.options import LintOptions
