@@ -112,6 +112,30 @@ def test_fill_stops_with_a_clear_error_when_unique_values_run_out(
         dbarch_constraints.fill("tiny", 3)
 
 
+def test_fill_copies_straight_in_only_when_nothing_can_be_refused(
+        dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """``.fill`` COPYs into the table itself when Python decided every CHECK and no UNIQUE
+    key can meet a row already there; otherwise (and when the server refuses anyway) the
+    rows go through the staging table, which skips what the table refuses."""
+    dbarch_psycopg.execute("""
+        CREATE TABLE codes (code smallint UNIQUE NOT NULL CHECK (code BETWEEN 1 AND 90),
+                            starts date NOT NULL, ends date NOT NULL, CHECK (ends >= starts),
+                            tag text NOT NULL CHECK (md5(tag) <> md5('none')));
+        CREATE FUNCTION codes_odd() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN IF NEW.code = 13 THEN RAISE EXCEPTION 'unlucky' USING ERRCODE = '23514'; END IF;
+                  RETURN NEW; END $$;""")
+    assert dbarch_constraints.fill("codes", 30) == 30  # md5(): only the server can tell
+    assert dbarch_constraints.fill("codes", 30) == 30  # the second half: collisions skipped
+    assert dbarch_psycopg.execute("SELECT count(DISTINCT code), bool_and(ends >= starts) FROM codes").fetchone() == (
+        60, True)
+    dbarch_psycopg.execute("""
+        DELETE FROM codes; ALTER TABLE codes DROP CONSTRAINT codes_tag_check;
+        CREATE TRIGGER codes_odd BEFORE INSERT ON codes FOR EACH ROW EXECUTE FUNCTION codes_odd();""")
+    dbarch_constraints.refresh()
+    assert dbarch_constraints.fill("codes", 80) == 80  # the COPY straight in fails on 13: staged, one by one
+    assert dbarch_psycopg.execute("SELECT count(*) FILTER (WHERE code = 13) FROM codes").fetchone()[0] == 0  # type: ignore[index]
+
+
 def test_check_shapes_guide_generation(dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
     dbarch_psycopg.execute("""
         CREATE TABLE deals (

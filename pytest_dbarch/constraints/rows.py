@@ -125,6 +125,7 @@ class DrawStats:
     accepted: int = 0
     server_checked: int = 0
     repairs: int = 0  # UNIQUE collisions mended with fresh key values
+    unverified: int = 0  # candidates kept with a CHECK only the server can decide, unasked (bulk fills)
     rejected: Counter[str] = field(default_factory=Counter)
     raised: tuple[dict[str, Any], Any] | None = None  # a candidate whose CHECK evaluation raised, and how
 
@@ -244,7 +245,7 @@ class RowDrawer:
         plan = self._plan(source, fixed, aim)
         if plan is None:
             return None
-        pinned = self._foreign_keys(plan, fixed, source)
+        pinned = self.pinned_keys(plan, fixed, source)
         if pinned is None:
             return None
         row: dict[str, Any] = {name: value for name, value in fixed.items() if name not in plan.spaces}
@@ -271,7 +272,7 @@ class RowDrawer:
                 self.stats.reject(f"{name}: no value found")
                 return None
             used[name] = space
-        return self._finish(row, aim, source, used, fixed, plan.checks(self, aim))
+        return self.finish(row, aim, source, used, fixed, plan.checks(self, aim))
 
     def _plan(self, source: Source, fixed: Mapping[str, Any], aim: Aim) -> Plan | None:
         """The spaces once a branch of every CHECK is chosen. Memoised along the path of
@@ -325,6 +326,13 @@ class RowDrawer:
         if leaf is None:
             leaf = self._leaves[path] = Plan(spaces, relations, frozenset(trusted))
         return leaf
+
+    def leaves(self, fixed: Mapping[str, Any]) -> list[Plan] | None:
+        """Every feasible combination of CHECK branches for rows with ``fixed`` values (the
+        default aim), or None when there are too many to list or ``fixed`` cannot key them."""
+        if not _hashable(fixed):
+            return None
+        return self._all_leaves((tuple(sorted(fixed.items())),), fixed)
 
     def _all_leaves(self, key: tuple[Any, ...], fixed: Mapping[str, Any]) -> list[Plan] | None:
         """Every feasible combination of CHECK branches, when there are few (then a draw
@@ -400,7 +408,7 @@ class RowDrawer:
     def _controllable(self, rule: Rule) -> bool:
         return not (rule.columns & set(self.spec.left_out))
 
-    def _foreign_keys(self, plan: Plan, fixed: Mapping[str, Any], source: Source) -> dict[str, Any] | None:
+    def pinned_keys(self, plan: Plan, fixed: Mapping[str, Any], source: Source) -> dict[str, Any] | None:
         """Values of the foreign-key columns: a key the parent holds, or NULL; None when
         this draw cannot have one."""
         pinned: dict[str, Any] = {}
@@ -440,7 +448,7 @@ class RowDrawer:
         return [r for r in rules if id(r) not in trusted and r.name not in aim.ignore
                 and (self._controllable(r) or r is aim.violate)]
 
-    def _finish(self, row: dict[str, Any], aim: Aim, source: Source, used: Mapping[str, Space],
+    def finish(self, row: dict[str, Any], aim: Aim, source: Source, used: Mapping[str, Space],
                 fixed: Mapping[str, Any], rules: list[Rule]) -> dict[str, Any] | None:
         salt = source.salt() if self.uniques is not None else 0
         hit: list[str] = []
@@ -472,6 +480,8 @@ class RowDrawer:
                 unsure.append(rule)
             elif verdict != (rule is not aim.violate):
                 return rule.name
+        if unsure and self.verifier is None:
+            self.stats.unverified += 1
         if unsure and self.verifier is not None:
             self.stats.server_checked += 1
             keep = [r for r in unsure if r is not aim.violate]

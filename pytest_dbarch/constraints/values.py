@@ -219,6 +219,23 @@ def _sampler(space: Space) -> Sampler:
     return base
 
 
+def column(space: Space, rng: random.Random, count: int) -> list[Any]:
+    """``count`` values of the space at once (a column of a bulk fill)."""
+    if space.single:
+        return [space.allowed[0]] * count  # type: ignore[index]
+    if space.nulls == "must":
+        return [None] * count
+    if space.allowed is not None and not (_needs_filter(space) or space.patterns):
+        choices = space.choices()
+        if choices:
+            drawn = rng.choices(choices, k=count)
+            if space.nulls == "may":
+                return [None if rng.random() < NULL_SHARE else v for v in drawn]
+            return drawn
+    draw = sampler(space)
+    return [draw(rng) for _ in range(count)]
+
+
 class NoValue(Exception):
     """The sampler found no value of the space in its attempts."""
 
@@ -328,6 +345,17 @@ def _word(rng: random.Random) -> str:
     return "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(1, 8)))
 
 
+def _below(rng: random.Random, n: int) -> int:
+    """A uniform integer in [0, n): ``randrange`` without its Python-level checks, which
+    cost more than the draw in a bulk fill."""
+    if n <= _EXACT_FLOATS:
+        return min(int(rng.random() * n), n - 1)
+    return rng.randrange(n)
+
+
+_EXACT_FLOATS = 2**50
+
+
 def _int_sampler(low: int, high: int) -> Sampler:
     edges = _edges(low, high, 1)
     small_low, small_high = max(low, -1000), min(high, 100000)
@@ -337,8 +365,8 @@ def _int_sampler(low: int, high: int) -> Sampler:
         if roll < 0.1:
             return rng.choice(edges)
         if roll < 0.7 and small_low <= small_high:
-            return rng.randint(small_low, small_high)
-        return rng.randint(low, high)
+            return small_low + _below(rng, small_high - small_low + 1)
+        return low + _below(rng, high - low + 1)
 
     return draw
 
@@ -355,7 +383,7 @@ def _date_sampler(low: dt.date, high: dt.date) -> Sampler:
     def draw(rng: random.Random) -> dt.date:
         if rng.random() < 0.05:
             return rng.choice((low, high))
-        return near_low + dt.timedelta(days=rng.randint(0, span))
+        return near_low + dt.timedelta(days=_below(rng, span + 1))
 
     return draw
 
@@ -371,8 +399,8 @@ def _datetime_sampler(space: Space, kind: Kind) -> Sampler:
     tz = _UTC if kind.name == "timestamptz" else None
 
     def draw(rng: random.Random) -> dt.datetime:
-        micro = rng.randrange(0, 1_000_000, unit) if unit <= 1_000_000 else 0
-        value = near_low + dt.timedelta(seconds=rng.randint(0, max(span - 1, 0)), microseconds=micro)
+        micro = _below(rng, 1_000_000 // unit) * unit if unit <= 1_000_000 else 0
+        value = near_low + dt.timedelta(seconds=_below(rng, max(span, 1)), microseconds=micro)
         value = min(max(value, low), high)
         return value.replace(tzinfo=tz) if tz else value
 
@@ -396,7 +424,7 @@ def _text_sampler(space: Space) -> Sampler:
     typical = min(top, max(low, 12))
 
     def draw(rng: random.Random) -> str:
-        size = rng.randint(low, typical) if rng.random() < 0.9 else rng.randint(low, top)
+        size = low + (_below(rng, typical - low + 1) if rng.random() < 0.9 else _below(rng, top - low + 1))
         value = rng.randbytes(size).translate(_LETTERS).decode("ascii")
         if extra and size and rng.random() < 0.3:
             at = rng.randrange(size)
