@@ -4,6 +4,7 @@ what PostgreSQL accepts, every type and the pitfalls of the issue pinned one by 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any, Optional
 
 import psycopg
@@ -134,6 +135,31 @@ def test_fill_copies_straight_in_only_when_nothing_can_be_refused(
     dbarch_constraints.refresh()
     assert dbarch_constraints.fill("codes", 80) == 80  # the COPY straight in fails on 13: staged, one by one
     assert dbarch_psycopg.execute("SELECT count(*) FILTER (WHERE code = 13) FROM codes").fetchone()[0] == 0  # type: ignore[index]
+
+
+def test_columns_bounded_by_another_column_respect_the_type_step(
+        dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """A column compared with another (``ends > starts``) is drawn within the other's value,
+    in whole steps of its type: seconds for ``timestamp(0)``, cents for ``numeric(8, 2)``."""
+    dbarch_psycopg.execute("""
+        CREATE TABLE slots (starts timestamp(0) NOT NULL, ends timestamp(0) NOT NULL CHECK (ends > starts),
+                            low numeric(8, 2) NOT NULL, high numeric(8, 2) NOT NULL CHECK (high > low),
+                            first_day date NOT NULL, last_day date NOT NULL CHECK (last_day >= first_day),
+                            a smallint NOT NULL, b smallint NOT NULL CHECK (b < a))""")
+    spec = dbarch_constraints.spec("slots")
+    seen: list[dict[str, Any]] = []
+
+    @QUICK
+    @given(dbarch_constraints.rows("slots"))
+    def insert(row: dict[str, Any]) -> None:
+        outcome = dbarch_constraints._probe.insert(spec, row)
+        assert outcome.ok, (outcome.describe(), row)
+        assert row["ends"].microsecond == 0 and row["high"] == row["high"].quantize(Decimal("0.01"))
+        seen.append(row)
+
+    insert()
+    assert len(seen) >= 30
+    assert dbarch_constraints.fill("slots", 500) == 500
 
 
 def test_check_shapes_guide_generation(dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:

@@ -48,6 +48,7 @@ class NoParentRows(DbarchError):
 class Source(Protocol):
     def pick(self, n: int) -> int: ...
     def value(self, space: Space) -> Any: ...
+    def between(self, space: Space) -> Any: ...
     def leave_null(self) -> bool: ...
     def key_index(self) -> int: ...
     def salt(self) -> int: ...
@@ -66,6 +67,10 @@ class HypothesisSource:
         if space.single:
             return space.allowed[0]  # type: ignore[index]
         return self.draw(values.strategy(space))
+
+    def between(self, space: Space) -> Any:
+        """A value of a space narrowed for this row only (bounded by another column)."""
+        return values.between(space, self.draw)
 
     def leave_null(self) -> bool:
         return not self.draw(st.booleans())  # shrinks towards NULL, the simpler row
@@ -93,6 +98,9 @@ class RandomSource:
             return space.allowed[0]  # type: ignore[index]
         return values.sampler(space)(self.rng)
 
+    def between(self, space: Space) -> Any:
+        return self.value(space)
+
     def leave_null(self) -> bool:
         return self.rng.random() < values.NULL_SHARE
 
@@ -109,6 +117,7 @@ class Keys(Protocol):
 
 class Uniques(Protocol):
     rows_seen: int  # rows in the table at the last probe: a salt for repairs
+    keys: list[UniqueKey]  # the keys probed (none: nothing can collide, no salt drawn)
 
     def conflicts(self, row: Mapping[str, Any]) -> list[str]: ...
     def free(self, key: UniqueKey, column: str, candidates: list[Any]) -> list[Any]: ...
@@ -258,16 +267,19 @@ class RowDrawer:
             if name in pinned:
                 row[name] = pinned[name]
                 continue
+            bounded = False
             for relation in relations:
                 if relation.left == name and relation.right in row and row[relation.right] is not None:
                     space = space.compare(relation.op, row[relation.right])  # type: ignore[assignment]
+                    bounded = True
                 elif relation.right == name and relation.left in row and row[relation.left] is not None:
                     space = space.compare(MIRROR[relation.op], row[relation.left])  # type: ignore[assignment]
+                    bounded = True
                 if space is None:
                     self.stats.reject(f"{relation.left} {relation.op} {relation.right}: no value fits")
                     return None
             try:
-                row[name] = source.value(space)
+                row[name] = source.between(space) if bounded else source.value(space)
             except values.NoValue:
                 self.stats.reject(f"{name}: no value found")
                 return None
@@ -450,7 +462,7 @@ class RowDrawer:
 
     def finish(self, row: dict[str, Any], aim: Aim, source: Source, used: Mapping[str, Space],
                 fixed: Mapping[str, Any], rules: list[Rule]) -> dict[str, Any] | None:
-        salt = source.salt() if self.uniques is not None else 0
+        salt = source.salt() if self.uniques is not None and self.uniques.keys else 0
         hit: list[str] = []
         for attempt in range(REPAIRS + 1):
             verdict = self._judge(row, aim, rules)

@@ -93,13 +93,10 @@ def _base_strategy(space: Space) -> st.SearchStrategy[Any]:
         return _text_strategy(space)
     if name == "bool":
         return st.booleans()
-    if name == "date":
-        return st.dates(space.low, space.high) | st.sampled_from([space.low, space.high])
-    if name in ("timestamp", "timestamptz"):
-        low, high = _naive(space.low), _naive(space.high)
-        zone = st.just(_UTC) if name == "timestamptz" else st.none()
-        unit = 10 ** (6 - (kind.places if kind.places is not None else 6))
-        return st.datetimes(low, high, timezones=zone).map(lambda d: _round_time(d, unit))
+    if name in ("date", "timestamp", "timestamptz"):
+        to_units, from_units = _UNITS[name](kind)
+        low, high = to_units(space.low, True), to_units(space.high, False)
+        return (st.integers(low, high) | st.sampled_from(sorted({low, high}))).map(from_units)
     if name in ("time", "timetz"):
         unit = 10 ** (6 - (kind.places if kind.places is not None else 6))
         zone = st.just(_UTC) if name == "timetz" else st.none()
@@ -139,6 +136,62 @@ def _base_strategy(space: Space) -> st.SearchStrategy[Any]:
     if name == "xml":
         return st.text(alphabet=string.ascii_letters + " ", max_size=20).map(lambda t: f"<v>{t}</v>")
     raise Unsupported(kind.sql_type)
+
+
+def between(space: Space, draw: Callable[[st.SearchStrategy[Any]], Any]) -> Any:
+    """A value of a space made for one row (a column bounded by another column's value):
+    one plain integer draw where the kind counts in steps, so no strategy is built for a
+    space hypothesis will never see again (that costs more than the draw)."""
+    units = _UNITS.get(space.kind.name)
+    if (units is None or space.nulls != "never" or space.allowed is not None or space.excluded
+            or space.low is None or space.high is None):
+        return draw(strategy(space))
+    to_units, from_units = units(space.kind)
+    low, high = to_units(space.low, True), to_units(space.high, False)
+    if low > high:
+        raise NoValue(space)
+    return from_units(draw(st.integers(low, high)))
+
+
+_DAY_ZERO = dt.date(2000, 1, 1)  # what dates and times shrink towards
+_TIME_ZERO = dt.datetime(2000, 1, 1)
+
+
+Units = tuple[Callable[[Any, bool], int], Callable[[int], Any]]  # value -> steps (rounded up?), steps -> value
+
+
+def _int_units(kind: Kind) -> Units:
+    return (lambda v, up: int(v)), int
+
+
+def _decimal_units(kind: Kind) -> Units:
+    places = kind.places or 0
+    return (lambda v, up: _scaled(v, places)), (lambda n: Decimal(n).scaleb(-places))
+
+
+def _date_units(kind: Kind) -> Units:
+    return (lambda d, up: (d - _DAY_ZERO).days), (lambda n: _DAY_ZERO + dt.timedelta(days=n))
+
+
+def _time_units(kind: Kind) -> Units:
+    """Steps of the column's precision (microseconds for ``timestamp(6)``) from 2000-01-01;
+    a bound between two steps is rounded inwards."""
+    unit = 10 ** (6 - (kind.places if kind.places is not None else 6))
+    zone = _UTC if kind.name == "timestamptz" else None
+
+    def to_units(value: dt.datetime, up: bool) -> int:
+        micro = (_naive(value) - _TIME_ZERO) // dt.timedelta(microseconds=1)
+        return -(-micro // unit) if up else micro // unit
+
+    def from_units(n: int) -> dt.datetime:
+        value = _TIME_ZERO + dt.timedelta(microseconds=n * unit)
+        return value.replace(tzinfo=zone) if zone else value
+
+    return to_units, from_units
+
+
+_UNITS = {"int": _int_units, "decimal": _decimal_units, "money": _decimal_units, "date": _date_units,
+          "timestamp": _time_units, "timestamptz": _time_units}
 
 
 def _text_strategy(space: Space) -> st.SearchStrategy[str]:
