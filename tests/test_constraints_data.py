@@ -4,6 +4,7 @@ what PostgreSQL accepts, every type and the pitfalls of the issue pinned one by 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from typing import Any, Optional
 
@@ -345,3 +346,32 @@ def test_checks_understand_triggers_and_partitions(dbarch_psycopg: psycopg.Conne
     assert "NOT NULL fulltext: holds: a trigger or rule rewrote the row" in held.evidence
     assert dbarch_constraints.fill("payments", 50) == 50
     assert dbarch_psycopg.execute("SELECT count(*) FROM payments_2024").fetchone()[0] > 0  # type: ignore[index]
+
+
+def test_domains_draw_inside_their_checks_and_refuse_violators(
+        dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    dbarch_psycopg.execute("""
+        CREATE DOMAIN percent AS int CHECK (VALUE BETWEEN 0 AND 100);
+        CREATE DOMAIN code AS varchar(8) NOT NULL CONSTRAINT code_shape CHECK (VALUE ~ '^[A-Z]{3}$')
+            CONSTRAINT code_not_xxx CHECK (VALUE <> 'XXX');
+        CREATE TABLE scores (id serial PRIMARY KEY, share percent NOT NULL, bonus percent, tag code UNIQUE,
+                             CHECK (bonus IS NULL OR bonus <= share))""")
+    seen: list[dict[str, Any]] = []
+
+    @QUICK
+    @given(dbarch_constraints.rows("scores"))
+    def insert(row: dict[str, Any]) -> None:
+        assert 0 <= row["share"] <= 100 and re.fullmatch("[A-Z]{3}", row["tag"]) and row["tag"] != "XXX"
+        outcome = dbarch_constraints._probe.insert(dbarch_constraints.spec("scores"), row, keep=True)
+        assert outcome.ok, (outcome.describe(), row)
+        seen.append(row)
+
+    insert()
+    assert len(seen) >= 30
+    findings = dbarch_constraints.check("scores")
+    assert [f.title for f in findings if f.is_problem] == []
+    [held] = [f for f in findings if f.rule == "constraints.rejects-violator"]
+    for label in ("DOMAIN CHECK percent_check on share", "DOMAIN CHECK percent_check on bonus",
+                  "DOMAIN CHECK code_shape on tag", "DOMAIN CHECK code_not_xxx on tag", "NOT NULL tag"):
+        assert f"{label}: refused with 23514" in held.evidence or f"{label}: refused with 23502" in held.evidence, (
+            label, held.evidence)
