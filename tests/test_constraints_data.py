@@ -375,3 +375,36 @@ def test_domains_draw_inside_their_checks_and_refuse_violators(
                   "DOMAIN CHECK code_shape on tag", "DOMAIN CHECK code_not_xxx on tag", "NOT NULL tag"):
         assert f"{label}: refused with 23514" in held.evidence or f"{label}: refused with 23502" in held.evidence, (
             label, held.evidence)
+
+
+def test_exclusion_constraints_are_kept_and_refuse_violators(
+        dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    dbarch_psycopg.execute("SAVEPOINT gist")
+    try:
+        dbarch_psycopg.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
+    except psycopg.Error as exc:
+        dbarch_psycopg.execute("ROLLBACK TO SAVEPOINT gist")
+        pytest.skip(f"btree_gist is not available on this PostgreSQL: {exc}")
+    dbarch_psycopg.execute("""
+        CREATE TABLE bookings (id serial PRIMARY KEY, room smallint NOT NULL CHECK (room BETWEEN 1 AND 3),
+                               during tstzrange NOT NULL, cancelled boolean NOT NULL,
+                               EXCLUDE USING gist (room WITH =, during WITH &&) WHERE (NOT cancelled));
+        CREATE TABLE slots (id serial PRIMARY KEY, span int4range, EXCLUDE USING gist (span WITH &&))""")
+    spec = dbarch_constraints.spec("bookings")
+    [key] = [k for k in spec.uniques if k.kind == "exclusion"]
+    assert key.comparisons == ("=", "&&") and key.predicate is not None and not key.plain
+    assert dbarch_constraints.fill("bookings", 300) == 300
+    assert dbarch_constraints.fill("slots", 200) == 200
+
+    @settings(QUICK, max_examples=40)
+    @given(dbarch_constraints.rows("bookings"))
+    def insert(row: dict[str, Any]) -> None:
+        outcome = dbarch_constraints._probe.insert(spec, row, keep=True)  # kept: later rows must avoid it
+        assert outcome.ok, (outcome.describe(), row)
+
+    insert()
+    findings = dbarch_constraints.check("bookings", "slots")
+    assert [f.title for f in findings if f.is_problem] == []
+    evidence = "\n".join(f.evidence for f in findings if f.rule == "constraints.rejects-violator")
+    assert "EXCLUDE bookings_room_during_excl: refused with 23P01" in evidence
+    assert "EXCLUDE slots_span_excl: refused with 23P01" in evidence

@@ -130,7 +130,16 @@ def _base_strategy(space: Space) -> st.SearchStrategy[Any]:
     if name == "range":
         assert kind.element is not None
         element = strategy(Space.of(kind.element, nullable=False))
-        return st.tuples(element, element).map(lambda pair: Range(min(pair), max(pair), "[]"))
+        to_units, from_units = _UNITS[kind.element.name](kind.element)
+        top = _range_top(kind.element)
+        short = _short_range(kind.element)
+
+        def shortly_after(pair: tuple[Any, int]) -> Range[Any]:
+            start = min(to_units(pair[0], False), top)
+            return Range(from_units(start), from_units(min(start + pair[1], top)), "[]")
+
+        # short ranges, as the sampler below draws them
+        return st.tuples(element, st.integers(0, short)).map(shortly_after)
     if name == "tsvector":
         return st.from_regex(r"[a-z]{1,8}( [a-z]{1,8}){0,3}", fullmatch=True)
     if name == "xml":
@@ -188,6 +197,20 @@ def _time_units(kind: Kind) -> Units:
         return value.replace(tzinfo=zone) if zone else value
 
     return to_units, from_units
+
+
+def _range_top(element: Kind) -> int:
+    """The last step a range may end on: an integer range ``[a, b]`` is stored as
+    ``[a, b + 1)``, so ``b`` stays below the integer's maximum."""
+    to_units, _ = _UNITS[element.name](element)
+    return to_units(element.high, False) - (1 if element.name == "int" else 0)
+
+
+def _short_range(element: Kind) -> int:
+    """Steps a short range spans at most: 10 integers, 1000 numeric steps, two weeks, a day."""
+    if element.name in ("timestamp", "timestamptz"):
+        return 86_400 * 10 ** (element.places if element.places is not None else 6)
+    return {"int": 10, "decimal": 1000, "date": 14}.get(element.name, 10)
 
 
 _UNITS = {"int": _int_units, "decimal": _decimal_units, "money": _decimal_units, "date": _date_units,
@@ -373,11 +396,18 @@ def _base_sampler(space: Space) -> Sampler:
         return lambda rng: [element(rng) for _ in range(rng.randint(space.min_len, top))]
     if name == "range":
         assert kind.element is not None
-        element = sampler(Space.of(kind.element, nullable=False))
+        element_space = Space.of(kind.element, nullable=False)
+        element = sampler(element_space)
+        to_units, from_units = _UNITS[kind.element.name](kind.element)
+        top = _range_top(kind.element)
+        short = _short_range(kind.element)
 
         def draw_range(rng: random.Random) -> Range[Any]:
-            a, b = element(rng), element(rng)
-            return Range(min(a, b), max(a, b), "[]")
+            """Short ranges (a booking, a validity period): an exclusion constraint
+            (``during WITH &&``) must leave room for the rows already there, and one range
+            over most of the type would leave none."""
+            start = min(to_units(element(rng), False), top)
+            return Range(from_units(start), from_units(min(start + _below(rng, short + 1), top)), "[]")
 
         return draw_range
     if name == "tsvector":

@@ -34,12 +34,13 @@ from pytest_dbarch.findings import Area, Finding, Status
 from psycopg import sql
 
 RULE = "constraints.rejects-violator"
-STATES = {"NOT NULL": "23502", "CHECK": "23514", "DOMAIN CHECK": "23514", "UNIQUE": "23505", "FOREIGN KEY": "23503"}
+STATES = {"NOT NULL": "23502", "CHECK": "23514", "DOMAIN CHECK": "23514", "UNIQUE": "23505", "EXCLUDE": "23P01",
+          "FOREIGN KEY": "23503"}
 
 
 @dataclass
 class Trial:
-    kind: str  # NOT NULL, CHECK, DOMAIN CHECK, UNIQUE, FOREIGN KEY
+    kind: str  # NOT NULL, CHECK, DOMAIN CHECK, UNIQUE, EXCLUDE, FOREIGN KEY
     name: str  # constraint name (the column for NOT NULL)
     column: str = ""  # the column whose type is the domain (DOMAIN CHECK)
     row: dict[str, Any] | None = None
@@ -198,7 +199,9 @@ def _why_unbreakable(spec: TableSpec, rule: Rule) -> str:
 
 
 def _unique(ctx: Context, spec: TableSpec, key: UniqueKey) -> Trial:
-    trial = Trial("UNIQUE", key.name)
+    """Two rows with the same key; for an exclusion constraint the same values collide too
+    (``=`` and ``&&`` hold between a value and itself; drawn ranges are never empty)."""
+    trial = Trial("EXCLUDE" if key.kind == "exclusion" else "UNIQUE", key.name)
     if _skip(ctx, spec, trial):
         return trial
     present = [c for c in key.key_columns if c in spec.columns]
