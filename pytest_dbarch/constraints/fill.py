@@ -23,7 +23,7 @@ from pytest_dbarch.constraints.block import draw_block
 from pytest_dbarch.constraints.draws import BatchUniques, LoadedKeys
 from pytest_dbarch.constraints.literals import cast_type, text_value
 from pytest_dbarch.constraints.probe import Probe, table_ident
-from pytest_dbarch.constraints.rows import Aim, DrawStats, KeysExhausted, RandomSource, RowDrawer, given_on_purpose
+from pytest_dbarch.constraints.rows import DrawStats, KeysExhausted, RandomSource, RowDrawer, given_on_purpose
 from pytest_dbarch.constraints.schema import ForeignKey, TableSpec
 from pytest_dbarch.errors import DbarchError
 from pytest_dbarch.origin import plugin_statements

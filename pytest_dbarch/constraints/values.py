@@ -262,10 +262,6 @@ def _naive(value: dt.datetime) -> dt.datetime:
     return value
 
 
-def _round_time(value: dt.datetime, unit: int) -> dt.datetime:
-    return value.replace(microsecond=value.microsecond // unit * unit) if unit > 1 else value
-
-
 # --- random.Random, for bulk fills and factories
 
 Sampler = Callable[[random.Random], Any]
