@@ -75,8 +75,9 @@ class Filler:
             unverified = stats.unverified
             batch = self._draw(spec, drawer, source, wanted, fixed, self_ref)
             direct = stats.unverified == unverified and not self_ref and self._nothing_to_collide_with(spec)
-            if batch and direct and self._copy_directly(spec, batch[:wanted]):
-                inserted += len(batch[:wanted])
+            copied = self._copy_directly(spec, batch[:wanted]) if batch and direct else None
+            if copied is not None:
+                inserted += copied
             elif batch:
                 inserted += self._copy(spec, batch, wanted)
             if inserted >= n:
@@ -175,13 +176,13 @@ class Filler:
             return False
         return not self.probe.query(f"SELECT 1 FROM {table_ident(spec)} LIMIT 1")
 
-    def _copy_directly(self, spec: TableSpec, rows: list[dict[str, Any]]) -> bool:
+    def _copy_directly(self, spec: TableSpec, rows: list[dict[str, Any]]) -> int | None:
         """COPY the rows straight into the table, when Python has decided every CHECK and no
-        UNIQUE key can collide; False (nothing kept) when the server refuses any of them,
-        and the staged path sorts them out."""
+        UNIQUE key can collide; returns how many the table took (a trigger may drop some),
+        or None (nothing kept) when the server refuses any, and the staged path sorts them out."""
         names = list(dict.fromkeys(name for row in rows for name in row))
         if not names:
-            return False
+            return None
         kinds = {n: spec.columns[n].kind.name if n in spec.columns else "" for n in names}
         columns = ", ".join(sql.Identifier(n).as_string(None) for n in names)
         self.probe.query(f"SAVEPOINT {DIRECT}")
@@ -190,12 +191,13 @@ class Filler:
                 with cur.copy(f"COPY {table_ident(spec)} ({columns}) FROM STDIN".encode()) as copy:
                     for row in rows:
                         copy.write_row([text_value(row.get(n), kinds[n]) for n in names])
+                copied = cur.rowcount
         except psycopg.Error:
             with plugin_statements():
                 self.probe.conn.execute(f"ROLLBACK TO SAVEPOINT {DIRECT}; RELEASE SAVEPOINT {DIRECT}".encode())
-            return False
+            return None
         self.probe.query(f"RELEASE SAVEPOINT {DIRECT}")
-        return True
+        return copied if copied >= 0 else len(rows)
 
     def _copy(self, spec: TableSpec, rows: list[dict[str, Any]], wanted: int) -> int:
         """COPY the rows into a staging table and move the valid ones; returns how many."""
