@@ -207,9 +207,11 @@ def run(conn: psycopg.Connection[Any], url: str) -> None:
     for label, fn in (("pytest-dbarch .rows()", with_rows), ("hand-written strategy + filter", with_filter),
                       ("fixed values (factory-boy style)", with_factory_boy)):
         conn.execute("SAVEPOINT r")
+        cpu = time.process_time()
         seconds = timed(fn)
+        cpu = time.process_time() - cpu
         conn.execute("ROLLBACK TO SAVEPOINT r")
-        print(f"   {label:34s} {seconds:6.3f} s")
+        print(f"   {label:34s} {seconds:6.3f} s wall, {cpu:6.3f} s CPU in Python")
     print(f"   ({api.stats('deals').summary()})")
 
     print(f"\n3. .fill('deals', {FILL}) through COPY ({load()}):")

@@ -4,6 +4,8 @@ what PostgreSQL accepts, every type and the pitfalls of the issue pinned one by 
 from __future__ import annotations
 
 import datetime as dt
+import re
+from decimal import Decimal
 from typing import Any, Optional
 
 import psycopg
@@ -110,6 +112,55 @@ def test_fill_stops_with_a_clear_error_when_unique_values_run_out(
     dbarch_psycopg.execute("CREATE TABLE tiny (flag boolean PRIMARY KEY)")
     with pytest.raises(FillError, match=r"only 2 of 3 rows could be inserted into public.tiny"):
         dbarch_constraints.fill("tiny", 3)
+
+
+def test_fill_copies_straight_in_only_when_nothing_can_be_refused(
+        dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """``.fill`` COPYs into the table itself when Python decided every CHECK and no UNIQUE
+    key can meet a row already there; otherwise (and when the server refuses anyway) the
+    rows go through the staging table, which skips what the table refuses."""
+    dbarch_psycopg.execute("""
+        CREATE TABLE codes (code smallint UNIQUE NOT NULL CHECK (code BETWEEN 1 AND 90),
+                            starts date NOT NULL, ends date NOT NULL, CHECK (ends >= starts),
+                            tag text NOT NULL CHECK (md5(tag) <> md5('none')));
+        CREATE FUNCTION codes_odd() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN IF NEW.code = 13 THEN RAISE EXCEPTION 'unlucky' USING ERRCODE = '23514'; END IF;
+                  RETURN NEW; END $$;""")
+    assert dbarch_constraints.fill("codes", 30) == 30  # md5(): only the server can tell
+    assert dbarch_constraints.fill("codes", 30) == 30  # the second half: collisions skipped
+    assert dbarch_psycopg.execute("SELECT count(DISTINCT code), bool_and(ends >= starts) FROM codes").fetchone() == (
+        60, True)
+    dbarch_psycopg.execute("""
+        DELETE FROM codes; ALTER TABLE codes DROP CONSTRAINT codes_tag_check;
+        CREATE TRIGGER codes_odd BEFORE INSERT ON codes FOR EACH ROW EXECUTE FUNCTION codes_odd();""")
+    dbarch_constraints.refresh()
+    assert dbarch_constraints.fill("codes", 80) == 80  # the COPY straight in fails on 13: staged, one by one
+    assert dbarch_psycopg.execute("SELECT count(*) FILTER (WHERE code = 13) FROM codes").fetchone()[0] == 0  # type: ignore[index]
+
+
+def test_columns_bounded_by_another_column_respect_the_type_step(
+        dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """A column compared with another (``ends > starts``) is drawn within the other's value,
+    in whole steps of its type: seconds for ``timestamp(0)``, cents for ``numeric(8, 2)``."""
+    dbarch_psycopg.execute("""
+        CREATE TABLE slots (starts timestamp(0) NOT NULL, ends timestamp(0) NOT NULL CHECK (ends > starts),
+                            low numeric(8, 2) NOT NULL, high numeric(8, 2) NOT NULL CHECK (high > low),
+                            first_day date NOT NULL, last_day date NOT NULL CHECK (last_day >= first_day),
+                            a smallint NOT NULL, b smallint NOT NULL CHECK (b < a))""")
+    spec = dbarch_constraints.spec("slots")
+    seen: list[dict[str, Any]] = []
+
+    @QUICK
+    @given(dbarch_constraints.rows("slots"))
+    def insert(row: dict[str, Any]) -> None:
+        outcome = dbarch_constraints._probe.insert(spec, row)
+        assert outcome.ok, (outcome.describe(), row)
+        assert row["ends"].microsecond == 0 and row["high"] == row["high"].quantize(Decimal("0.01"))
+        seen.append(row)
+
+    insert()
+    assert len(seen) >= 30
+    assert dbarch_constraints.fill("slots", 500) == 500
 
 
 def test_check_shapes_guide_generation(dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
@@ -295,3 +346,65 @@ def test_checks_understand_triggers_and_partitions(dbarch_psycopg: psycopg.Conne
     assert "NOT NULL fulltext: holds: a trigger or rule rewrote the row" in held.evidence
     assert dbarch_constraints.fill("payments", 50) == 50
     assert dbarch_psycopg.execute("SELECT count(*) FROM payments_2024").fetchone()[0] > 0  # type: ignore[index]
+
+
+def test_domains_draw_inside_their_checks_and_refuse_violators(
+        dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    dbarch_psycopg.execute("""
+        CREATE DOMAIN percent AS int CHECK (VALUE BETWEEN 0 AND 100);
+        CREATE DOMAIN code AS varchar(8) NOT NULL CONSTRAINT code_shape CHECK (VALUE ~ '^[A-Z]{3}$')
+            CONSTRAINT code_not_xxx CHECK (VALUE <> 'XXX');
+        CREATE TABLE scores (id serial PRIMARY KEY, share percent NOT NULL, bonus percent, tag code UNIQUE,
+                             CHECK (bonus IS NULL OR bonus <= share))""")
+    seen: list[dict[str, Any]] = []
+
+    @QUICK
+    @given(dbarch_constraints.rows("scores"))
+    def insert(row: dict[str, Any]) -> None:
+        assert 0 <= row["share"] <= 100 and re.fullmatch("[A-Z]{3}", row["tag"]) and row["tag"] != "XXX"
+        outcome = dbarch_constraints._probe.insert(dbarch_constraints.spec("scores"), row, keep=True)
+        assert outcome.ok, (outcome.describe(), row)
+        seen.append(row)
+
+    insert()
+    assert len(seen) >= 30
+    findings = dbarch_constraints.check("scores")
+    assert [f.title for f in findings if f.is_problem] == []
+    [held] = [f for f in findings if f.rule == "constraints.rejects-violator"]
+    for label in ("DOMAIN CHECK percent_check on share", "DOMAIN CHECK percent_check on bonus",
+                  "DOMAIN CHECK code_shape on tag", "DOMAIN CHECK code_not_xxx on tag", "NOT NULL tag"):
+        assert f"{label}: refused with 23514" in held.evidence or f"{label}: refused with 23502" in held.evidence, (
+            label, held.evidence)
+
+
+def test_exclusion_constraints_are_kept_and_refuse_violators(
+        dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    dbarch_psycopg.execute("SAVEPOINT gist")
+    try:
+        dbarch_psycopg.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
+    except psycopg.Error as exc:
+        dbarch_psycopg.execute("ROLLBACK TO SAVEPOINT gist")
+        pytest.skip(f"btree_gist is not available on this PostgreSQL: {exc}")
+    dbarch_psycopg.execute("""
+        CREATE TABLE bookings (id serial PRIMARY KEY, room smallint NOT NULL CHECK (room BETWEEN 1 AND 3),
+                               during tstzrange NOT NULL, cancelled boolean NOT NULL,
+                               EXCLUDE USING gist (room WITH =, during WITH &&) WHERE (NOT cancelled));
+        CREATE TABLE slots (id serial PRIMARY KEY, span int4range, EXCLUDE USING gist (span WITH &&))""")
+    spec = dbarch_constraints.spec("bookings")
+    [key] = [k for k in spec.uniques if k.kind == "exclusion"]
+    assert key.comparisons == ("=", "&&") and key.predicate is not None and not key.plain
+    assert dbarch_constraints.fill("bookings", 300) == 300
+    assert dbarch_constraints.fill("slots", 200) == 200
+
+    @settings(QUICK, max_examples=40)
+    @given(dbarch_constraints.rows("bookings"))
+    def insert(row: dict[str, Any]) -> None:
+        outcome = dbarch_constraints._probe.insert(spec, row, keep=True)  # kept: later rows must avoid it
+        assert outcome.ok, (outcome.describe(), row)
+
+    insert()
+    findings = dbarch_constraints.check("bookings", "slots")
+    assert [f.title for f in findings if f.is_problem] == []
+    evidence = "\n".join(f.evidence for f in findings if f.rule == "constraints.rejects-violator")
+    assert "EXCLUDE bookings_room_during_excl: refused with 23P01" in evidence
+    assert "EXCLUDE slots_span_excl: refused with 23P01" in evidence

@@ -38,6 +38,7 @@ def test_every_check_is_silent_on_the_correct_twin(external_pytester: pytest.Pyt
         assert f"pytest.ini::constraints[{table}] PASSED" in output
     # BETWEEN 1 AND 5 in the database, >= 1 AND <= 5 in the models: the same behaviour.
     assert "public.leads: the database enforces the models' 1 CHECKs" in output
+    assert "public.leads: the database's CHECKs refuse no row the models' CHECKs allow" in output
     assert "WARN" not in output and "FAIL [" not in output
 
 
@@ -99,3 +100,66 @@ def test_fixture_checks_and_strategies_in_a_users_test(external_pytester: pytest
     """)
     result = external_pytester.runpytest("-p", "no:randomly")
     result.assert_outcomes(passed=2)
+
+
+DOMAIN_MODELS = '''
+from sqlalchemy import CheckConstraint, SmallInteger
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Review(Base):
+    __tablename__ = "reviews"
+    __table_args__ = (CheckConstraint("rating >= 1 AND rating <= 5", name="rating_range"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rating: Mapped[int] = mapped_column(SmallInteger)
+'''
+
+# The database is stricter than the models on reviews.rating (1-4 against 1-5); a domain
+# and an exclusion constraint (core gist on a range: no extension needed) must hold.
+DOMAIN_SCHEMA = '''
+CREATE DOMAIN percent AS int CHECK (VALUE BETWEEN 0 AND 100);
+CREATE TABLE reviews (id serial PRIMARY KEY, share percent NOT NULL,
+                      rating smallint NOT NULL CONSTRAINT rating_range CHECK (rating BETWEEN 1 AND 4));
+CREATE TABLE rooms (id serial PRIMARY KEY, during tstzrange NOT NULL,
+                    CONSTRAINT no_double_booking EXCLUDE USING gist (during WITH &&));
+'''
+
+
+def test_domains_exclusions_and_a_database_stricter_than_the_models(external_pytester: pytest.Pytester) -> None:
+    write_project(external_pytester.path, DOMAIN_SCHEMA, "dbarch_constraints = true\n")
+    (external_pytester.path / "models.py").write_text(DOMAIN_MODELS)
+    external_pytester.makepyfile(test_user="""
+        from hypothesis import given, settings
+
+        def test_checks(dbarch_constraints):
+            findings = dbarch_constraints.check("reviews", "rooms")
+            problems = {(f.rule, f.status.value, f.title) for f in findings if f.is_problem}
+            assert problems == {("constraints.database-check-stricter", "warning",
+                                 "public.reviews: rating=5 refused by rating_range; models allow it "
+                                 "(rating >= 1 AND rating <= 5)")}, problems
+            held = "\\n".join(f.evidence for f in findings if f.rule == "constraints.rejects-violator")
+            assert "DOMAIN CHECK percent_check on share: refused with 23514" in held
+            assert "EXCLUDE no_double_booking: refused with 23P01" in held
+
+        def test_rows_keep_the_domain_and_the_exclusion(dbarch_constraints, dbarch_psycopg):
+            spec = dbarch_constraints.spec("rooms")
+
+            @settings(max_examples=25)
+            @given(dbarch_constraints.rows("reviews"), dbarch_constraints.rows("rooms"))
+            def insert(review, room):
+                assert 0 <= review["share"] <= 100
+                assert dbarch_constraints._probe.insert(spec, room, keep=True).ok
+
+            insert()
+            assert dbarch_constraints.fill("rooms", 100) == 100
+    """)
+    result = external_pytester.runpytest("-rfs", "-v", "-p", "no:randomly")
+    output = result.stdout.str()
+    result.assert_outcomes(passed=4)  # two items (a warning does not fail one) and two tests
+    assert "pytest.ini::constraints[reviews] PASSED" in output and "pytest.ini::constraints[rooms] PASSED" in output
+    assert "rating=5 refused by rating_range" in output  # the warning is reported
+    assert "Traceback" not in output

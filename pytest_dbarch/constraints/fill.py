@@ -16,17 +16,20 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import psycopg
 from psycopg import sql
 
+from pytest_dbarch.constraints.block import draw_block
 from pytest_dbarch.constraints.draws import BatchUniques, LoadedKeys
 from pytest_dbarch.constraints.literals import cast_type, text_value
 from pytest_dbarch.constraints.probe import Probe, table_ident
-from pytest_dbarch.constraints.rows import Aim, DrawStats, KeysExhausted, RandomSource, RowDrawer, given_on_purpose
+from pytest_dbarch.constraints.rows import DrawStats, KeysExhausted, RandomSource, RowDrawer, given_on_purpose
 from pytest_dbarch.constraints.schema import ForeignKey, TableSpec
 from pytest_dbarch.errors import DbarchError
 from pytest_dbarch.origin import plugin_statements
 
 ROUNDS = 6
+DIRECT = "dbarch_fill_direct"
 
 
 class FillError(DbarchError):
@@ -69,8 +72,13 @@ class Filler:
         inserted = 0
         for _ in range(ROUNDS):
             wanted = n - inserted
+            unverified = stats.unverified
             batch = self._draw(spec, drawer, source, wanted, fixed, self_ref)
-            if batch:
+            direct = stats.unverified == unverified and not self_ref and self._nothing_to_collide_with(spec)
+            copied = self._copy_directly(spec, batch[:wanted]) if batch and direct else None
+            if copied is not None:
+                inserted += copied
+            elif batch:
                 inserted += self._copy(spec, batch, wanted)
             if inserted >= n:
                 return inserted
@@ -86,17 +94,14 @@ class Filler:
         extra = max(2, wanted // 20)
         if self_ref:
             return self._self_referencing(spec, drawer, source, wanted, fixed, self_ref)
-        rows = []
-        misses = 0
-        while len(rows) < wanted + extra and misses < (wanted + extra) * 10:
+        rows: list[dict[str, Any]] = []
+        tries = 0
+        while len(rows) < wanted + extra and tries < 10:
+            tries += 1
             try:
-                row = drawer.draw_once(source, fixed, Aim())
+                draw_block(drawer, source, wanted + extra - len(rows), fixed, rows)
             except KeysExhausted:
                 break  # a UNIQUE key has no value left: insert what there is, then say so
-            if row is None:
-                misses += 1
-                continue
-            rows.append(row)
         return rows
 
     def _self_referencing(self, spec: TableSpec, drawer: RowDrawer, source: RandomSource, wanted: int,
@@ -160,6 +165,39 @@ class Filler:
                 found = self.probe.parent_keys(fk)
             keys[fk.name] = found
         return keys
+
+    def _nothing_to_collide_with(self, spec: TableSpec) -> bool:
+        """Whether rows unique among themselves are unique in the table: no UNIQUE key over
+        drawn columns, or every one plain (kept unique in the batch) and the table empty."""
+        keys = [k for k in spec.uniques if not any(c in spec.left_out for c in k.columns)]
+        if not keys:
+            return True
+        if any(not k.plain or k.predicate is not None for k in keys):
+            return False
+        return not self.probe.query(f"SELECT 1 FROM {table_ident(spec)} LIMIT 1")
+
+    def _copy_directly(self, spec: TableSpec, rows: list[dict[str, Any]]) -> int | None:
+        """COPY the rows straight into the table, when Python has decided every CHECK and no
+        UNIQUE key can collide; returns how many the table took (a trigger may drop some),
+        or None (nothing kept) when the server refuses any, and the staged path sorts them out."""
+        names = list(dict.fromkeys(name for row in rows for name in row))
+        if not names:
+            return None
+        kinds = {n: spec.columns[n].kind.name if n in spec.columns else "" for n in names}
+        columns = ", ".join(sql.Identifier(n).as_string(None) for n in names)
+        self.probe.query(f"SAVEPOINT {DIRECT}")
+        try:
+            with plugin_statements(), self.probe.conn.cursor() as cur:
+                with cur.copy(f"COPY {table_ident(spec)} ({columns}) FROM STDIN".encode()) as copy:
+                    for row in rows:
+                        copy.write_row([text_value(row.get(n), kinds[n]) for n in names])
+                copied = cur.rowcount
+        except psycopg.Error:
+            with plugin_statements():
+                self.probe.conn.execute(f"ROLLBACK TO SAVEPOINT {DIRECT}; RELEASE SAVEPOINT {DIRECT}".encode())
+            return None
+        self.probe.query(f"RELEASE SAVEPOINT {DIRECT}")
+        return copied if copied >= 0 else len(rows)
 
     def _copy(self, spec: TableSpec, rows: list[dict[str, Any]], wanted: int) -> int:
         """COPY the rows into a staging table and move the valid ones; returns how many."""

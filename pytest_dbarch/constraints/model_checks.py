@@ -1,5 +1,7 @@
-"""``constraints.model-check-not-enforced``: a CHECK the models declare that the database
-does not enforce the same way, proven by a row.
+"""The models' CHECKs against the database's, both ways, proven by rows.
+
+``constraints.model-check-not-enforced``: a CHECK the models declare that the database
+does not enforce the same way.
 
 Behaviour is compared, never text: rows that break the models' CHECK are drawn (aimed at
 its edges, where off-by-one mistakes live), and for each the server evaluates both the
@@ -8,6 +10,13 @@ database on the same typed row. A row the models refuse and the database accepts
 shrunk by hypothesis to the smallest one, then inserted for real (in a savepoint) to
 prove it: ``rating=0`` accepted; the models say ``rating BETWEEN 1 AND 5``. A database
 CHECK written as ``rating >= 1 AND rating <= 5`` agrees, so nothing is reported.
+
+``constraints.database-check-stricter``: the other way, a database CHECK that refuses a
+row every CHECK of the models allows (models ``rating BETWEEN 1 AND 5``, database
+``rating BETWEEN 1 AND 4``: ``rating=5`` refused). Only CHECKs reading columns the models'
+CHECKs speak about are compared; a database CHECK on columns the models leave unchecked
+is a rule the models do not state, not a contradiction. A warning: the application's
+valid writes fail, loudly, where the other direction lets bad data in silently.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from pytest_dbarch.findings import Area, Finding, Status
 from psycopg import sql
 
 RULE = "constraints.model-check-not-enforced"
+STRICTER = "constraints.database-check-stricter"
 
 
 def check(ctx: Context, spec: TableSpec) -> list[Finding]:
@@ -125,3 +135,95 @@ def _search(ctx: Context, spec: TableSpec, rule: Rule) -> dict[str, Any] | None:
     if base is None:
         return None
     return first(mutations(spec, base, rule, ctx.rng(f"model:{rule.name}")), database_accepts)
+
+
+# --- the other way: the database refuses what the models allow
+
+
+def stricter(ctx: Context, spec: TableSpec) -> list[Finding]:
+    pairs = [(m, Rule.of(m.name, m.sql, spec.categories, spec.categories, kind="model"))
+             for m in ctx.intent.checks.get(spec.qualified, [])]
+    pairs = [(m, r) for m, r in pairs if all(spec.table.has_column(c) for c in r.columns)
+             and not r.columns & set(spec.left_out)]
+    models = [r for _, r in pairs]
+    if not models:
+        return []
+    spoken = frozenset().union(*(m.columns for m in models))
+    compared = [d for d in spec.check_rules() if d.columns and d.columns <= spoken
+                and not d.columns & set(spec.left_out) and not ctx.skips.constraint(spec, d.name)]
+    if not compared:
+        return []
+    ctx.ensure_parents(spec)
+    findings: list[Finding] = []
+    agreed: list[str] = []
+    for database_check in compared:
+        row = _search_refused(ctx, spec, database_check, models)
+        if row is None:
+            agreed.append(f"CHECK {database_check.name}: refuses no row the models allow")
+            continue
+        proof = ctx.probe.insert(spec, row)
+        if proof.ok or proof.constraint != database_check.name:
+            agreed.append(f"CHECK {database_check.name}: the row found is {proof.describe()} on insert")
+            continue
+        related = [m for m, r in pairs if r.columns & database_check.columns]
+        findings.append(_stricter_finding(spec, database_check, related, row))
+    if agreed and not findings:
+        findings.append(Finding(STRICTER, Area.MODELS, Status.PASSED,
+                                f"{spec.qualified}: the database's CHECKs refuse no row the models' CHECKs allow",
+                                evidence="\n".join(agreed), where=spec.qualified))
+    return findings
+
+
+def _search_refused(ctx: Context, spec: TableSpec, database_check: Rule, models: list[Rule]) -> dict[str, Any] | None:
+    """The smallest row every model CHECK allows and ``database_check`` alone refuses."""
+    others = [r for r in spec.check_rules() if r is not database_check]
+    required = [c.name for c in spec.table.columns if c.not_null and c.name in database_check.columns]
+    tests = [f"(({database_check.sql})) IS FALSE"]
+    tests += [f"(({r.sql})) IS NOT FALSE" for r in [*models, *others]]
+    tests += [f"{sql.Identifier(c).as_string(None)} IS NOT NULL" for c in required]
+
+    def models_allow(row: dict[str, Any]) -> bool:
+        outcome = ctx.probe.evaluate(spec, row, tests)
+        return bool(outcome.ok and outcome.returned is not None and all(outcome.returned))
+
+    drawer = ctx.drawer(spec)
+    aim = Aim(violate=database_check, extra=tuple(models))
+
+    @st.composite
+    def refused(draw: Any) -> dict[str, Any]:
+        row = drawer.draw(HypothesisSource(draw), None, aim, attempts=6)
+        if row is None:
+            from hypothesis import reject
+
+            reject()
+        return row  # type: ignore[return-value]
+
+    try:
+        with quiet():
+            return find(refused(), models_allow, settings=ctx.settings,
+                        database_key=f"{STRICTER}:{spec.qualified}:{database_check.name}".encode())
+    except (hypothesis_errors.NoSuchExample, hypothesis_errors.Unsatisfiable):
+        pass
+    except NoParentRows:
+        return None
+    base = ctx.row(spec, f"stricter:{database_check.name}:base", aim=Aim(extra=tuple(models)))
+    if base is None:
+        return None
+    return first(mutations(spec, base, database_check, ctx.rng(f"stricter:{database_check.name}")), models_allow)
+
+
+def _stricter_finding(spec: TableSpec, database_check: Rule, models: list[ModelCheck],
+                      row: dict[str, Any]) -> Finding:
+    shown = ", ".join(f"{c}={row.get(c)!r}" for c in sorted(database_check.columns))
+    said = " AND ".join(f"({m.sql})" if len(models) > 1 else m.sql for m in models)
+    evidence = [
+        f"refused by PostgreSQL ({database_check.name}): {shown}",
+        f"database: CHECK {database_check.name}: ({database_check.sql})",
+        *(f"models ({m.source}) say: CHECK ({m.sql})  [{m.name}]" for m in models),
+        "whole row: " + ", ".join(f"{k}={v!r}" for k, v in row.items()),
+    ]
+    fix = (f"make the database agree with the models (replace {database_check.name} with the models' CHECK in a "
+           "migration), or add the database's rule to the models if it is the intent")
+    return Finding(STRICTER, Area.MODELS, Status.WARNING,
+                   f"{spec.qualified}: {shown} refused by {database_check.name}; models allow it ({said})",
+                   evidence="\n".join(evidence), where=f"{spec.qualified}.{database_check.name}", fix=fix)

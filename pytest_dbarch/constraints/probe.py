@@ -174,6 +174,8 @@ class Probe:
             parts = ", ".join(key.keys)
             if key.nulls_not_distinct:
                 same = f"ROW({parts}) IS NOT DISTINCT FROM (SELECT ROW({parts}) FROM c)"
+            elif key.operators:  # an exclusion constraint: each part collides by its operator
+                same = " AND ".join(f"{part} {op} (SELECT {part} FROM c)" for part, op in zip(key.keys, key.operators))
             else:
                 same = f"({parts}) = (SELECT {parts} FROM c)"
             inside = f"coalesce(({key.predicate.sql}), false)" if key.predicate else "true"

@@ -1,4 +1,4 @@
-"""``.check()``: the four constraint checks over some tables, as Findings, undone afterwards.
+"""``.check()``: the constraint checks over some tables, as Findings, undone afterwards.
 
 Tables are visited parents first. Each check of each table runs in a savepoint of its
 own, and all of it in one more, so the test's data is as it was when ``check`` returns.
@@ -29,6 +29,7 @@ CHECKS: tuple[tuple[str, Callable[[Context, TableSpec], list[Finding]]], ...] = 
     (valid_rows.RULE, valid_rows.check),
     (violators.RULE, violators.check),
     (model_checks.RULE, model_checks.check),
+    (model_checks.STRICTER, model_checks.stricter),
     (referential.RULE, referential.check),
 )
 UNSUPPORTED = "constraints.unsupported-column"

@@ -48,6 +48,7 @@ class NoParentRows(DbarchError):
 class Source(Protocol):
     def pick(self, n: int) -> int: ...
     def value(self, space: Space) -> Any: ...
+    def between(self, space: Space) -> Any: ...
     def leave_null(self) -> bool: ...
     def key_index(self) -> int: ...
     def salt(self) -> int: ...
@@ -66,6 +67,10 @@ class HypothesisSource:
         if space.single:
             return space.allowed[0]  # type: ignore[index]
         return self.draw(values.strategy(space))
+
+    def between(self, space: Space) -> Any:
+        """A value of a space narrowed for this row only (bounded by another column)."""
+        return values.between(space, self.draw)
 
     def leave_null(self) -> bool:
         return not self.draw(st.booleans())  # shrinks towards NULL, the simpler row
@@ -93,6 +98,9 @@ class RandomSource:
             return space.allowed[0]  # type: ignore[index]
         return values.sampler(space)(self.rng)
 
+    def between(self, space: Space) -> Any:
+        return self.value(space)
+
     def leave_null(self) -> bool:
         return self.rng.random() < values.NULL_SHARE
 
@@ -109,6 +117,7 @@ class Keys(Protocol):
 
 class Uniques(Protocol):
     rows_seen: int  # rows in the table at the last probe: a salt for repairs
+    keys: list[UniqueKey]  # the keys probed (none: nothing can collide, no salt drawn)
 
     def conflicts(self, row: Mapping[str, Any]) -> list[str]: ...
     def free(self, key: UniqueKey, column: str, candidates: list[Any]) -> list[Any]: ...
@@ -125,6 +134,7 @@ class DrawStats:
     accepted: int = 0
     server_checked: int = 0
     repairs: int = 0  # UNIQUE collisions mended with fresh key values
+    unverified: int = 0  # candidates kept with a CHECK only the server can decide, unasked (bulk fills)
     rejected: Counter[str] = field(default_factory=Counter)
     raised: tuple[dict[str, Any], Any] | None = None  # a candidate whose CHECK evaluation raised, and how
 
@@ -244,7 +254,7 @@ class RowDrawer:
         plan = self._plan(source, fixed, aim)
         if plan is None:
             return None
-        pinned = self._foreign_keys(plan, fixed, source)
+        pinned = self.pinned_keys(plan, fixed, source)
         if pinned is None:
             return None
         row: dict[str, Any] = {name: value for name, value in fixed.items() if name not in plan.spaces}
@@ -257,21 +267,24 @@ class RowDrawer:
             if name in pinned:
                 row[name] = pinned[name]
                 continue
+            bounded = False
             for relation in relations:
                 if relation.left == name and relation.right in row and row[relation.right] is not None:
                     space = space.compare(relation.op, row[relation.right])  # type: ignore[assignment]
+                    bounded = True
                 elif relation.right == name and relation.left in row and row[relation.left] is not None:
                     space = space.compare(MIRROR[relation.op], row[relation.left])  # type: ignore[assignment]
+                    bounded = True
                 if space is None:
                     self.stats.reject(f"{relation.left} {relation.op} {relation.right}: no value fits")
                     return None
             try:
-                row[name] = source.value(space)
+                row[name] = source.between(space) if bounded else source.value(space)
             except values.NoValue:
                 self.stats.reject(f"{name}: no value found")
                 return None
             used[name] = space
-        return self._finish(row, aim, source, used, fixed, plan.checks(self, aim))
+        return self.finish(row, aim, source, used, fixed, plan.checks(self, aim))
 
     def _plan(self, source: Source, fixed: Mapping[str, Any], aim: Aim) -> Plan | None:
         """The spaces once a branch of every CHECK is chosen. Memoised along the path of
@@ -325,6 +338,13 @@ class RowDrawer:
         if leaf is None:
             leaf = self._leaves[path] = Plan(spaces, relations, frozenset(trusted))
         return leaf
+
+    def leaves(self, fixed: Mapping[str, Any]) -> list[Plan] | None:
+        """Every feasible combination of CHECK branches for rows with ``fixed`` values (the
+        default aim), or None when there are too many to list or ``fixed`` cannot key them."""
+        if not _hashable(fixed):
+            return None
+        return self._all_leaves((tuple(sorted(fixed.items())),), fixed)
 
     def _all_leaves(self, key: tuple[Any, ...], fixed: Mapping[str, Any]) -> list[Plan] | None:
         """Every feasible combination of CHECK branches, when there are few (then a draw
@@ -400,7 +420,7 @@ class RowDrawer:
     def _controllable(self, rule: Rule) -> bool:
         return not (rule.columns & set(self.spec.left_out))
 
-    def _foreign_keys(self, plan: Plan, fixed: Mapping[str, Any], source: Source) -> dict[str, Any] | None:
+    def pinned_keys(self, plan: Plan, fixed: Mapping[str, Any], source: Source) -> dict[str, Any] | None:
         """Values of the foreign-key columns: a key the parent holds, or NULL; None when
         this draw cannot have one."""
         pinned: dict[str, Any] = {}
@@ -440,9 +460,9 @@ class RowDrawer:
         return [r for r in rules if id(r) not in trusted and r.name not in aim.ignore
                 and (self._controllable(r) or r is aim.violate)]
 
-    def _finish(self, row: dict[str, Any], aim: Aim, source: Source, used: Mapping[str, Space],
+    def finish(self, row: dict[str, Any], aim: Aim, source: Source, used: Mapping[str, Space],
                 fixed: Mapping[str, Any], rules: list[Rule]) -> dict[str, Any] | None:
-        salt = source.salt() if self.uniques is not None else 0
+        salt = source.salt() if self.uniques is not None and self.uniques.keys else 0
         hit: list[str] = []
         for attempt in range(REPAIRS + 1):
             verdict = self._judge(row, aim, rules)
@@ -472,6 +492,8 @@ class RowDrawer:
                 unsure.append(rule)
             elif verdict != (rule is not aim.violate):
                 return rule.name
+        if unsure and self.verifier is None:
+            self.stats.unverified += 1
         if unsure and self.verifier is not None:
             self.stats.server_checked += 1
             keep = [r for r in unsure if r is not aim.violate]

@@ -55,8 +55,13 @@ class UniqueKey:
     key_columns: tuple[str, ...]  # the columns the key parts read
     predicate: Rule | None  # partial index: rows outside it are not constrained
     nulls_not_distinct: bool
-    kind: str  # "primary key", "unique" or "unique index"
-    plain: bool  # keys are plain columns (no expressions)
+    kind: str  # "primary key", "unique", "unique index" or "exclusion"
+    plain: bool  # keys are plain columns (no expressions) compared with = (rows collide when equal)
+    operators: tuple[str, ...] = ()  # per key part, how rows collide (exclusion: "=", "&&", ...); () is all "="
+
+    @property
+    def comparisons(self) -> tuple[str, ...]:
+        return self.operators or ("=",) * len(self.keys)
 
 
 @dataclass
@@ -182,7 +187,59 @@ def _uniques(table: Table, categories: dict[str, str], names: list[str]) -> list
         kind = "primary key" if index.primary else ("unique" if index.constraint else "unique index")
         keys.append(UniqueKey(index.constraint or index.name, columns, key_sql, key_columns, predicate,
                               index.nulls_not_distinct, kind, plain))
+    return keys + _exclusions(table, categories, names)
+
+
+def _exclusions(table: Table, categories: dict[str, str], names: list[str]) -> list[UniqueKey]:
+    """EXCLUDE constraints as keys whose parts collide by their own operators: two rows
+    conflict when every ``part <op> part`` is true (``room WITH =, during WITH &&``)."""
+    indexes = {i.name: i for i in table.indexes}
+    keys: list[UniqueKey] = []
+    for constraint in table.constraints:
+        index = indexes.get(constraint.index or "")
+        if constraint.kind != "exclusion" or index is None or not index.valid:
+            continue
+        parts = _key_parts(index)
+        operators = _exclusion_operators(constraint.definition)
+        if parts is None or operators is None or len(operators) != len(parts[0]):
+            continue
+        key_sql, key_columns, plain = parts
+        columns = key_columns
+        predicate = None
+        if index.predicate:
+            predicate = Rule.of(f"{constraint.name} predicate", index.predicate, categories, names, kind="predicate")
+            columns = tuple(dict.fromkeys(columns + tuple(sorted(predicate.columns))))
+        keys.append(UniqueKey(constraint.name, columns, key_sql, key_columns, predicate, False, "exclusion",
+                              plain and all(op == "=" for op in operators), operators))
     return keys
+
+
+def _exclusion_operators(definition: str) -> tuple[str, ...] | None:
+    """The operators of ``EXCLUDE USING gist (room WITH =, during WITH &&) ...``, in order."""
+    start = definition.find("(")
+    if not definition.startswith("EXCLUDE") or start < 0:
+        return None
+    depth, element, elements = 0, "", []
+    for char in definition[start + 1:]:
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            if depth == 0:
+                elements.append(element)
+                break
+            depth -= 1
+        if char == "," and depth == 0:
+            elements.append(element)
+            element = ""
+            continue
+        element += char
+    operators = []
+    for element in elements:
+        _, with_, operator = element.rpartition(" WITH ")
+        if not with_ or not operator.strip():
+            return None
+        operators.append(operator.strip())
+    return tuple(operators)
 
 
 def _key_parts(index: Index) -> tuple[tuple[str, ...], tuple[str, ...], bool] | None:

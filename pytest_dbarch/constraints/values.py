@@ -93,13 +93,10 @@ def _base_strategy(space: Space) -> st.SearchStrategy[Any]:
         return _text_strategy(space)
     if name == "bool":
         return st.booleans()
-    if name == "date":
-        return st.dates(space.low, space.high) | st.sampled_from([space.low, space.high])
-    if name in ("timestamp", "timestamptz"):
-        low, high = _naive(space.low), _naive(space.high)
-        zone = st.just(_UTC) if name == "timestamptz" else st.none()
-        unit = 10 ** (6 - (kind.places if kind.places is not None else 6))
-        return st.datetimes(low, high, timezones=zone).map(lambda d: _round_time(d, unit))
+    if name in ("date", "timestamp", "timestamptz"):
+        to_units, from_units = _UNITS[name](kind)
+        low, high = to_units(space.low, True), to_units(space.high, False)
+        return (st.integers(low, high) | st.sampled_from(sorted({low, high}))).map(from_units)
     if name in ("time", "timetz"):
         unit = 10 ** (6 - (kind.places if kind.places is not None else 6))
         zone = st.just(_UTC) if name == "timetz" else st.none()
@@ -133,12 +130,91 @@ def _base_strategy(space: Space) -> st.SearchStrategy[Any]:
     if name == "range":
         assert kind.element is not None
         element = strategy(Space.of(kind.element, nullable=False))
-        return st.tuples(element, element).map(lambda pair: Range(min(pair), max(pair), "[]"))
+        to_units, from_units = _UNITS[kind.element.name](kind.element)
+        top = _range_top(kind.element)
+        short = _short_range(kind.element)
+
+        def shortly_after(pair: tuple[Any, int]) -> Range[Any]:
+            start = min(to_units(pair[0], False), top)
+            return Range(from_units(start), from_units(min(start + pair[1], top)), "[]")
+
+        # short ranges, as the sampler below draws them
+        return st.tuples(element, st.integers(0, short)).map(shortly_after)
     if name == "tsvector":
         return st.from_regex(r"[a-z]{1,8}( [a-z]{1,8}){0,3}", fullmatch=True)
     if name == "xml":
         return st.text(alphabet=string.ascii_letters + " ", max_size=20).map(lambda t: f"<v>{t}</v>")
     raise Unsupported(kind.sql_type)
+
+
+def between(space: Space, draw: Callable[[st.SearchStrategy[Any]], Any]) -> Any:
+    """A value of a space made for one row (a column bounded by another column's value):
+    one plain integer draw where the kind counts in steps, so no strategy is built for a
+    space hypothesis will never see again (that costs more than the draw)."""
+    units = _UNITS.get(space.kind.name)
+    if (units is None or space.nulls != "never" or space.allowed is not None or space.excluded
+            or space.low is None or space.high is None):
+        return draw(strategy(space))
+    to_units, from_units = units(space.kind)
+    low, high = to_units(space.low, True), to_units(space.high, False)
+    if low > high:
+        raise NoValue(space)
+    return from_units(draw(st.integers(low, high)))
+
+
+_DAY_ZERO = dt.date(2000, 1, 1)  # what dates and times shrink towards
+_TIME_ZERO = dt.datetime(2000, 1, 1)
+
+
+Units = tuple[Callable[[Any, bool], int], Callable[[int], Any]]  # value -> steps (rounded up?), steps -> value
+
+
+def _int_units(kind: Kind) -> Units:
+    return (lambda v, up: int(v)), int
+
+
+def _decimal_units(kind: Kind) -> Units:
+    places = kind.places or 0
+    return (lambda v, up: _scaled(v, places)), (lambda n: Decimal(n).scaleb(-places))
+
+
+def _date_units(kind: Kind) -> Units:
+    return (lambda d, up: (d - _DAY_ZERO).days), (lambda n: _DAY_ZERO + dt.timedelta(days=n))
+
+
+def _time_units(kind: Kind) -> Units:
+    """Steps of the column's precision (microseconds for ``timestamp(6)``) from 2000-01-01;
+    a bound between two steps is rounded inwards."""
+    unit = 10 ** (6 - (kind.places if kind.places is not None else 6))
+    zone = _UTC if kind.name == "timestamptz" else None
+
+    def to_units(value: dt.datetime, up: bool) -> int:
+        micro = (_naive(value) - _TIME_ZERO) // dt.timedelta(microseconds=1)
+        return -(-micro // unit) if up else micro // unit
+
+    def from_units(n: int) -> dt.datetime:
+        value = _TIME_ZERO + dt.timedelta(microseconds=n * unit)
+        return value.replace(tzinfo=zone) if zone else value
+
+    return to_units, from_units
+
+
+def _range_top(element: Kind) -> int:
+    """The last step a range may end on: an integer range ``[a, b]`` is stored as
+    ``[a, b + 1)``, so ``b`` stays below the integer's maximum."""
+    to_units, _ = _UNITS[element.name](element)
+    return to_units(element.high, False) - (1 if element.name == "int" else 0)
+
+
+def _short_range(element: Kind) -> int:
+    """Steps a short range spans at most: 10 integers, 1000 numeric steps, two weeks, a day."""
+    if element.name in ("timestamp", "timestamptz"):
+        return 86_400 * 10 ** (element.places if element.places is not None else 6)
+    return {"int": 10, "decimal": 1000, "date": 14}.get(element.name, 10)
+
+
+_UNITS = {"int": _int_units, "decimal": _decimal_units, "money": _decimal_units, "date": _date_units,
+          "timestamp": _time_units, "timestamptz": _time_units}
 
 
 def _text_strategy(space: Space) -> st.SearchStrategy[str]:
@@ -186,10 +262,6 @@ def _naive(value: dt.datetime) -> dt.datetime:
     return value
 
 
-def _round_time(value: dt.datetime, unit: int) -> dt.datetime:
-    return value.replace(microsecond=value.microsecond // unit * unit) if unit > 1 else value
-
-
 # --- random.Random, for bulk fills and factories
 
 Sampler = Callable[[random.Random], Any]
@@ -217,6 +289,23 @@ def _sampler(space: Space) -> Sampler:
         inner = base
         return lambda rng: None if rng.random() < NULL_SHARE else inner(rng)
     return base
+
+
+def column(space: Space, rng: random.Random, count: int) -> list[Any]:
+    """``count`` values of the space at once (a column of a bulk fill)."""
+    if space.single:
+        return [space.allowed[0]] * count  # type: ignore[index]
+    if space.nulls == "must":
+        return [None] * count
+    if space.allowed is not None and not (_needs_filter(space) or space.patterns):
+        choices = space.choices()
+        if choices:
+            drawn = rng.choices(choices, k=count)
+            if space.nulls == "may":
+                return [None if rng.random() < NULL_SHARE else v for v in drawn]
+            return drawn
+    draw = sampler(space)
+    return [draw(rng) for _ in range(count)]
 
 
 class NoValue(Exception):
@@ -303,11 +392,18 @@ def _base_sampler(space: Space) -> Sampler:
         return lambda rng: [element(rng) for _ in range(rng.randint(space.min_len, top))]
     if name == "range":
         assert kind.element is not None
-        element = sampler(Space.of(kind.element, nullable=False))
+        element_space = Space.of(kind.element, nullable=False)
+        element = sampler(element_space)
+        to_units, from_units = _UNITS[kind.element.name](kind.element)
+        top = _range_top(kind.element)
+        short = _short_range(kind.element)
 
         def draw_range(rng: random.Random) -> Range[Any]:
-            a, b = element(rng), element(rng)
-            return Range(min(a, b), max(a, b), "[]")
+            """Short ranges (a booking, a validity period): an exclusion constraint
+            (``during WITH &&``) must leave room for the rows already there, and one range
+            over most of the type would leave none."""
+            start = min(to_units(element(rng), False), top)
+            return Range(from_units(start), from_units(min(start + _below(rng, short + 1), top)), "[]")
 
         return draw_range
     if name == "tsvector":
@@ -328,6 +424,17 @@ def _word(rng: random.Random) -> str:
     return "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(1, 8)))
 
 
+def _below(rng: random.Random, n: int) -> int:
+    """A uniform integer in [0, n): ``randrange`` without its Python-level checks, which
+    cost more than the draw in a bulk fill."""
+    if n <= _EXACT_FLOATS:
+        return min(int(rng.random() * n), n - 1)
+    return rng.randrange(n)
+
+
+_EXACT_FLOATS = 2**50
+
+
 def _int_sampler(low: int, high: int) -> Sampler:
     edges = _edges(low, high, 1)
     small_low, small_high = max(low, -1000), min(high, 100000)
@@ -337,8 +444,8 @@ def _int_sampler(low: int, high: int) -> Sampler:
         if roll < 0.1:
             return rng.choice(edges)
         if roll < 0.7 and small_low <= small_high:
-            return rng.randint(small_low, small_high)
-        return rng.randint(low, high)
+            return small_low + _below(rng, small_high - small_low + 1)
+        return low + _below(rng, high - low + 1)
 
     return draw
 
@@ -355,7 +462,7 @@ def _date_sampler(low: dt.date, high: dt.date) -> Sampler:
     def draw(rng: random.Random) -> dt.date:
         if rng.random() < 0.05:
             return rng.choice((low, high))
-        return near_low + dt.timedelta(days=rng.randint(0, span))
+        return near_low + dt.timedelta(days=_below(rng, span + 1))
 
     return draw
 
@@ -371,8 +478,8 @@ def _datetime_sampler(space: Space, kind: Kind) -> Sampler:
     tz = _UTC if kind.name == "timestamptz" else None
 
     def draw(rng: random.Random) -> dt.datetime:
-        micro = rng.randrange(0, 1_000_000, unit) if unit <= 1_000_000 else 0
-        value = near_low + dt.timedelta(seconds=rng.randint(0, max(span - 1, 0)), microseconds=micro)
+        micro = _below(rng, 1_000_000 // unit) * unit if unit <= 1_000_000 else 0
+        value = near_low + dt.timedelta(seconds=_below(rng, max(span, 1)), microseconds=micro)
         value = min(max(value, low), high)
         return value.replace(tzinfo=tz) if tz else value
 
@@ -396,7 +503,7 @@ def _text_sampler(space: Space) -> Sampler:
     typical = min(top, max(low, 12))
 
     def draw(rng: random.Random) -> str:
-        size = rng.randint(low, typical) if rng.random() < 0.9 else rng.randint(low, top)
+        size = low + (_below(rng, typical - low + 1) if rng.random() < 0.9 else _below(rng, top - low + 1))
         value = rng.randbytes(size).translate(_LETTERS).decode("ascii")
         if extra and size and rng.random() < 0.3:
             at = rng.randrange(size)

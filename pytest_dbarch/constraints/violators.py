@@ -24,7 +24,7 @@ from typing import Any
 
 from pytest_dbarch.constraints.checks_parse import Rule
 from pytest_dbarch.constraints.context import Context
-from pytest_dbarch.constraints.literals import literal
+from pytest_dbarch.constraints.literals import cast_type, literal
 from pytest_dbarch.constraints.probe import Outcome, qualified_ident
 from pytest_dbarch.constraints.rows import Aim, RandomSource
 from pytest_dbarch.constraints.schema import ForeignKey, TableSpec, UniqueKey
@@ -34,13 +34,15 @@ from pytest_dbarch.findings import Area, Finding, Status
 from psycopg import sql
 
 RULE = "constraints.rejects-violator"
-STATES = {"NOT NULL": "23502", "CHECK": "23514", "UNIQUE": "23505", "FOREIGN KEY": "23503"}
+STATES = {"NOT NULL": "23502", "CHECK": "23514", "DOMAIN CHECK": "23514", "UNIQUE": "23505", "EXCLUDE": "23P01",
+          "FOREIGN KEY": "23503"}
 
 
 @dataclass
 class Trial:
-    kind: str  # NOT NULL, CHECK, UNIQUE, FOREIGN KEY
+    kind: str  # NOT NULL, CHECK, DOMAIN CHECK, UNIQUE, EXCLUDE, FOREIGN KEY
     name: str  # constraint name (the column for NOT NULL)
+    column: str = ""  # the column whose type is the domain (DOMAIN CHECK)
     row: dict[str, Any] | None = None
     outcome: Outcome | None = None
     why_none: str = ""  # no violator could be built: why
@@ -50,7 +52,7 @@ class Trial:
 
     @property
     def label(self) -> str:
-        return f"{self.kind} {self.name}"
+        return f"{self.kind} {self.name} on {self.column}" if self.column else f"{self.kind} {self.name}"
 
 
 def check(ctx: Context, spec: TableSpec) -> list[Finding]:
@@ -65,6 +67,9 @@ def check(ctx: Context, spec: TableSpec) -> list[Finding]:
             trials.append(_not_null(ctx, spec, base, column.name, column.domain_not_null and not column.not_null))
     for rule in spec.check_rules():
         trials.append(_check(ctx, spec, base, rule))
+    for rule in spec.rules:
+        if rule.kind == "domain":
+            trials.append(_domain_check(ctx, spec, base, rule))
     for key in spec.uniques:
         trials.append(_unique(ctx, spec, key))
     for fk in spec.foreign_keys:
@@ -151,6 +156,37 @@ def _check(ctx: Context, spec: TableSpec, base: dict[str, Any], rule: Rule) -> T
     return trial
 
 
+def _domain_check(ctx: Context, spec: TableSpec, base: dict[str, Any], rule: Rule) -> Trial:
+    """A value of the column's base type that the domain's CHECK refuses. The domain is
+    checked when the value is coerced to it, before any CHECK of the table, and its CHECKs
+    in name order: the violator is a value whose coercion this constraint refuses first."""
+    [column] = sorted(rule.columns) or [""]
+    trial = Trial("DOMAIN CHECK", rule.name, column=column)
+    if _skip(ctx, spec, trial):
+        return trial
+    if column not in spec.columns:
+        trial.why_none = "the column is filled by the database"
+        return trial
+    kind = spec.columns[column].kind.name
+    domain = cast_type(spec.column(column))
+
+    def refused_by_it(row: dict[str, Any]) -> bool:
+        if row.get(column) is None:
+            return False
+        outcome = ctx.probe.attempt(f"SELECT {literal(row[column], kind)}::{domain}")
+        return not outcome.ok and outcome.sqlstate == "23514" and outcome.constraint == rule.name
+
+    for attempt in range(8):
+        row = ctx.row(spec, f"violators:{rule.name}:{column}:{attempt}", aim=Aim(violate=rule), attempts=25)
+        if row is not None and refused_by_it(row):
+            return _run(ctx, spec, trial, row)
+    found = first(mutations(spec, base, rule, ctx.rng(f"mutate:{rule.name}:{column}")), refused_by_it)
+    if found is not None:
+        return _run(ctx, spec, trial, found)
+    trial.why_none = _why_unbreakable(spec, rule)
+    return trial
+
+
 def _why_unbreakable(spec: TableSpec, rule: Rule) -> str:
     from pytest_dbarch.constraints.rows import narrow
 
@@ -163,7 +199,9 @@ def _why_unbreakable(spec: TableSpec, rule: Rule) -> str:
 
 
 def _unique(ctx: Context, spec: TableSpec, key: UniqueKey) -> Trial:
-    trial = Trial("UNIQUE", key.name)
+    """Two rows with the same key; for an exclusion constraint the same values collide too
+    (``=`` and ``&&`` hold between a value and itself; drawn ranges are never empty)."""
+    trial = Trial("EXCLUDE" if key.kind == "exclusion" else "UNIQUE", key.name)
     if _skip(ctx, spec, trial):
         return trial
     present = [c for c in key.key_columns if c in spec.columns]
@@ -278,7 +316,7 @@ def _findings(spec: TableSpec, trials: list[Trial]) -> list[Finding]:
             title = f"{spec.qualified}: a row violating {trial.label} was refused by something else"
             fix = "check which constraint or trigger fires first, and that the intended one is there"
         findings.append(Finding(RULE, Area.MODELS, status, title, evidence="\n".join(evidence),
-                                where=f"{spec.qualified}.{trial.name}", fix=fix))
+                                where=f"{spec.qualified}.{trial.column or trial.name}", fix=fix))
     if held:
         timed = [t.millis for t in trials if t.outcome is not None and t.millis]
         per = f"; {sum(timed) / len(timed):.1f} ms per violator" if timed else ""
