@@ -327,6 +327,33 @@ def test_backfill_is_information_unless_the_downgrade_restores(dbarch_migrations
     assert "row id=2 changed: name 'v2' -> 'V2!'" in data.title
 
 
+ROW_BY_ROW = [
+    Rev("r1", ["CREATE TABLE person (id int PRIMARY KEY, password text, updated_at timestamp)"], ["DROP TABLE person"]),
+    # A backfill row by row, as an ORM session does it: no UPDATE at all while the table is
+    # empty (the first upgrade), one per row once the check's rows are there (upgrading
+    # again); the downgrade writes nothing back.
+    Rev(
+        "r2",
+        """
+        op.add_column("person", sa.Column("from_ldap", sa.Boolean()))
+        bind = op.get_bind()
+        for (key,) in bind.execute(sa.text("SELECT id FROM person")).fetchall():
+            bind.execute(sa.text("UPDATE person SET from_ldap = false, updated_at = now() WHERE id = :k"), {"k": key})
+        """,
+        ["ALTER TABLE person DROP COLUMN from_ldap"],
+        extra="import sqlalchemy as sa",
+    ),
+]
+
+
+def test_row_by_row_backfill_seen_when_upgrading_again(dbarch_migrations, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    results = dbarch_migrations.run(str(write_alembic(tmp_path, ROW_BY_ROW)), drift=False)
+    data = one(results, "data-round-trip", "r2")
+    assert data.status is Status.PASSED, data.title
+    assert "(information)" in data.title
+    assert "changed by the upgrade's own data migration" in data.evidence and "updated_at None ->" in data.evidence
+
+
 # --- issue 13: the CLI's usage errors -----------------------------------------------------------
 
 

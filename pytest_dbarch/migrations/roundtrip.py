@@ -249,8 +249,11 @@ class RoundTrip:
         s2 = self._snap()
         default_problems = self._check_defaults(rev, s0, s2) if seeded is not None else []
         lost = diff.compare(s0, s2)
+        # Upgrading again is the first run that meets the seeded rows: a row-by-row backfill
+        # (an ORM session's loop) writes nothing on the empty tables of the first upgrade.
+        again_writes = DataWrites()
         try:
-            yield from self._step(rev, True)
+            yield from self._step(rev, True, StatementRelay([again_writes], rev))
         except MigrationError as exc:
             if seeded is not None and seeded.rows:
                 return (yield from self._without_rows(rev, s0, s1, applied, seeded, exc, "upgrade"))
@@ -260,10 +263,10 @@ class RoundTrip:
         again = diff.compare(s1, s3, lost="missing after upgrading again", extra="extra after upgrading again")
         self._round_trip_verdict(rev, lost, again)
         rows_problems, leaked = self._verify(seeded)
-        transformed = writes.tables - down_writes.tables
+        transformed = (writes.tables | again_writes.tables) - down_writes.tables
         self._data_verdict(rev, seeded, default_problems, rows_problems, transformed)
         if leaked:
-            self._leak(rev, leaked, writes.tables)
+            self._leak(rev, leaked, writes.tables | again_writes.tables)
         if again or leaked:  # upgrading again did not reproduce the first upgrade's state
             return (yield from self._rebuild(applied + [rev]))
         return s3
