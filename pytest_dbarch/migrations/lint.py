@@ -208,7 +208,7 @@ class LockSafetyLint:
         self._check = check = Check(statement, d, connection, rev, self._timeouts)
         self._pending = []
         if d.kind == "unparseable":
-            self._pending.append(Hit(UNPARSEABLE.id, statement.sql[:60], evidence=[d.problem]))
+            self._pending.append(Hit(UNPARSEABLE.id, " ".join(statement.sql.split())[:60], evidence=[d.problem]))
             return
         for rule in RULES.values():
             if rule.id in self.ignore or rule.id in rev.once:
@@ -219,7 +219,7 @@ class LockSafetyLint:
                 self._pending.append(
                     Hit(
                         UNPARSEABLE.id,
-                        statement.sql[:60],
+                        " ".join(statement.sql.split())[:60],
                         evidence=[f"rule {rule.id} failed: {type(exc).__name__}: {exc}"],
                     )
                 )
