@@ -79,6 +79,27 @@ def test_seeded_rows_never_reach_a_later_revision(dbarch_migrations, tmp_path: P
     assert database_names(admin) == before  # work databases and checkpoints are gone
 
 
+REFERENCE_ROWS = [
+    Rev(
+        "s1",
+        ["CREATE TABLE status (id int PRIMARY KEY, name text NOT NULL)",
+         "INSERT INTO status VALUES (1, 'todo'), (2, 'done'), (3, 'wip')"],
+        ["DROP TABLE status"],
+    ),
+    Rev("s2", ["ALTER TABLE status ADD COLUMN is_wip bool", "CREATE INDEX ix_status_is_wip ON status (is_wip)"],
+        ["DROP INDEX ix_status_is_wip", "ALTER TABLE status DROP COLUMN is_wip"]),
+]
+
+
+def test_rows_the_history_wrote_itself_do_not_fail_the_lint(dbarch_migrations, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The walk starts from an empty database: the three rows are the history's reference
+    data, no sign of a large table in production (zou's task_status)."""
+    results = dbarch_migrations.run(str(write_alembic(tmp_path, REFERENCE_ROWS)), drift=False)
+    lint = [f for f in results.for_item("lock-safety", "s2") if f.rule.endswith("require-concurrent-index-creation")]
+    assert [f.status for f in lint] == [Status.WARNING], [f.title for f in lint]
+    assert "written by the history's own migrations" in lint[0].evidence and "has rows" in lint[0].evidence
+
+
 def test_rows_a_downgrade_derives_from_seeded_ones_are_a_warning(dbarch_migrations, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """CKAN's e8283ffb257e: a downgrade fills a table from the rows it finds (here an
     audit row per item). Those rows outlive the removal of the seeded ones; that is the
@@ -352,6 +373,31 @@ def test_row_by_row_backfill_seen_when_upgrading_again(dbarch_migrations, tmp_pa
     assert data.status is Status.PASSED, data.title
     assert "(information)" in data.title
     assert "changed by the upgrade's own data migration" in data.evidence and "updated_at None ->" in data.evidence
+
+
+SHARED_ENUM = [
+    Rev("e1", ["CREATE TABLE account (id int PRIMARY KEY)"], ["DROP TABLE account"]),
+    # The enum type is created by create_table (SQLAlchemy remembers it in the migration
+    # context's memo) and dropped by hand: upgrading again must create it again, as a
+    # second `alembic upgrade` would (warehouse 7f0d1b5af8c7).
+    Rev(
+        "e2",
+        """
+        op.create_table("mail", sa.Column("id", sa.Integer, primary_key=True), sa.Column("status", STATUS))
+        """,
+        """
+        op.drop_table("mail")
+        STATUS.drop(op.get_bind())
+        """,
+        extra='import sqlalchemy as sa\nSTATUS = sa.Enum("sent", "bounced", name="mail_status")',
+    ),
+]
+
+
+def test_upgrading_again_after_a_downgrade_starts_a_new_alembic_command(dbarch_migrations, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    results = dbarch_migrations.run(str(write_alembic(tmp_path, SHARED_ENUM)), drift=False)
+    trip = one(results, "round-trip", "e2")
+    assert trip.status is Status.PASSED, (trip.title, trip.evidence)
 
 
 # --- issue 13: the CLI's usage errors -----------------------------------------------------------

@@ -250,7 +250,7 @@ def default_observers(options: Options) -> list[Callable[[], StatementObserver]]
     from pytest_dbarch.migrations.locks import LockReport
 
     LockSafetyLint(ignore=options.lint_ignore)
-    return [lambda: LockSafetyLint(ignore=options.lint_ignore), LockReport]
+    return [lambda: LockSafetyLint(ignore=options.lint_ignore, from_empty=True), LockReport]
 
 
 def describe(keys: Sequence[tuple[str, str]]) -> list[str]:
