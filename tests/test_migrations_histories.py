@@ -400,6 +400,35 @@ def test_upgrading_again_after_a_downgrade_starts_a_new_alembic_command(dbarch_m
     assert trip.status is Status.PASSED, (trip.title, trip.evidence)
 
 
+FUNCTION_PATH = [
+    Rev(
+        "g1",
+        ["CREATE SCHEMA util", "CREATE SCHEMA legacy",
+         *[f"CREATE FUNCTION {schema}make_id() RETURNS int LANGUAGE sql AS 'SELECT 1'" for schema in ("", "util.", "legacy.")],
+         "CREATE FUNCTION util.other_id() RETURNS int LANGUAGE sql AS 'SELECT 2'",
+         "CREATE TABLE t (id int PRIMARY KEY DEFAULT make_id())"],
+        ["DROP TABLE t", "DROP SCHEMA util CASCADE", "DROP SCHEMA legacy CASCADE", "DROP FUNCTION make_id()"],
+    ),
+    # Restores the function its authors' server bound the unqualified name to (warehouse
+    # adb74475e8a4: public.gen_random_uuid() of pgcrypto against the built-in one).
+    Rev("g2", ["ALTER TABLE t ALTER COLUMN id SET DEFAULT util.make_id()"],
+        ["ALTER TABLE t ALTER COLUMN id SET DEFAULT legacy.make_id()"]),
+    # Another function altogether: still a failure.
+    Rev("g3", ["ALTER TABLE t ALTER COLUMN id SET DEFAULT make_id()"],
+        ["ALTER TABLE t ALTER COLUMN id SET DEFAULT util.other_id()"]),
+]
+
+
+def test_a_default_bound_to_a_same_named_function_elsewhere_is_a_warning(dbarch_migrations, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    results = dbarch_migrations.run(str(write_alembic(tmp_path, FUNCTION_PATH)), drift=False, data=False)
+    moved = one(results, "round-trip", "g2")
+    assert moved.status is Status.WARNING, moved.title
+    assert "default changed from make_id() to legacy.make_id()" in moved.title
+    assert "same name in another schema" in moved.title
+    other = one(results, "round-trip", "g3")
+    assert other.status is Status.FAILED and "util.other_id()" in other.title
+
+
 # --- issue 13: the CLI's usage errors -----------------------------------------------------------
 
 

@@ -353,7 +353,24 @@ class RoundTrip:
             )
             self.outcome.add("round-trip", rev.id, self._finding(ROUND_TRIP, status, title, rev, "\n".join(evidence), fix))
             return
-        first = next(line for line in lines if not diff.is_order_change(line))
+        if all(diff.is_order_change(line) or diff.is_requalified(line) for line in lines):
+            ordered = any(diff.is_order_change(line) for line in lines)
+            status = Status.FAILED if ordered and self.column_order == "failed" else Status.WARNING
+            requalified = [line for line in lines if diff.is_requalified(line)]
+            title = (
+                f"revision {rev.id}: downgrade restores the schema, but defaults call a function of the same "
+                f"name in another schema: {requalified[0]}"
+                + (f" (+{len(requalified) - 1} more)" if len(requalified) > 1 else "")
+            )
+            fix = (
+                "nothing to do if both functions do the same (pgcrypto's gen_random_uuid() and the built-in "
+                "one since PostgreSQL 13: which one an unqualified name binds to depends on the server the "
+                f"history first ran on); otherwise qualify the function the same way in upgrade() and "
+                f"downgrade() of revision {rev.id}"
+            )
+            self.outcome.add("round-trip", rev.id, self._finding(ROUND_TRIP, status, title, rev, "\n".join(evidence), fix))
+            return
+        first = next(line for line in lines if not diff.is_order_change(line) and not diff.is_requalified(line))
         more = len(lines) - 1
         empty = f" (its downgrade is empty: {rev.downgrade_note})" if rev.downgrade_empty else ""
         title = f"revision {rev.id}: downgrade does not restore the schema{empty}: {first}" + (
