@@ -429,6 +429,22 @@ def test_a_default_bound_to_a_same_named_function_elsewhere_is_a_warning(dbarch_
     assert other.status is Status.FAILED and "util.other_id()" in other.title
 
 
+BODY = "CREATE OR REPLACE FUNCTION total() RETURNS int LANGUAGE plpgsql AS $$\nBEGIN\n{}RETURN {};\nEND;\n$$"
+FUNCTION_LAYOUT = [
+    Rev("f1", [BODY.format("    ", 1)], ["DROP FUNCTION total()"]),
+    # The downgrade re-creates f1's body with other indentation (warehouse 87509f4ae027).
+    Rev("f2", [BODY.format("    ", 2)], [BODY.format("\t\t", 1)]),
+    Rev("f3", [BODY.format("  ", 3)], [BODY.format("  ", 4)]),  # another body: still a failure
+]
+
+
+def test_a_function_body_re_created_with_other_whitespace_is_restored(dbarch_migrations, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    results = dbarch_migrations.run(str(write_alembic(tmp_path, FUNCTION_LAYOUT)), drift=False, data=False)
+    assert one(results, "round-trip", "f2").status is Status.PASSED
+    other = one(results, "round-trip", "f3")
+    assert other.status is Status.FAILED and "RETURN 2" in other.title and "RETURN 4" in other.title, other.title
+
+
 # --- issue 13: the CLI's usage errors -----------------------------------------------------------
 
 

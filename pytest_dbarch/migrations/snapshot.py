@@ -313,7 +313,10 @@ def build(rows: dict[str, list[tuple[Any, ...]]], exclude: set[str]) -> Snapshot
         snap.add(kinds[typtype], qualified(schema, name), labels=labels, type=base, **{"not null": notnull}, default=default, comment=comment, privileges=acl)
     for schema, name, args, prokind, definition, comment, acl in rows["functions"]:
         kind = {"p": "procedure", "a": "aggregate", "w": "window function"}.get(prokind, "function")
-        snap.add(kind, f"{qualified(schema, name)}({args})", definition=definition, comment=comment, privileges=acl)
+        # The body is kept as written: a downgrade that re-creates it with other line breaks
+        # or indentation restores the same function.
+        body = " ".join(definition.split()) if definition else definition
+        snap.add(kind, f"{qualified(schema, name)}({args})", definition=body, comment=comment, privileges=acl)
     for schema, table, name, definition, enabled, comment in rows["triggers"]:
         snap.add("trigger", f"{name} on {qualified(schema, table)}", definition=definition, enabled=enabled, comment=comment)
     for schema, table, name, cmd, permissive, roles, using, check in rows["policies"]:
