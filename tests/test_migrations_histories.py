@@ -424,7 +424,7 @@ def test_a_default_bound_to_a_same_named_function_elsewhere_is_a_warning(dbarch_
     moved = one(results, "round-trip", "g2")
     assert moved.status is Status.WARNING, moved.title
     assert "default changed from make_id() to legacy.make_id()" in moved.title
-    assert "same name in another schema" in moved.title
+    assert "same name in another schema" in moved.fix
     other = one(results, "round-trip", "g3")
     assert other.status is Status.FAILED and "util.other_id()" in other.title
 
@@ -443,6 +443,27 @@ def test_a_function_body_re_created_with_other_whitespace_is_restored(dbarch_mig
     assert one(results, "round-trip", "f2").status is Status.PASSED
     other = one(results, "round-trip", "f3")
     assert other.status is Status.FAILED and "RETURN 2" in other.title and "RETURN 4" in other.title, other.title
+
+
+EXTENSION_KEPT = [
+    Rev("x1", ["CREATE TABLE word (id int PRIMARY KEY, w text)"], ["DROP TABLE word"]),
+    # The downgrade keeps the extension (warehouse 128a0ead322: pgcrypto): a warning.
+    Rev("x2", ["CREATE EXTENSION IF NOT EXISTS pg_trgm", "CREATE INDEX ix_word_trgm ON word USING gin (w gin_trgm_ops)"],
+        ["DROP INDEX ix_word_trgm"]),
+    # Dropping an extension that was there before is a loss: a failure.
+    Rev("x3", ["ALTER TABLE word ADD COLUMN n int"], ["ALTER TABLE word DROP COLUMN n", "DROP EXTENSION pg_trgm CASCADE"]),
+]
+
+
+def test_an_extension_the_downgrade_keeps_is_a_warning(dbarch_migrations, tmp_path: Path, admin) -> None:  # type: ignore[no-untyped-def]
+    if admin.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'").fetchone() is None:
+        pytest.skip("pg_trgm is not available on this server (PostgreSQL contrib)")
+    results = dbarch_migrations.run(str(write_alembic(tmp_path, EXTENSION_KEPT)), drift=False, data=False)
+    kept = one(results, "round-trip", "x2")
+    assert kept.status is Status.WARNING, kept.title
+    assert "extension pg_trgm left behind" in kept.title and "DROP EXTENSION" in kept.fix
+    dropped = one(results, "round-trip", "x3")
+    assert dropped.status is Status.FAILED and "extension pg_trgm lost" in dropped.title, dropped.title
 
 
 # --- issue 13: the CLI's usage errors -----------------------------------------------------------

@@ -56,6 +56,13 @@ def is_requalified(line: str) -> bool:
     return was != now and _QUALIFIER.sub("", was) == _QUALIFIER.sub("", now)
 
 
+def is_extension_kept(line: str) -> bool:
+    """An extension the upgrade installed that the downgrade leaves installed: often kept
+    on purpose (other objects may use it, ``CREATE EXTENSION IF NOT EXISTS`` upgrades
+    again), unlike one the downgrade removes."""
+    return line.startswith("extension ") and line.endswith(" left behind")
+
+
 _RELATIONS = {"table", "view", "materialized view", "foreign table", "composite type"}
 
 

@@ -353,24 +353,31 @@ class RoundTrip:
             )
             self.outcome.add("round-trip", rev.id, self._finding(ROUND_TRIP, status, title, rev, "\n".join(evidence), fix))
             return
-        if all(diff.is_order_change(line) or diff.is_requalified(line) for line in lines):
-            ordered = any(diff.is_order_change(line) for line in lines)
+        minor = [line for line in lines if not diff.is_order_change(line)]
+        if all(diff.is_requalified(line) or diff.is_extension_kept(line) for line in minor):
+            ordered = len(minor) < len(lines)
             status = Status.FAILED if ordered and self.column_order == "failed" else Status.WARNING
-            requalified = [line for line in lines if diff.is_requalified(line)]
-            title = (
-                f"revision {rev.id}: downgrade restores the schema, but defaults call a function of the same "
-                f"name in another schema: {requalified[0]}"
-                + (f" (+{len(requalified) - 1} more)" if len(requalified) > 1 else "")
+            title = f"revision {rev.id}: downgrade restores the schema but for {minor[0]}" + (
+                f" (+{len(minor) - 1} more)" if len(minor) > 1 else ""
             )
-            fix = (
-                "nothing to do if both functions do the same (pgcrypto's gen_random_uuid() and the built-in "
-                "one since PostgreSQL 13: which one an unqualified name binds to depends on the server the "
-                f"history first ran on); otherwise qualify the function the same way in upgrade() and "
-                f"downgrade() of revision {rev.id}"
+            fixes = []
+            if any(diff.is_requalified(line) for line in minor):
+                fixes.append(
+                    "a default calls a function of the same name in another schema: nothing to do if both do "
+                    "the same (pgcrypto's gen_random_uuid() and the built-in one since PostgreSQL 13: which one "
+                    "an unqualified name binds to depends on the server the history first ran on); otherwise "
+                    "qualify the function the same way in upgrade() and downgrade()"
+                )
+            if any(diff.is_extension_kept(line) for line in minor):
+                fixes.append(
+                    f"an extension stays installed: drop it in downgrade() of revision {rev.id} if nothing "
+                    "else needs it (DROP EXTENSION IF EXISTS ...); keeping it on purpose is common"
+                )
+            self.outcome.add(
+                "round-trip", rev.id, self._finding(ROUND_TRIP, status, title, rev, "\n".join(evidence), "; ".join(fixes))
             )
-            self.outcome.add("round-trip", rev.id, self._finding(ROUND_TRIP, status, title, rev, "\n".join(evidence), fix))
             return
-        first = next(line for line in lines if not diff.is_order_change(line) and not diff.is_requalified(line))
+        first = next(line for line in lines if not diff.is_order_change(line) and not diff.is_requalified(line) and not diff.is_extension_kept(line))
         more = len(lines) - 1
         empty = f" (its downgrade is empty: {rev.downgrade_note})" if rev.downgrade_empty else ""
         title = f"revision {rev.id}: downgrade does not restore the schema{empty}: {first}" + (
