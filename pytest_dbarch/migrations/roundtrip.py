@@ -63,6 +63,7 @@ class Outcome:
     schema_changed: dict[str, bool] = field(default_factory=dict)  # revision -> its upgrade changed the schema
     not_checked: dict[str, str] = field(default_factory=dict)  # revision -> why it was not checked
     skipped: dict[tuple[str, str], str] = field(default_factory=dict)  # (check, revision) -> why no finding
+    minor: set[str] = field(default_factory=set)  # revisions whose round trip warned about minor differences only
     steps: int = 0  # upgrades and downgrades run, rebuilds included
     rebuilds: int = 0
 
@@ -357,9 +358,11 @@ class RoundTrip:
         if all(diff.is_requalified(line) or diff.is_extension_kept(line) for line in minor):
             ordered = len(minor) < len(lines)
             status = Status.FAILED if ordered and self.column_order == "failed" else Status.WARNING
-            title = f"revision {rev.id}: downgrade restores the schema but for {minor[0]}" + (
+            empty = f" (its downgrade is empty: {rev.downgrade_note})" if rev.downgrade_empty else ""
+            title = f"revision {rev.id}: downgrade restores the schema{empty} but for {minor[0]}" + (
                 f" (+{len(minor) - 1} more)" if len(minor) > 1 else ""
             )
+            self.outcome.minor.add(rev.id)
             fixes = []
             if any(diff.is_requalified(line) for line in minor):
                 fixes.append(
