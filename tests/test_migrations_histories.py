@@ -79,6 +79,27 @@ def test_seeded_rows_never_reach_a_later_revision(dbarch_migrations, tmp_path: P
     assert database_names(admin) == before  # work databases and checkpoints are gone
 
 
+REFERENCE_ROWS = [
+    Rev(
+        "s1",
+        ["CREATE TABLE status (id int PRIMARY KEY, name text NOT NULL)",
+         "INSERT INTO status VALUES (1, 'todo'), (2, 'done'), (3, 'wip')"],
+        ["DROP TABLE status"],
+    ),
+    Rev("s2", ["ALTER TABLE status ADD COLUMN is_wip bool", "CREATE INDEX ix_status_is_wip ON status (is_wip)"],
+        ["DROP INDEX ix_status_is_wip", "ALTER TABLE status DROP COLUMN is_wip"]),
+]
+
+
+def test_rows_the_history_wrote_itself_do_not_fail_the_lint(dbarch_migrations, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The walk starts from an empty database: the three rows are the history's reference
+    data, no sign of a large table in production (zou's task_status)."""
+    results = dbarch_migrations.run(str(write_alembic(tmp_path, REFERENCE_ROWS)), drift=False)
+    lint = [f for f in results.for_item("lock-safety", "s2") if f.rule.endswith("require-concurrent-index-creation")]
+    assert [f.status for f in lint] == [Status.WARNING], [f.title for f in lint]
+    assert "written by the history's own migrations" in lint[0].evidence and "has rows" in lint[0].evidence
+
+
 def test_rows_a_downgrade_derives_from_seeded_ones_are_a_warning(dbarch_migrations, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """CKAN's e8283ffb257e: a downgrade fills a table from the rows it finds (here an
     audit row per item). Those rows outlive the removal of the seeded ones; that is the
@@ -325,6 +346,130 @@ def test_backfill_is_information_unless_the_downgrade_restores(dbarch_migrations
     data = one(results, "data-round-trip", "b2")
     assert data.status is Status.FAILED
     assert "row id=2 changed: name 'v2' -> 'V2!'" in data.title
+
+
+ROW_BY_ROW = [
+    Rev("r1", ["CREATE TABLE person (id int PRIMARY KEY, password text, updated_at timestamp)"], ["DROP TABLE person"]),
+    # A backfill row by row, as an ORM session does it: no UPDATE at all while the table is
+    # empty (the first upgrade), one per row once the check's rows are there (upgrading
+    # again); the downgrade writes nothing back.
+    Rev(
+        "r2",
+        """
+        op.add_column("person", sa.Column("from_ldap", sa.Boolean()))
+        bind = op.get_bind()
+        for (key,) in bind.execute(sa.text("SELECT id FROM person")).fetchall():
+            bind.execute(sa.text("UPDATE person SET from_ldap = false, updated_at = now() WHERE id = :k"), {"k": key})
+        """,
+        ["ALTER TABLE person DROP COLUMN from_ldap"],
+        extra="import sqlalchemy as sa",
+    ),
+]
+
+
+def test_row_by_row_backfill_seen_when_upgrading_again(dbarch_migrations, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    results = dbarch_migrations.run(str(write_alembic(tmp_path, ROW_BY_ROW)), drift=False)
+    data = one(results, "data-round-trip", "r2")
+    assert data.status is Status.PASSED, data.title
+    assert "(information)" in data.title
+    assert "changed by the upgrade's own data migration" in data.evidence and "updated_at None ->" in data.evidence
+
+
+SHARED_ENUM = [
+    Rev("e1", ["CREATE TABLE account (id int PRIMARY KEY)"], ["DROP TABLE account"]),
+    # The enum type is created by create_table (SQLAlchemy remembers it in the migration
+    # context's memo) and dropped by hand: upgrading again must create it again, as a
+    # second `alembic upgrade` would (warehouse 7f0d1b5af8c7).
+    Rev(
+        "e2",
+        """
+        op.create_table("mail", sa.Column("id", sa.Integer, primary_key=True), sa.Column("status", STATUS))
+        """,
+        """
+        op.drop_table("mail")
+        STATUS.drop(op.get_bind())
+        """,
+        extra='import sqlalchemy as sa\nSTATUS = sa.Enum("sent", "bounced", name="mail_status")',
+    ),
+]
+
+
+def test_upgrading_again_after_a_downgrade_starts_a_new_alembic_command(dbarch_migrations, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    results = dbarch_migrations.run(str(write_alembic(tmp_path, SHARED_ENUM)), drift=False)
+    trip = one(results, "round-trip", "e2")
+    assert trip.status is Status.PASSED, (trip.title, trip.evidence)
+
+
+FUNCTION_PATH = [
+    Rev(
+        "g1",
+        ["CREATE SCHEMA util", "CREATE SCHEMA legacy",
+         *[f"CREATE FUNCTION {schema}make_id() RETURNS int LANGUAGE sql AS 'SELECT 1'" for schema in ("", "util.", "legacy.")],
+         "CREATE FUNCTION util.other_id() RETURNS int LANGUAGE sql AS 'SELECT 2'",
+         "CREATE TABLE t (id int PRIMARY KEY DEFAULT make_id())"],
+        ["DROP TABLE t", "DROP SCHEMA util CASCADE", "DROP SCHEMA legacy CASCADE", "DROP FUNCTION make_id()"],
+    ),
+    # Restores the function its authors' server bound the unqualified name to (warehouse
+    # adb74475e8a4: public.gen_random_uuid() of pgcrypto against the built-in one).
+    Rev("g2", ["ALTER TABLE t ALTER COLUMN id SET DEFAULT util.make_id()"],
+        ["ALTER TABLE t ALTER COLUMN id SET DEFAULT legacy.make_id()"]),
+    # Another function altogether: still a failure.
+    Rev("g3", ["ALTER TABLE t ALTER COLUMN id SET DEFAULT make_id()"],
+        ["ALTER TABLE t ALTER COLUMN id SET DEFAULT util.other_id()"]),
+]
+
+
+def test_a_default_bound_to_a_same_named_function_elsewhere_is_a_warning(dbarch_migrations, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    results = dbarch_migrations.run(str(write_alembic(tmp_path, FUNCTION_PATH)), drift=False, data=False)
+    moved = one(results, "round-trip", "g2")
+    assert moved.status is Status.WARNING, moved.title
+    assert "default changed from make_id() to legacy.make_id()" in moved.title
+    assert "same name in another schema" in moved.fix
+    other = one(results, "round-trip", "g3")
+    assert other.status is Status.FAILED and "util.other_id()" in other.title
+
+
+BODY = "CREATE OR REPLACE FUNCTION total() RETURNS int LANGUAGE plpgsql AS $$\nBEGIN\n{}RETURN {};\nEND;\n$$"
+FUNCTION_LAYOUT = [
+    Rev("f1", [BODY.format("    ", 1)], ["DROP FUNCTION total()"]),
+    # The downgrade re-creates f1's body with other indentation (warehouse 87509f4ae027).
+    Rev("f2", [BODY.format("    ", 2)], [BODY.format("\t\t", 1)]),
+    Rev("f3", [BODY.format("  ", 3)], [BODY.format("  ", 4)]),  # another body: still a failure
+]
+
+
+def test_a_function_body_re_created_with_other_whitespace_is_restored(dbarch_migrations, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    results = dbarch_migrations.run(str(write_alembic(tmp_path, FUNCTION_LAYOUT)), drift=False, data=False)
+    assert one(results, "round-trip", "f2").status is Status.PASSED
+    other = one(results, "round-trip", "f3")
+    assert other.status is Status.FAILED and "RETURN 2" in other.title and "RETURN 4" in other.title, other.title
+
+
+EXTENSION_KEPT = [
+    Rev("x1", ["CREATE TABLE word (id int PRIMARY KEY, w text)"], ["DROP TABLE word"]),
+    # The downgrade keeps the extension (warehouse 128a0ead322: pgcrypto): a warning.
+    Rev("x2", ["CREATE EXTENSION IF NOT EXISTS pg_trgm", "CREATE INDEX ix_word_trgm ON word USING gin (w gin_trgm_ops)"],
+        ["DROP INDEX ix_word_trgm"]),
+    # Dropping an extension that was there before is a loss: a failure.
+    Rev("x3", ["ALTER TABLE word ADD COLUMN n int"], ["ALTER TABLE word DROP COLUMN n", "DROP EXTENSION pg_trgm CASCADE"]),
+    Rev("x4", ["CREATE EXTENSION IF NOT EXISTS fuzzystrmatch"], "pass"),
+]
+
+
+def test_an_extension_the_downgrade_keeps_is_a_warning(dbarch_migrations, tmp_path: Path, admin) -> None:  # type: ignore[no-untyped-def]
+    available = {r[0] for r in admin.execute("SELECT name FROM pg_available_extensions").fetchall()}
+    if not {"pg_trgm", "fuzzystrmatch"} <= available:
+        pytest.skip("pg_trgm or fuzzystrmatch is not available on this server (PostgreSQL contrib)")
+    results = dbarch_migrations.run(str(write_alembic(tmp_path, EXTENSION_KEPT)), drift=False, data=False)
+    kept = one(results, "round-trip", "x2")
+    assert kept.status is Status.WARNING, kept.title
+    assert "extension pg_trgm left behind" in kept.title and "DROP EXTENSION" in kept.fix
+    # Only installs an extension, downgrade `pass` (warehouse 13c1c0ac92e9): one warning, from the round trip.
+    only = one(results, "round-trip", "x4")
+    assert only.status is Status.WARNING and "its downgrade is empty" in only.title, only.title
+    assert results.for_item("empty-downgrade", "x4") == []
+    dropped = one(results, "round-trip", "x3")
+    assert dropped.status is Status.FAILED and "extension pg_trgm lost" in dropped.title, dropped.title
 
 
 # --- issue 13: the CLI's usage errors -----------------------------------------------------------

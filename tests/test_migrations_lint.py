@@ -516,6 +516,23 @@ def test_commands_sqlglot_cannot_type_are_read_from_tokens(lint_dsn: str, schema
     assert "unparseable-statement" not in findings
 
 
+def test_routines_with_named_arguments_over_several_lines_are_read(lint_dsn: str, schema: str) -> None:
+    """sqlglot refuses argument names in a DROP FUNCTION signature; the tokens read it,
+    and a statement that cannot be read is titled on one line."""
+    script = """
+        CREATE FUNCTION pair_equal(new_val int, old_val int) RETURNS bool
+            LANGUAGE sql IMMUTABLE AS $$ SELECT new_val = old_val $$;
+        DROP FUNCTION "public".pair_equal(
+            new_val int,
+            old_val int
+        );
+    """
+    findings = by_rule(run(lint_dsn, schema, script))
+    assert "unparseable-statement" not in findings, findings.get("unparseable-statement")
+    unread = by_rule(run(lint_dsn, schema, "FROBNICATE\n    TABLE t\n    WITH VIGOUR"))["unparseable-statement"]
+    assert unread.title.startswith("FROBNICATE TABLE t WITH VIGOUR:"), unread.title
+
+
 def test_version_bookkeeping_is_not_a_backfill(lint_dsn: str, schema: str) -> None:
     script = "ALTER TABLE t ADD COLUMN z int; UPDATE alembic_version SET version_num = '0002'"
     assert "backfill-in-ddl-transaction" not in by_rule(run(lint_dsn, schema, script))

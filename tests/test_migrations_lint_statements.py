@@ -50,3 +50,11 @@ def test_reading_never_raises(text: str) -> None:
         assert described.kind
         if not lex(sql).complete:
             assert described.kind == "unparseable" and described.problem
+
+
+def test_routine_signatures_with_argument_names_are_read() -> None:
+    multi_line = 'DROP FUNCTION IF EXISTS\n  "public".f(\n    new_val "public"."mood",\n    OUT old_val int\n  ) CASCADE'
+    d = describe(multi_line)
+    assert (d.kind, d.option, d.if_exists, d.cascade, d.problem) == ("ddl-other", "function", True, True, "")
+    assert describe("DROP PROCEDURE p(IN a int)").option == "procedure"
+    assert describe("DROP FUNCTION f(a int").kind == "unparseable"  # unbalanced: still said

@@ -298,7 +298,14 @@ class AlembicRunner:
                 called = True
                 self._read_options(context)
                 step: Step | None = current[0]
+                direction: bool | None = None
                 while isinstance(step, Step):
+                    if step.upgrade != direction:
+                        # A turn (up after down, down after up) is another `alembic` command:
+                        # SQLAlchemy's memo of the types create_table / drop_table handled
+                        # (enums) must not carry over, or upgrading again skips CREATE TYPE.
+                        context.impl.memo.clear()
+                        direction = step.upgrade
                     script = self._scripts[step.revision.id]
                     make = MigrationStep.upgrade_from_script if step.upgrade else MigrationStep.downgrade_from_script
                     self._relay, self._revision_path = step.relay, step.revision.path

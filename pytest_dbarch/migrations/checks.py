@@ -39,7 +39,8 @@ def empty_downgrade(
     """A revision that changes something must be able to undo it, or say why not.
 
     ``schema_changed``: whether its upgrade changed the schema (None: not run). When the
-    round trip already failed on it, that finding names the empty downgrade and this
+    round trip already reported on it (failed, or warned about its only differences, such
+    as an extension left installed), that finding names the empty downgrade and this
     check adds none (one finding per cause). An upgrade that changed no schema (a data
     migration) with an empty downgrade is at most a warning, and passes when the
     downgrade says why there is nothing to undo.

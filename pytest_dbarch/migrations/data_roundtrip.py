@@ -108,6 +108,8 @@ class _NotSeeded(Exception):
 
 def changed_tables(before: Snapshot, after: Snapshot) -> list[str]:
     """Tables that existed before the revision, still exist, and whose definition changed."""
+    if before.objects == after.objects:
+        return []
     both = before.tables() & after.tables()
     touched = set()
     for key in before.objects.keys() | after.objects.keys():

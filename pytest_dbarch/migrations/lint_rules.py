@@ -5,7 +5,8 @@ plus lazily read runtime facts) yielding ``Hit``s; ``LockSafetyLint`` turns hits
 Findings, applying the severity policy:
 
 - ``rows``: exempt when the table did not exist before the revision (created in the same
-  migration); FAILED when it holds rows; WARNING when it is empty (production may not be).
+  migration); FAILED when it holds rows; WARNING when it is empty (production may not be),
+  and in a history walked from an empty database, whose rows the history wrote itself.
 - ``existing``: WARNING unless the table is new in this revision.
 - ``warn``: always WARNING (hygiene; the choice depends on the deploy).
 - ``fail``: always FAILED (the statement errors or leaves the migration broken).

@@ -239,30 +239,48 @@ def take(conn: Any, exclude: Iterable[str] = ()) -> Snapshot:
     return build(rows, set(exclude))
 
 
-def build(rows: dict[str, list[tuple[Any, ...]]], exclude: set[str]) -> Snapshot:
-    snap = Snapshot()
-    skip = {qualified("public", e) if "." not in e else e for e in exclude if e}
-    columns: dict[str, list[str]] = {}
-    for schema, table, name, typ, notnull, default, identity, generated, collation, comment, acl in rows["columns"]:
-        owner = qualified(schema, table)
-        if owner in skip:
-            continue
-        columns.setdefault(owner, []).append(name)
-        fields: dict[str, Any] = {"type": typ, "not null": notnull, "collation": collation, "comment": comment, "privileges": acl}
-        if generated:
-            fields["generated"] = f"always as ({default}) stored"
-        else:
-            fields["default"] = default
-        fields["identity"] = _IDENTITY.get(identity or "", "")
-        snap.add("column", f"{owner}.{name}", **fields)
-    for schema, name, relkind, persistence, rls, force_rls, options, acl, viewdef, partkey, bound, comment, owner in rows["relations"]:
+def _fields(**fields: Any) -> dict[str, str]:
+    out = {}
+    for k, v in fields.items():
+        text = _text(v)
+        if text:
+            out[k] = text
+    return out
+
+
+# Catalog row -> (object key, fields), shared by every snapshot of the process: a walk
+# reads the same catalog rows three times per revision and most never change, so each
+# distinct row is turned into its object once. The field dicts are never mutated.
+_ROWS: dict[tuple[Any, ...], Any] = {}
+_MISS = object()
+
+
+def _cached(kind: str, row: tuple[Any, ...], make: Any, extra: Any = None) -> Any:
+    key = (kind, row, extra)
+    hit = _ROWS.get(key, _MISS)
+    if hit is _MISS:
+        if len(_ROWS) > 400_000:
+            _ROWS.clear()
+        hit = _ROWS[key] = make(*row)
+    return hit
+
+
+def _column(schema, table, name, typ, notnull, default, identity, generated, collation, comment, acl):  # type: ignore[no-untyped-def]
+    owner = qualified(schema, table)
+    fields: dict[str, Any] = {"type": typ, "not null": notnull, "collation": collation, "comment": comment, "privileges": acl}
+    if generated:
+        fields["generated"] = f"always as ({default}) stored"
+    else:
+        fields["default"] = default
+    fields["identity"] = _IDENTITY.get(identity or "", "")
+    return owner, ("column", f"{owner}.{name}"), _fields(**fields)
+
+
+def _relation(columns: str):  # type: ignore[no-untyped-def]
+    def make(schema, name, relkind, persistence, rls, force_rls, options, acl, viewdef, partkey, bound, comment, owner):  # type: ignore[no-untyped-def]
         full = qualified(schema, name)
-        if full in skip:
-            continue
-        snap.add(
-            RELKINDS[relkind],
-            full,
-            columns=", ".join(columns.get(full, [])) if relkind != "S" else "",
+        return full, (RELKINDS[relkind], full), _fields(
+            columns=columns if relkind != "S" else "",
             unlogged=persistence == "u",
             **{"row level security": rls, "forced row level security": force_rls},
             options=options,
@@ -272,66 +290,128 @@ def build(rows: dict[str, list[tuple[Any, ...]]], exclude: set[str]) -> Snapshot
             comment=comment,
             owner=owner,
         )
-    for schema, table, name, contype, definition, validated, comment, on_domain in rows["constraints"]:
-        owner = qualified(schema, table)
+
+    return make
+
+
+def _constraint(schema, table, name, contype, definition, validated, comment, on_domain):  # type: ignore[no-untyped-def]
+    owner = qualified(schema, table)
+    return owner, ("constraint", f"{name} on {'domain ' if on_domain else ''}{owner}"), _fields(
+        kind=_CONSTRAINT_KINDS.get(contype, contype),
+        definition=definition,
+        **{"not validated": not validated},
+        comment=comment,
+    )
+
+
+def _index(schema, table, name, definition, valid, comment):  # type: ignore[no-untyped-def]
+    return qualified(schema, table), ("index", qualified(schema, name)), _fields(
+        definition=definition, invalid=not valid, comment=comment
+    )
+
+
+def _sequence(schema, name, typ, start, increment, minimum, maximum, cache, cycle, owned):  # type: ignore[no-untyped-def]
+    extra = {
+        "as": typ,
+        "start": str(start),
+        "increment": str(increment),
+        "min": str(minimum),
+        "max": str(maximum),
+        "cache": str(cache),
+        "cycle": "yes" if cycle else "",
+        "owned by": owned or "",
+    }
+    return ("sequence", qualified(schema, name)), {k: v for k, v in extra.items() if v}
+
+
+_TYPE_KINDS = {"e": "enum type", "d": "domain", "r": "range type"}
+
+
+def _type(schema, name, typtype, labels, base, notnull, default, comment, acl):  # type: ignore[no-untyped-def]
+    return (_TYPE_KINDS[typtype], qualified(schema, name)), _fields(
+        labels=labels, type=base, **{"not null": notnull}, default=default, comment=comment, privileges=acl
+    )
+
+
+def _function(schema, name, args, prokind, definition, comment, acl):  # type: ignore[no-untyped-def]
+    kind = {"p": "procedure", "a": "aggregate", "w": "window function"}.get(prokind, "function")
+    # The body is kept as written: a downgrade that re-creates it with other line breaks
+    # or indentation restores the same function.
+    body = " ".join(definition.split()) if definition else definition
+    return (kind, f"{qualified(schema, name)}({args})"), _fields(definition=body, comment=comment, privileges=acl)
+
+
+def _trigger(schema, table, name, definition, enabled, comment):  # type: ignore[no-untyped-def]
+    return ("trigger", f"{name} on {qualified(schema, table)}"), _fields(definition=definition, enabled=enabled, comment=comment)
+
+
+def _policy(schema, table, name, cmd, permissive, roles, using, check):  # type: ignore[no-untyped-def]
+    return ("policy", f"{name} on {qualified(schema, table)}"), _fields(
+        command={"r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE", "*": "ALL"}.get(cmd, cmd),
+        restrictive=not permissive,
+        roles=roles,
+        using=using,
+        **{"with check": check},
+    )
+
+
+def _schema(name, owner, acl, comment):  # type: ignore[no-untyped-def]
+    return ("schema", name), _fields(owner=owner, privileges=acl, comment=comment)
+
+
+def _extension(name, version, schema):  # type: ignore[no-untyped-def]
+    return ("extension", name), _fields(version=version, schema=schema)
+
+
+def _default_privileges(role, schema, objtype, acl):  # type: ignore[no-untyped-def]
+    return ("default privileges", f"for {role}{' in ' + schema if schema else ''} on {objtype}"), _fields(privileges=acl)
+
+
+def _event_trigger(name, event, function, enabled, tags):  # type: ignore[no-untyped-def]
+    return ("event trigger", name), _fields(event=event, function=function, enabled=enabled, tags=tags)
+
+
+_PLAIN = {
+    "types": _type,
+    "functions": _function,
+    "triggers": _trigger,
+    "policies": _policy,
+    "schemas": _schema,
+    "extensions": _extension,
+    "default_privileges": _default_privileges,
+    "event_triggers": _event_trigger,
+}
+
+
+def build(rows: dict[str, list[tuple[Any, ...]]], exclude: set[str]) -> Snapshot:
+    snap = Snapshot()
+    objects = snap.objects
+    skip = {qualified("public", e) if "." not in e else e for e in exclude if e}
+    columns: dict[str, list[str]] = {}
+    for row in rows["columns"]:
+        owner, key, fields = _cached("columns", row, _column)
         if owner in skip:
             continue
-        snap.add(
-            "constraint",
-            f"{name} on {'domain ' if on_domain else ''}{owner}",
-            kind=_CONSTRAINT_KINDS.get(contype, contype),
-            definition=definition,
-            **{"not validated": not validated},
-            comment=comment,
-        )
-    for schema, table, name, definition, valid, comment in rows["indexes"]:
-        if qualified(schema, table) in skip:
+        columns.setdefault(owner, []).append(row[2])
+        objects[key] = fields
+    for row in rows["relations"]:
+        full = qualified(row[0], row[1])
+        if full in skip:
             continue
-        snap.add("index", qualified(schema, name), definition=definition, invalid=not valid, comment=comment)
-    for schema, name, typ, start, increment, minimum, maximum, cache, cycle, owned in rows["sequences"]:
-        key = ("sequence", qualified(schema, name))
-        if key not in snap.objects:
-            continue
-        snap.objects[key].update(
-            {
-                k: v
-                for k, v in {
-                    "as": typ,
-                    "start": str(start),
-                    "increment": str(increment),
-                    "min": str(minimum),
-                    "max": str(maximum),
-                    "cache": str(cache),
-                    "cycle": "yes" if cycle else "",
-                    "owned by": owned or "",
-                }.items()
-                if v
-            }
-        )
-    kinds = {"e": "enum type", "d": "domain", "r": "range type"}
-    for schema, name, typtype, labels, base, notnull, default, comment, acl in rows["types"]:
-        snap.add(kinds[typtype], qualified(schema, name), labels=labels, type=base, **{"not null": notnull}, default=default, comment=comment, privileges=acl)
-    for schema, name, args, prokind, definition, comment, acl in rows["functions"]:
-        kind = {"p": "procedure", "a": "aggregate", "w": "window function"}.get(prokind, "function")
-        snap.add(kind, f"{qualified(schema, name)}({args})", definition=definition, comment=comment, privileges=acl)
-    for schema, table, name, definition, enabled, comment in rows["triggers"]:
-        snap.add("trigger", f"{name} on {qualified(schema, table)}", definition=definition, enabled=enabled, comment=comment)
-    for schema, table, name, cmd, permissive, roles, using, check in rows["policies"]:
-        snap.add(
-            "policy",
-            f"{name} on {qualified(schema, table)}",
-            command={"r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE", "*": "ALL"}.get(cmd, cmd),
-            restrictive=not permissive,
-            roles=roles,
-            using=using,
-            **{"with check": check},
-        )
-    for name, owner, acl, comment in rows["schemas"]:
-        snap.add("schema", name, owner=owner, privileges=acl, comment=comment)
-    for name, version, schema in rows["extensions"]:
-        snap.add("extension", name, version=version, schema=schema)
-    for role, schema, objtype, acl in rows["default_privileges"]:
-        snap.add("default privileges", f"for {role}{' in ' + schema if schema else ''} on {objtype}", privileges=acl)
-    for name, event, function, enabled, tags in rows["event_triggers"]:
-        snap.add("event trigger", name, event=event, function=function, enabled=enabled, tags=tags)
+        listed = ", ".join(columns.get(full, []))
+        _, key, fields = _cached("relations", row, _relation(listed), listed)
+        objects[key] = fields
+    for kind, make in (("constraints", _constraint), ("indexes", _index)):
+        for row in rows[kind]:
+            owner, key, fields = _cached(kind, row, make)
+            if owner not in skip:
+                objects[key] = fields
+    for row in rows["sequences"]:
+        key, extra = _cached("sequences", row, _sequence)
+        if key in objects:
+            objects[key] = {**objects[key], **extra}
+    for kind, make in _PLAIN.items():
+        for row in rows[kind]:
+            key, fields = _cached(kind, row, make)
+            objects[key] = fields
     return snap

@@ -435,6 +435,9 @@ def _alter_actions(toks: tuple[Token, ...]) -> list[Action]:
     return actions
 
 
+_ROUTINES = {"FUNCTION", "PROCEDURE", "ROUTINE", "AGGREGATE", "OPERATOR"}
+
+
 def _from_tokens(d: Described, toks: tuple[Token, ...]) -> None:
     w = [t.upper for t in toks]
     if w[:2] == ["ALTER", "TABLE"]:
@@ -508,6 +511,13 @@ def _from_tokens(d: Described, toks: tuple[Token, ...]) -> None:
         i = 1 if w[0] == "UPDATE" else 2
         i = _skip(toks, i, "ONLY")
         d.tables = [_name(toks, i)[0]]
+    elif w[:1] == ["DROP"] and w[1:2] and w[1] in _ROUTINES and w.count("(") == w.count(")"):
+        # sqlglot refuses argument names and modes in the signature: DROP FUNCTION f(a int).
+        d.kind, d.option = "ddl-other", w[1].lower()
+        d.if_exists = w[2:4] == ["IF", "EXISTS"]
+        d.cascade = w[-1] == "CASCADE"
+    elif w[:1] == ["CREATE"] and "OPERATOR" in w[1:4] and w[1] in ("OPERATOR", "OR"):
+        d.kind, d.option = "ddl-other", "operator"  # sqlglot reads its options list as properties
     elif w[:1] in (["CREATE"], ["ALTER"], ["DROP"], ["TRUNCATE"]):
         d.kind = "ddl-other"
     else:
@@ -611,7 +621,7 @@ def describe(sql: str) -> Described:
         if d.kind in ("other", "ddl-other"):
             if head not in _TREE_FIRST:
                 tree, error = _sqlglot_parse(sql)
-            if tree is None:
+            if tree is None and not d.option:  # a token rule that names the object kind read it
                 d.kind, d.problem = "unparseable", f"sqlglot: {error}; no token rule recognises it"
     if d.kind == "create-table":
         _create_table_columns(d, toks)

@@ -187,7 +187,9 @@ def _run(
     results.steps, results.rebuilds = outcome.steps, outcome.rebuilds
     for rev in the_plan.revisions:
         if (options.only is None or rev.id in options.only) and rev.id not in outcome.not_checked:
-            failed = any(f.status is Status.FAILED for f in outcome.findings.get(("round-trip", rev.id), []))
+            failed = rev.id in outcome.minor or any(
+                f.status is Status.FAILED for f in outcome.findings.get(("round-trip", rev.id), [])
+            )
             finding = checks.empty_downgrade(rev, the_plan.rootdir, outcome.schema_changed.get(rev.id), failed)
             if finding is not None:
                 results.findings[("empty-downgrade", rev.id)] = [finding]
@@ -250,7 +252,7 @@ def default_observers(options: Options) -> list[Callable[[], StatementObserver]]
     from pytest_dbarch.migrations.locks import LockReport
 
     LockSafetyLint(ignore=options.lint_ignore)
-    return [lambda: LockSafetyLint(ignore=options.lint_ignore), LockReport]
+    return [lambda: LockSafetyLint(ignore=options.lint_ignore, from_empty=True), LockReport]
 
 
 def describe(keys: Sequence[tuple[str, str]]) -> list[str]:
