@@ -12,12 +12,14 @@ While nothing records, a hook costs one truthiness test of ``ACTIVE``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
 from pytest_dbarch.origin import APP, BACKGROUND, ORIGIN
-from pytest_dbarch.queries.callsite import Stack, test_thread_stack, user_stack
+from pytest_dbarch.queries.callsite import Stack
+from pytest_dbarch.queries.handoff import statement_stack
 from pytest_dbarch.queries.fingerprint import TX, kind_of
 from pytest_dbarch.queries.statement import Relationship, Statement
 
@@ -91,30 +93,32 @@ def record(
     """Add one statement (after an implicit BEGIN when ``began``) to every active log."""
     origin = ORIGIN.get()
     stack, handed = app_stack(origin, depth + 1)
+    where = id(conn), threading.get_ident()
     if began:
-        _append(Statement("BEGIN", None, origin, 0.0, 0, 0, stack, driver=driver, handed=handed))
+        _append(Statement("BEGIN", None, origin, 0.0, 0, 0, stack, None, False, driver, handed, *where))
     statement = Statement(
-        text, params, origin, duration, rows, many, stack, _relationship(conn, text), error, driver, handed
+        text, params, origin, duration, rows, many, stack, _relationship(conn, text), error, driver, handed, *where
     )
     _append(statement)
     return statement
 
 
-def record_word(word: str, driver: str, depth: int = 3) -> None:
+def record_word(word: str, driver: str, depth: int = 3, conn: Any = None) -> None:
     """Transaction control the driver sends by itself (COMMIT, ROLLBACK, BEGIN)."""
     origin = ORIGIN.get()
     stack, handed = app_stack(origin, depth + 1)
-    _append(Statement(word, None, origin, 0.0, 0, 0, stack, driver=driver, handed=handed))
+    connection = 0 if conn is None else id(conn)
+    _append(Statement(word, None, origin, 0.0, 0, 0, stack, None, False, driver, handed, connection,
+                      threading.get_ident()))
 
 
 def app_stack(origin: str, depth: int) -> tuple[Stack, bool]:
-    """The user frames of an application statement, and whether it ran in a thread the
-    test handed work to: then the test thread's frames follow the thread's own."""
+    """The user frames of an application statement, and whether its work was handed
+    over (another task or thread, or a library calling the application back): then the
+    frames of the place that handed it over follow its own (``handoff``)."""
     if origin != APP:
         return (), False
-    stack = user_stack(depth)  # ``depth`` counts from app_stack's caller's caller
-    outer = test_thread_stack()
-    return (stack + outer, True) if outer else (stack, False)
+    return statement_stack(depth)  # ``depth`` counts from app_stack's caller's caller
 
 
 class Counting:
