@@ -60,9 +60,9 @@ def before_cursor_execute(
     origin = ORIGIN.get()
     many = len(parameters) if executemany and isinstance(parameters, (list, tuple)) else 0
     params = (parameters[0] if parameters else None) if many else parameters
-    stack, handed = app_stack(origin, 3)
-    entry = Statement(statement, params, origin, 0.0, -1, many, stack, relationship, False, DRIVER, handed,
-                      id(driver), threading.get_ident())
+    frames = app_stack(origin, 3)
+    entry = Statement(statement, params, origin, 0.0, -1, many, frames.stack, relationship, False, DRIVER,
+                      frames.handed, id(driver), threading.get_ident(), frames.unit, frames.bare)
     _pending[id(cursor)] = (_now(), entry)
 
 

@@ -30,7 +30,7 @@ import threading
 import weakref
 from contextvars import ContextVar
 from types import CodeType, ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 from pytest_dbarch.queries import callsite
 from pytest_dbarch.queries.callsite import Stack
@@ -52,10 +52,22 @@ class Handoff:
 HANDOFF: ContextVar[Handoff | None] = ContextVar("dbarch_handoff", default=None)
 
 
-def statement_stack(depth: int) -> tuple[Stack, bool]:
+class Frames(NamedTuple):
+    """A statement's frames and what the hand-over tells about them."""
+
+    stack: Stack
+    #: Ran in another task or thread, or reached the application through a library.
+    handed: bool
+    #: The task (a request, a job) it ran in, by ``id`` of its Handoff; 0 when unknown.
+    unit: int
+    #: Handed over, with no user frame of its own: a library's work on the test's behalf
+    #: (a web framework serializing a response), not the test code the outer frames name.
+    bare: bool
+
+
+def statement_stack(depth: int) -> Frames:
     """The frames of a statement (``depth`` counts from the caller's caller), completed
-    with where its work was handed over; and whether it was handed over at all (ran in
-    another task or thread, or reached the application through a library)."""
+    with where its work was handed over."""
     handoff = HANDOFF.get()
     thread = threading.get_ident()
     if handoff is None:
@@ -72,7 +84,10 @@ def statement_stack(depth: int) -> tuple[Stack, bool]:
         outer = _waiting_in(task) + handoff.stack
         if not handoff.reaches_test:
             outer += callsite.test_thread_stack()
-    return (own + outer, True) if outer else (own, through)
+    unit = 0 if handoff is None else id(handoff)
+    if outer:
+        return Frames(own + outer, True, unit, not own)
+    return Frames(own, through, unit, False)
 
 
 def _waiting_in(task: Any) -> Stack:
@@ -95,7 +110,7 @@ def install(asyncio: ModuleType) -> None:
 
     def create_task(self: Any, coro: Any, *args: Any, **kwargs: Any) -> Any:
         testing = callsite.test_thread() is not None
-        stack = statement_stack(2)[0] if testing else ()
+        stack = statement_stack(2).stack if testing else ()
         handoff = Handoff(stack, threading.get_ident(), testing, getattr(coro, "cr_code", None))
         context = kwargs.get("context")
         if context is not None:  # an explicit context (pytest-asyncio's test task): carry it there

@@ -32,6 +32,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from pytest_dbarch.findings import Area, Finding, Status
 from pytest_dbarch.queries import callsite
@@ -303,15 +304,37 @@ def to_finding(group: Group, statements: list[Statement], rules: Rules) -> Findi
     )
 
 
-def arranged_by_test(group: Group) -> bool:
-    """True when the loop that repeats the statements is test code and the statements
-    come from application code it calls: the test repeats a call, the application
+def _test_loop(group: Group) -> callsite.Site | None:
+    """The loop in test code that repeats the group's calls into the application."""
+    loop = callsite.loop_site(group.first.stack)
+    if loop is not None and callsite.kind_of(callsite.absolute(loop.file)) == callsite.TEST:
+        return loop
+    return None
+
+
+def _each_task_below(group: Group, threshold: int) -> bool:
+    """True when the statements ran in two or more tasks (requests, jobs the test
+    started) and none of them repeated the query ``threshold`` times by itself: the
+    repeats are the test's (two requests on one line, a ``gather``), not an N+1."""
+    per_unit: dict[int, set[Any]] = defaultdict(set)
+    for s in group.statements:
+        if not s.unit:
+            return False
+        per_unit[s.unit].add(s.relationship.parent if group.rule == LAZY_LOAD and s.relationship else
+                             (s.sql, s.param_key()))
+    return len(per_unit) > 1 and max(map(len, per_unit.values())) < threshold
+
+
+def arranged_by_test(group: Group, rules: Rules) -> bool:
+    """True when test code repeats the calls into the application that run the
+    statements (a loop in the test, several requests or tasks), the application itself
     does not loop."""
     first = group.first
     if not first.stack or first.from_test_code:
         return False
-    loop = callsite.loop_site(first.stack)
-    return loop is not None and callsite.kind_of(callsite.absolute(loop.file)) == callsite.TEST
+    if group.rule in NPLUSONE_RULES and _each_task_below(group, rules.threshold):
+        return True
+    return _test_loop(group) is not None
 
 
 def detect(statements: list[Statement], rules: Rules) -> list[Finding]:
@@ -325,8 +348,8 @@ def detect(statements: list[Statement], rules: Rules) -> list[Finding]:
         return []
     found = []
     for group in groups(statements, rules):
-        if arranged_by_test(group):
-            if not (group.rule in NPLUSONE_RULES and group.first.handed):
+        if arranged_by_test(group, rules):
+            if not (group.rule in NPLUSONE_RULES and group.first.handed and _test_loop(group)):
                 continue
             group = Group(CLIENT_LOOP, group.statements, group.distinct)
         finding = to_finding(group, statements, rules)

@@ -18,8 +18,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 from pytest_dbarch.origin import APP, BACKGROUND, ORIGIN
-from pytest_dbarch.queries.callsite import Stack
-from pytest_dbarch.queries.handoff import statement_stack
+from pytest_dbarch.queries.handoff import Frames, statement_stack
 from pytest_dbarch.queries.fingerprint import TX, kind_of
 from pytest_dbarch.queries.statement import Relationship, Statement
 
@@ -92,12 +91,12 @@ def record(
 ) -> Statement:
     """Add one statement (after an implicit BEGIN when ``began``) to every active log."""
     origin = ORIGIN.get()
-    stack, handed = app_stack(origin, depth + 1)
-    where = id(conn), threading.get_ident()
+    frames = app_stack(origin, depth + 1)
+    where = (frames.handed, id(conn), threading.get_ident(), frames.unit, frames.bare)
     if began:
-        _append(Statement("BEGIN", None, origin, 0.0, 0, 0, stack, None, False, driver, handed, *where))
+        _append(Statement("BEGIN", None, origin, 0.0, 0, 0, frames.stack, None, False, driver, *where))
     statement = Statement(
-        text, params, origin, duration, rows, many, stack, _relationship(conn, text), error, driver, handed, *where
+        text, params, origin, duration, rows, many, frames.stack, _relationship(conn, text), error, driver, *where
     )
     _append(statement)
     return statement
@@ -106,18 +105,20 @@ def record(
 def record_word(word: str, driver: str, depth: int = 3, conn: Any = None) -> None:
     """Transaction control the driver sends by itself (COMMIT, ROLLBACK, BEGIN)."""
     origin = ORIGIN.get()
-    stack, handed = app_stack(origin, depth + 1)
+    frames = app_stack(origin, depth + 1)
     connection = 0 if conn is None else id(conn)
-    _append(Statement(word, None, origin, 0.0, 0, 0, stack, None, False, driver, handed, connection,
-                      threading.get_ident()))
+    _append(Statement(word, None, origin, 0.0, 0, 0, frames.stack, None, False, driver, frames.handed,
+                      connection, threading.get_ident(), frames.unit, frames.bare))
 
 
-def app_stack(origin: str, depth: int) -> tuple[Stack, bool]:
-    """The user frames of an application statement, and whether its work was handed
-    over (another task or thread, or a library calling the application back): then the
-    frames of the place that handed it over follow its own (``handoff``)."""
+_NOT_THE_APPLICATION = Frames((), False, 0, False)
+
+
+def app_stack(origin: str, depth: int) -> Frames:
+    """The user frames of an application statement, completed with the frames of the
+    place its work was handed over from (``handoff``)."""
     if origin != APP:
-        return (), False
+        return _NOT_THE_APPLICATION
     return statement_stack(depth)  # ``depth`` counts from app_stack's caller's caller
 
 

@@ -58,6 +58,10 @@ class Statement:
     #: what tells two sessions' or two threads' identical statements apart.
     connection: int = 0
     thread: int = 0
+    #: The task it ran in (a request, a job the test started; 0 when none is known), and
+    #: whether it had no user frame of its own there (see ``handoff.Frames``).
+    unit: int = 0
+    bare: bool = False
 
     @property
     def kind(self) -> str:
@@ -72,7 +76,9 @@ class Statement:
     def from_test_code(self) -> bool:
         """Sent by test code: the innermost user frame is a test module, a conftest.py or
         a file of the test tree (``tests/utils/...``), not the application it calls."""
-        return bool(self.stack) and callsite.kind_of(self.stack[0][0].co_filename) == callsite.TEST
+        if not self.stack or self.bare:
+            return False
+        return callsite.kind_of(self.stack[0][0].co_filename) == callsite.TEST
 
     @property
     def application(self) -> bool:
