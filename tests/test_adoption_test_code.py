@@ -30,6 +30,12 @@ def contact_counts(session):
 USER_HELPERS = '''
 from sqlalchemy import text
 
+from app import crud
+
+
+def existing_account(session, name):
+    return crud.account_id(session, name)  # the application's statement, from a test helper
+
 
 def random_account(session, name):
     session.execute(text("INSERT INTO accounts (name) VALUES (:name)"), {"name": name})
@@ -57,11 +63,13 @@ from sqlalchemy import select, text
 
 from app import crud
 from models import Account
-from tests.utils.user import random_account
+from tests.utils.user import existing_account, random_account
 
 
 def test_a_helper_called_twice_on_one_line(seeded):
     first, second = random_account(seeded, "u1"), random_account(seeded, "u2")
+    assert first != second
+    first, second = existing_account(seeded, "a1"), existing_account(seeded, "a2")
     assert first != second
 
 

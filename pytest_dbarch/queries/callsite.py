@@ -252,12 +252,54 @@ def _loop(node: ast.AST) -> _Loop | None:
 
 
 @lru_cache(maxsize=256)
-def _loops_of(filename: str) -> tuple[_Loop, ...]:
+def _tree(filename: str) -> ast.AST | None:
     try:
-        tree = ast.parse(Path(filename).read_text(encoding="utf-8"), filename)
+        return ast.parse(Path(filename).read_text(encoding="utf-8"), filename)
     except (OSError, SyntaxError, ValueError):
+        return None
+
+
+@lru_cache(maxsize=256)
+def _loops_of(filename: str) -> tuple[_Loop, ...]:
+    tree = _tree(filename)
+    if tree is None:
         return ()
     return tuple(loop for node in ast.walk(tree) if (loop := _loop(node)) is not None)
+
+
+@lru_cache(maxsize=1024)
+def _calls_in_statement(filename: str, line: int, name: str) -> int:
+    """How many calls of a function named ``name`` the innermost statement holding
+    ``line`` makes: ``a, b = make(x), make(y)`` calls ``make`` twice on one line."""
+    tree = _tree(filename)
+    if tree is None:
+        return 0
+    statement = None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.stmt) and node.lineno <= line <= (node.end_lineno or node.lineno):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.For, ast.AsyncFor,
+                                     ast.While, ast.If, ast.With, ast.AsyncWith, ast.Try)):
+                if statement is None or node.lineno >= statement.lineno:
+                    statement = node
+    if statement is None:
+        return 0
+    return sum(
+        1 for node in ast.walk(statement)
+        if isinstance(node, ast.Call) and (getattr(node.func, "id", None) or getattr(node.func, "attr", None)) == name
+    )
+
+
+def repeat_site(stack: Stack) -> Site | None:
+    """Where the repeats of a statement come from, searching from its own frame out: the
+    innermost loop (as ``loop_site``), or a statement that calls the next frame's
+    function more than once (``first, second = make(db), make(db)``)."""
+    for i, (code, line) in enumerate(stack):
+        if _frame_loops(code, line):
+            return loop_site(stack[i:])
+        callee = stack[i - 1][0].co_name if i else ""
+        if callee and _calls_in_statement(code.co_filename, line, callee) > 1:
+            return Site(relative(code.co_filename), line, code.co_qualname)
+    return None
 
 
 def _inside(line: int, lines: tuple[int, int] | None) -> bool:

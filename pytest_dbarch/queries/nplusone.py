@@ -327,14 +327,15 @@ def _each_task_below(group: Group, threshold: int) -> bool:
 
 def arranged_by_test(group: Group, rules: Rules) -> bool:
     """True when test code repeats the calls into the application that run the
-    statements (a loop in the test, several requests or tasks), the application itself
-    does not loop."""
+    statements (a loop in the test, a line calling it twice, several requests or
+    tasks), the application itself does not loop."""
     first = group.first
     if not first.stack or first.from_test_code:
         return False
     if group.rule in NPLUSONE_RULES and _each_task_below(group, rules.threshold):
         return True
-    return _test_loop(group) is not None
+    repeats = callsite.repeat_site(first.stack)
+    return repeats is not None and callsite.kind_of(callsite.absolute(repeats.file)) == callsite.TEST
 
 
 def detect(statements: list[Statement], rules: Rules) -> list[Finding]:
