@@ -200,7 +200,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     from pytest_dbarch.performance.evaluate import failure_message
     from pytest_dbarch.queries.hooks import _log_of
 
-    findings = budgets.judge(_log_of(item).application().statements, budget)  # not the test code's own
+    findings = budgets.judge(_log_of(item).statements, budget)
     _record(item, findings)
     if any(f.status is Status.FAILED for f in findings):
         raise pytest.fail.Exception(
