@@ -50,7 +50,7 @@ class QueryLog:
 
     def application(self) -> QueryLog:
         """The statements without those test code sent (the test, fixtures, conftest.py,
-        helpers of the test tree): what whole-test budgets and N+1 rules judge."""
+        helpers of the test tree): what ``max_queries``, query lint and N+1 rules judge."""
         view = QueryLog()
         view.statements = [s for s in self.statements if not (s.counted and s.from_test_code)]
         return view

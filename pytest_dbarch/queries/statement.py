@@ -83,7 +83,7 @@ class Statement:
     @property
     def application(self) -> bool:
         """Counted, and sent by the application: what N+1 rules, query lint and the
-        whole-test budgets judge (a test's own set-up and assertions are not)."""
+        ``max_queries`` marker judge (a test's own set-up and assertions are not)."""
         return self.counted and not self.from_test_code
 
     @property
