@@ -56,6 +56,13 @@ def project(pytester: pytest.Pytester, ini: str = "") -> None:
     pytester.makepyfile(models=MODELS, conftest=CONFTEST)
 
 
+def application_tests(pytester: pytest.Pytester, name: str, source: str, tests: str = "") -> None:
+    """``source`` written as application code (``<name>.py``), its tests collected from
+    ``test_<name>.py`` (which imports them, and adds ``tests``): the statements of test
+    code itself never feed the N+1 rules or budgets, so the cases live in the application."""
+    pytester.makepyfile(**{name: source, f"test_{name}": f"from {name} import *  # noqa: F403\n{tests}"})
+
+
 # --- the same N+1 shapes on every driver (issue 14)
 ASYNC_MODELS = MODELS.replace(
     "from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship",

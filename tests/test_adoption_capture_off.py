@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.queries_support import project
+from tests.queries_support import application_tests, project
 
 TESTS = '''
 import pytest
@@ -37,7 +37,7 @@ def test_a_budget_the_test_asks_for_still_counts(seeded):
 
 def test_capture_off_keeps_the_fixtures(external_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     project(external_pytester, "dbarch_nplusone = error\n")
-    external_pytester.makepyfile(test_off=TESTS)
+    application_tests(external_pytester, "off", TESTS)
     monkeypatch.setenv("DBARCH_CAPTURE", "off")
     result = external_pytester.runpytest("-p", "no:randomly", "-v")
     result.assert_outcomes(passed=2, failed=1)

@@ -17,7 +17,7 @@ seen = {}
 
 
 def query(name):
-    site = callsite.loop_site(callsite.user_stack(2))
+    site = callsite.loop_site(callsite.user_stack(2)[0])
     seen[name] = site.line if site else None
     return [name]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.queries_support import project
+from tests.queries_support import application_tests, project
 
 CAPTURE_TESTS = '''
 import psycopg
@@ -161,7 +161,7 @@ def test_capture_and_counters(external_pytester: pytest.Pytester) -> None:
 
 def test_budget_failures_print_numbered_sql_with_call_sites(external_pytester: pytest.Pytester) -> None:
     project(external_pytester)
-    external_pytester.makepyfile(test_budget=BUDGET_FAILURES)
+    application_tests(external_pytester, "budget", BUDGET_FAILURES)
     result = external_pytester.runpytest("-p", "no:randomly", "--dbarch-nplusone=off")
     result.assert_outcomes(failed=2, errors=1)
     result.stdout.fnmatch_lines(
@@ -169,21 +169,21 @@ def test_budget_failures_print_numbered_sql_with_call_sites(external_pytester: p
             "*pytest-dbarch: @pytest.mark.max_queries(2): Expected to perform 2 queries or less but 4 were done",
             "4 queries (4 select), 4 round trips",
             "  1. SELECT accounts.id, accounts.name FROM accounts",
-            "       at test_budget.py:9",
+            "       at budget.py:9",
             "  2. SELECT contacts.id, contacts.account_id, contacts.email FROM contacts WHERE *contacts.account_id",
             "       params: param_1=1",
-            "       at test_budget.py:10",
+            "       at budget.py:10",
         ]
     )
     result.stdout.fnmatch_lines(
-        ["*Expected to perform 1 query but 2 were done", "the report page", "*at test_budget.py:15"]
+        ["*Expected to perform 1 query but 2 were done", "the report page", "*at budget.py:15"]
     )
     # The fix names the repeat that broke the budget, and speaks of a loop only when there is one.
     result.stdout.fnmatch_lines([
         "*fix: SELECT contacts.id, * FROM contacts WHERE $1 = contacts.account_id ran 3 times from the loop at "
-        "test_budget.py:9: fetch those rows in one query (selectinload / WHERE key IN (...)) before it, or raise "
+        "budget.py:9: fetch those rows in one query (selectinload / WHERE key IN (...)) before it, or raise "
         "the budget to 4 if the extra statements are intended",
-        "*FAIL ?queries.num-queries? Expected to perform 1 query but 2 were done at test_budget.py:15",
+        "*FAIL ?queries.num-queries? Expected to perform 1 query but 2 were done at budget.py:15",
         "*fix: remove or combine statements (a JOIN instead of a second SELECT, one INSERT of many rows), or set "
         "the budget to 2 if the extra statements are intended",
     ])

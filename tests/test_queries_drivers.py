@@ -203,7 +203,8 @@ def test_same_verdicts_and_counts_on_every_driver(external_pytester: pytest.Pyte
     pytester.makepyfile(models=ASYNC_MODELS, conftest=RECORDER)
     for name, (template, setup, raw_select, raw_many) in VARIANTS.items():
         source = template.format(seed=SEED, setup=setup, raw_select=raw_select, raw_many=raw_many)
-        pytester.makepyfile(**{f"test_{name}": source})
+        # The cases are application code; the test modules only collect them.
+        pytester.makepyfile(**{f"app_{name}": source, f"test_{name}": f"from app_{name} import *  # noqa: F403"})
     result = pytester.runpytest("-p", "no:randomly", "--dbarch-nplusone=error")
     n_true = sum(1 for _, rule in EXPECTED.values() if rule)
     result.assert_outcomes(failed=n_true * len(VARIANTS), passed=(len(EXPECTED) - n_true) * len(VARIANTS))
@@ -224,10 +225,21 @@ def test_same_verdicts_and_counts_on_every_driver(external_pytester: pytest.Pyte
     for shape in EXPECTED:
         assert results[f"test_psycopg.py::{shape}"]["round_trips"] == results[f"test_psycopg2.py::{shape}"]["round_trips"]
     result.stdout.fnmatch_lines([
-        "*FAIL ?queries.nplusone-lazy-load? N+1: Contact.account lazy-loaded for 3 parents (3 queries) at test_asyncpg.py:*",
+        "*FAIL ?queries.nplusone-lazy-load? N+1: Contact.account lazy-loaded for 3 parents (3 queries) at app_asyncpg.py:*",
         "*fix: load it with the parent rows: .options(joinedload(Contact.account)) on the query that loads Contact",
     ])
 
+
+LOOKUPS = '''
+from sqlalchemy import select
+
+from models import Account
+
+
+def names(session, ids):
+    for account_id in ids:
+        session.execute(select(Account.name).where(Account.id == account_id))
+'''
 
 RAW_APIS = '''
 import io
@@ -240,6 +252,7 @@ from psycopg2.extras import execute_values  # bound at import: hooked all the sa
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
+import lookups
 from models import Account
 
 
@@ -290,8 +303,7 @@ def test_sqlalchemy_on_a_driver_not_hooked_is_captured_at_the_engine(dbarch_url,
     dsn = plain(dbarch_url)
     engine = create_engine("postgresql+psycopg2://", creator=lambda: psycopg2.extensions.connection(dsn))
     with Session(engine) as session:
-        for account_id in (1, 2, 3):
-            session.execute(select(Account.name).where(Account.id == account_id))
+        lookups.names(session, (1, 2, 3))  # the application's loop: an N+1
         session.execute(text("INSERT INTO events (kind) VALUES (:kind)"), [{"kind": "a"}, {"kind": "b"}])
         session.commit()
     engine.dispose()
@@ -299,7 +311,7 @@ def test_sqlalchemy_on_a_driver_not_hooked_is_captured_at_the_engine(dbarch_url,
     assert [(q.kind, q.many, q.driver) for q in queries] == [
         ("select", 0, "sqlalchemy")] * 3 + [("insert", 2, "sqlalchemy")]
     assert [s.sql for s in dbarch_queries.statements if s.kind == "tx"] == ["BEGIN", "COMMIT"]
-    assert queries[0].where.startswith("test_raw.py:")
+    assert queries[0].where.startswith("lookups.py:")
     assert [f.rule for f in dbarch_queries.nplusone()] == ["queries.nplusone-repeated-query"]
 
 
@@ -393,7 +405,7 @@ async def test_async_psycopg_copy_and_stream(dbarch_url, dbarch_queries):
 def test_raw_driver_apis_are_captured_like_psycopg(external_pytester: pytest.Pytester) -> None:
     external_pytester.makefile(".sql", schema=SCHEMA)
     external_pytester.makeini("[pytest]\ndbarch_sql_files = schema.sql\nasyncio_default_fixture_loop_scope = function\n")
-    external_pytester.makepyfile(models=ASYNC_MODELS, test_raw=RAW_APIS)
+    external_pytester.makepyfile(models=ASYNC_MODELS, test_raw=RAW_APIS, lookups=LOOKUPS)
     result = external_pytester.runpytest("-p", "no:randomly", "--dbarch-nplusone=off")
     result.assert_outcomes(passed=8)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.queries_support import project
+from tests.queries_support import application_tests, project
 
 LINT = '''
 def test_lint(seeded, dbarch_psycopg):
@@ -18,23 +18,23 @@ def test_lint(seeded, dbarch_psycopg):
 
 def test_lint_rules_and_switching_them_off(external_pytester: pytest.Pytester) -> None:
     project(external_pytester, "dbarch_large_tables = events\n")
-    external_pytester.makepyfile(test_lint=LINT)
+    application_tests(external_pytester, "lint", LINT)
     result = external_pytester.runpytest("-v")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         [
-            "*WARN ?queries.lint-select-star? SELECT * reads every column of accounts at test_lint.py:2",
+            "*WARN ?queries.lint-select-star? SELECT * reads every column of accounts at lint.py:2",
             "      fix: name the columns the code needs*",
         ]
     )
-    result.stdout.fnmatch_lines(["*WARN ?queries.lint-unbounded-read? Unbounded read of large table events at test_lint.py:3"])
+    result.stdout.fnmatch_lines(["*WARN ?queries.lint-unbounded-read? Unbounded read of large table events at lint.py:3"])
     result.stdout.fnmatch_lines(
         [
-            "*WARN ?queries.lint-table-read-in-loop? Whole-table read of contacts inside a loop (2 times) at test_lint.py:6",
+            "*WARN ?queries.lint-table-read-in-loop? Whole-table read of contacts inside a loop (2 times) at lint.py:6",
             "      fix: read the table once before the loop and reuse the rows",
             "*",
-            "      | query:  test_lint.py:6",
-            "      | loop:   test_lint.py:5  for _ in range(2):",
+            "      | query:  lint.py:6",
+            "      | loop:   lint.py:5  for _ in range(2):",
         ]
     )
     assert "count(*)" not in result.stdout.str().split("= dbarch =")[1]  # one row: bounded

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.queries_support import project
+from tests.queries_support import application_tests, project
 
 APPLICATION = '''
 from sqlalchemy import select, text
@@ -146,9 +146,14 @@ def test_catalog_queries_and_commits(seeded, dbarch_psycopg):
         dbarch_psycopg.execute("SELECT oid FROM pg_class WHERE relname = %s", (name,))
         dbarch_psycopg.commit()
 
+'''
+
+TEST_LOOPS = '''
+import crm
+
 
 def test_the_test_repeats_calls_into_the_application(seeded):
-    """Seeding through the application's API, or several requests: the test loops."""
+    """Seeding through the application's API: the test loops, the application does not."""
     for account_id in (1, 2, 3):
         crm.account_name(seeded, account_id)
     for kind in ("a", "b", "c", "d", "e"):
@@ -158,7 +163,8 @@ def test_the_test_repeats_calls_into_the_application(seeded):
 
 def test_true_positives_fail_in_error_mode(external_pytester: pytest.Pytester) -> None:
     project(external_pytester)
-    external_pytester.makepyfile(test_tp=TRUE_POSITIVES, crm=APPLICATION)
+    application_tests(external_pytester, "tp", TRUE_POSITIVES)
+    external_pytester.makepyfile(crm=APPLICATION)
     result = external_pytester.runpytest("-p", "no:randomly", "--dbarch-nplusone=error")
     result.assert_outcomes(failed=9)
     out = result.stdout.str()
@@ -168,10 +174,10 @@ def test_true_positives_fail_in_error_mode(external_pytester: pytest.Pytester) -
             "*pytest-dbarch: 1 N+1 query (nplusone mode=error)",
             "",
             "?queries.nplusone-lazy-load? N+1: Account.contacts lazy-loaded for 3 parents (3 queries)",
-            "    query:  test_tp.py:10",
-            "    loop:   test_tp.py:9  for account in seeded.scalars(select(Account)).all():",
+            "    query:  tp.py:10",
+            "    loop:   tp.py:9  for account in seeded.scalars(select(Account)).all():",
             "    relationship: Account.contacts (onetomany, lazy)",
-            "    parent query: test_tp.py:9  SELECT accounts.id, accounts.name FROM accounts",
+            "    parent query: tp.py:9  SELECT accounts.id, accounts.name FROM accounts",
             "    sql:    SELECT contacts.id, contacts.account_id, contacts.email FROM contacts WHERE $1 = contacts.account_id  (fingerprint *)",
             "    count:  3 statements, 3 distinct parents",
             "    id:     *",
@@ -182,9 +188,9 @@ def test_true_positives_fail_in_error_mode(external_pytester: pytest.Pytester) -
     result.stdout.fnmatch_lines(
         [
             "*the same query ran 3 times from one call site with 3 different parameters",
-            "    query:  test_tp.py:33",
-            "    loop:   test_tp.py:32  for account_id in ids:",
-            "    parent query: test_tp.py:31  SELECT id FROM accounts",
+            "    query:  tp.py:33",
+            "    loop:   tp.py:32  for account_id in ids:",
+            "    parent query: tp.py:31  SELECT id FROM accounts",
             "    sql:    SELECT email FROM contacts WHERE account_id = $1  (fingerprint *)",
         ]
     )
@@ -193,8 +199,8 @@ def test_true_positives_fail_in_error_mode(external_pytester: pytest.Pytester) -
     result.stdout.fnmatch_lines([
         "*_ test_lazy_load_in_the_iterable_of_a_comprehension _*",
         "*N+1: Account.contacts lazy-loaded for 3 parents (3 queries)",
-        "    query:  test_tp.py:44",
-        "    loop:   test_tp.py:43  for account in seeded.scalars(select(Account)).all():",
+        "    query:  tp.py:44",
+        "    loop:   tp.py:43  for account in seeded.scalars(select(Account)).all():",
     ])
     # LIMIT 1 is a lookup by key, not a page.
     result.stdout.fnmatch_lines([
@@ -213,14 +219,15 @@ def test_true_positives_fail_in_error_mode(external_pytester: pytest.Pytester) -
     result.stdout.fnmatch_lines([
         "*_ test_lazy_many_to_one _*",
         "*N+1: Contact.account lazy-loaded for 3 parents (3 queries)",
-        "    query:  test_tp.py:17",
-        "    loop:   test_tp.py:17  names = [contact.account.name for contact in contacts]",
+        "    query:  tp.py:17",
+        "    loop:   tp.py:17  names = [contact.account.name for contact in contacts]",
     ])
 
 
 def test_no_false_positives_in_error_mode(external_pytester: pytest.Pytester) -> None:
     project(external_pytester)
-    external_pytester.makepyfile(test_fp=NO_FALSE_POSITIVES, crm=APPLICATION)
+    application_tests(external_pytester, "fp", NO_FALSE_POSITIVES, TEST_LOOPS)
+    external_pytester.makepyfile(crm=APPLICATION)
     result = external_pytester.runpytest("-p", "no:randomly", "--dbarch-nplusone=error", "-v")
     result.assert_outcomes(passed=9)
     assert "queries.nplusone-" not in result.stdout.str()
@@ -273,7 +280,7 @@ def test_warnings(dbarch_psycopg):
 
 def test_modes_markers_and_warnings(external_pytester: pytest.Pytester) -> None:
     project(external_pytester)
-    external_pytester.makepyfile(test_modes=MODES)
+    application_tests(external_pytester, "modes", MODES)
     result = external_pytester.runpytest("-p", "no:randomly")
     result.assert_outcomes(passed=4, failed=1, errors=1)
     result.stdout.fnmatch_lines(["FAILED test_modes.py::test_marker_error - Failed: pytest-dbarch: 1 N+1 query*"])
@@ -283,12 +290,12 @@ def test_modes_markers_and_warnings(external_pytester: pytest.Pytester) -> None:
     assert "FAIL [queries.nplusone-lazy-load]" in summary
     assert "WARN [queries.repeated-identical-query] The same query with the same parameters ran 3 times" in summary
     assert "WARN [queries.write-loop] Row-by-row writes: 5 single-row INSERTs from one call site" in summary
-    assert "fix: send the rows in one statement before the loop at test_modes.py:39" in summary
+    assert "fix: send the rows in one statement before the loop at modes.py:39" in summary
 
 
 def test_session_mode_ignore_list_and_baseline(external_pytester: pytest.Pytester) -> None:
     project(external_pytester)
-    external_pytester.makepyfile(test_modes=MODES)
+    application_tests(external_pytester, "modes", MODES)
     result = external_pytester.runpytest("-p", "no:randomly", "--dbarch-nplusone=error", "-k", "default")
     result.assert_outcomes(failed=1)
     finding_id = next(
@@ -303,7 +310,7 @@ def test_session_mode_ignore_list_and_baseline(external_pytester: pytest.Pyteste
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*WARN ?queries.nplusone-lazy-load? N+1: Account.contacts lazy-loaded for 3 parents (3 queries) ?baseline?*"])
 
-    for entry in ("relationship:Account.contacts", "function:load_contacts", "file:test_mo*.py", f"fingerprint:{fingerprint}"):
+    for entry in ("relationship:Account.contacts", "function:load_contacts", "file:mod*.py", f"fingerprint:{fingerprint}"):
         project(external_pytester, f"dbarch_nplusone = error\ndbarch_nplusone_ignore = {entry}\n")
         result = external_pytester.runpytest("-p", "no:randomly", "-k", "default")
         result.assert_outcomes(passed=1)
@@ -316,7 +323,7 @@ def test_thresholds_from_ini(external_pytester: pytest.Pytester) -> None:
         external_pytester,
         "dbarch_nplusone_threshold = 4\ndbarch_repeated_query_threshold = 4\ndbarch_write_loop_threshold = 6\n",
     )
-    external_pytester.makepyfile(test_modes=MODES)
+    application_tests(external_pytester, "modes", MODES)
     result = external_pytester.runpytest("-p", "no:randomly", "--dbarch-nplusone=error", "-k", "default or warnings")
     result.assert_outcomes(passed=2)
     output = result.stdout.str()

@@ -151,7 +151,7 @@ def test_names(seeded):
 @pytest.mark.slow  # several inner sessions
 def test_a_green_subset_run_keeps_the_n_plus_one_open(external_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     queries_support.project(external_pytester)
-    external_pytester.makepyfile(test_feed=FEED)
+    queries_support.application_tests(external_pytester, "feed", FEED)  # the loop is the application's
     temp = external_pytester.path / ".temp"
 
     full = external_pytester.runpytest()
@@ -284,7 +284,7 @@ SELECT 1;
 @pytest.mark.slow  # several inner sessions
 def test_the_dbarch_command_and_pytest_feed_one_task(external_pytester: pytest.Pytester, inner_dsn: str) -> None:
     queries_support.project(external_pytester)
-    external_pytester.makepyfile(test_feed=FEED)
+    queries_support.application_tests(external_pytester, "feed", FEED)  # the loop is the application's
     temp = external_pytester.path / ".temp"
     external_pytester.runpytest().assert_outcomes(passed=2)
     [task_id] = task_ids(temp)
@@ -313,15 +313,21 @@ def test_the_dbarch_command_and_pytest_feed_one_task(external_pytester: pytest.P
 
 def test_the_checklist_has_one_line_per_passed_check_at_scale(external_pytester: pytest.Pytester) -> None:
     external_pytester.makepyfile(
-        """
+        reads="""
+        def read(conn, n):  # the application's statements: test code's are not checked
+            conn.execute("SELECT %s", (n,)).fetchone()
+            if n % 50 == 0:
+                conn.execute("SELECT 2").fetchone()
+        """,
+        test_reads="""
         import pytest
+
+        from reads import read
 
         @pytest.mark.parametrize("n", range(150))
         def test_read(dbarch_psycopg, n):
-            dbarch_psycopg.execute("SELECT %s", (n,)).fetchone()
-            if n % 50 == 0:
-                dbarch_psycopg.execute("SELECT 2").fetchone()
-        """
+            read(dbarch_psycopg, n)
+        """,
     )
     external_pytester.runpytest("-q").assert_outcomes(passed=150)
     temp = external_pytester.path / ".temp"

@@ -12,6 +12,7 @@ them all and measured 2.5x slower). The loop that repeats a query (a ``for`` bod
 from __future__ import annotations
 
 import ast
+import fnmatch
 import os
 import sys
 import threading
@@ -30,12 +31,22 @@ _LIBRARY_MARKS = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.s
 _STDLIB = (os.path.dirname(os.__file__) + os.sep,)
 
 
+#: What a source file is, for capture: not the user's, the application's, or test code.
+LIBRARY, APP, TEST = 0, 1, 2
+#: Directory names of a test tree (a ``tests/utils/`` helper is test code).
+_TEST_DIR_NAMES = ("test", "tests", "testing", "test_*", "tests_*", "*_test", "*_tests")
+
+
 class _Config:
     root = ""
     #: The running test function's code: walking stops there.
     stop: CodeType | None = None
     test_thread: int | None = None
-    verdicts: dict[str, bool] = {}
+    #: File name patterns of test code: pytest's ``python_files``, plus conftest.py.
+    test_files: tuple[str, ...] = ("test_*.py", "*_test.py", "conftest.py")
+    #: Directories whose files are all test code (each ends with a separator).
+    test_dirs: tuple[str, ...] = ()
+    verdicts: dict[str, int] = {}
 
 
 def set_root(rootdir: str) -> None:
@@ -50,16 +61,53 @@ def set_stop(code: CodeType | None) -> None:
     _Config.stop = code
 
 
-def _is_user(filename: str) -> bool:
+def is_test_dir_name(name: str) -> bool:
+    return any(fnmatch.fnmatch(name, pattern) for pattern in _TEST_DIR_NAMES)
+
+
+def test_tree(directory: str | Path) -> Path | None:
+    """The outermost directory named like a test directory that holds ``directory``
+    (itself included), below the rootdir: ``tests/`` for ``tests/api/routes``.
+    The rootdir and what lies above it never count (a checkout may be named ``test_x``)."""
+    root = Path(_Config.root or os.sep)
+    path = Path(directory).resolve()
+    found = None
+    while path != root and root in path.parents:
+        if is_test_dir_name(path.name):
+            found = path
+        path = path.parent
+    return found
+
+
+def set_test_code(patterns: tuple[str, ...], directories: tuple[str | Path, ...]) -> None:
+    """What test code is: files named like ``patterns`` (``test_*.py``, conftest.py...)
+    and every file under ``directories`` (the test trees of the collected modules)."""
+    dirs = tuple(sorted({str(Path(d).resolve()) + os.sep for d in directories}))
+    if patterns != _Config.test_files or dirs != _Config.test_dirs:
+        _Config.test_files, _Config.test_dirs = patterns, dirs
+        _Config.verdicts = {}
+
+
+def _kind(filename: str) -> int:
     path = os.path.abspath(filename) if filename[:1] != "<" else ""
-    user = (
+    kind = LIBRARY
+    if (
         path.startswith(_Config.root)
         and not path.startswith(_PLUGIN_DIR)
         and not path.startswith(_STDLIB)
         and not any(mark in path for mark in _LIBRARY_MARKS)
-    )
-    _Config.verdicts[filename] = user
-    return user
+    ):
+        name = os.path.basename(path)
+        test = path.startswith(_Config.test_dirs) or any(fnmatch.fnmatch(name, p) for p in _Config.test_files)
+        kind = TEST if test else APP
+    _Config.verdicts[filename] = kind
+    return kind
+
+
+def kind_of(filename: str) -> int:
+    """LIBRARY, APP or TEST (cached per file name)."""
+    kind = _Config.verdicts.get(filename)
+    return _kind(filename) if kind is None else kind
 
 
 def set_test_thread(ident: int | None) -> None:
@@ -67,13 +115,20 @@ def set_test_thread(ident: int | None) -> None:
     _Config.test_thread = ident
 
 
-def user_stack(depth: int = 2) -> Stack:
-    """The user frames of the caller's stack, innermost first (cheap: no source reads)."""
+def test_thread() -> int | None:
+    return _Config.test_thread
+
+
+def user_stack(depth: int = 2, root: CodeType | None = None) -> tuple[Stack, bool]:
+    """The user frames of the caller's stack, innermost first (cheap: no source reads),
+    walking out no further than ``root`` (a task's coroutine); and whether the
+    application's frames were reached from test code through a library (a test
+    client dispatching a request, a framework calling back)."""
     try:
         frame: FrameType | None = sys._getframe(depth)
     except ValueError:  # called from the top of a thread's stack
-        return ()
-    return _user_frames(frame)
+        return (), False
+    return _user_frames(frame, root)
 
 
 def test_thread_stack() -> Stack:
@@ -89,28 +144,50 @@ def test_thread_stack() -> Stack:
     ident = _Config.test_thread
     if ident is None or ident == threading.get_ident():
         return ()
-    return _user_frames(sys._current_frames().get(ident))
+    return _user_frames(sys._current_frames().get(ident))[0]
 
 
-def _user_frames(frame: FrameType | None) -> Stack:
+def _user_frames(frame: FrameType | None, root: CodeType | None = None) -> tuple[Stack, bool]:
     verdicts = _Config.verdicts
     stop = _Config.stop
     found: list[tuple[CodeType, int]] = []
     walked = 0
+    app = gap = through = False
     while frame is not None and walked < _MAX_WALK:
         code = frame.f_code
-        user = verdicts.get(code.co_filename)
-        if user is None:
-            user = _is_user(code.co_filename)
-        if user:
+        kind = verdicts.get(code.co_filename)
+        if kind is None:
+            kind = _kind(code.co_filename)
+        if kind:
+            if kind == TEST and app and gap and not through:
+                through = True
+            elif kind == APP:
+                app, gap = True, False
             found.append((code, frame.f_lineno))
             if len(found) == _MAX_USER_FRAMES:
                 break
-        if code is stop:
+        elif app:
+            gap = True
+        if code is stop or code is root:
             break
         frame = frame.f_back
         walked += 1
-    return tuple(found)
+    return tuple(found), through
+
+
+def suspended_stack(coroutine: object) -> Stack:
+    """The user frames a suspended coroutine (a task's) waits in, innermost first:
+    the chain of ``await``s from the coroutine down to what it waits for."""
+    chain: list[FrameType] = []
+    current: object = coroutine
+    while current is not None and len(chain) < _MAX_WALK:
+        frame = getattr(current, "cr_frame", None) or getattr(current, "gi_frame", None)
+        if frame is None:
+            break
+        chain.append(frame)
+        current = getattr(current, "cr_await", None) or getattr(current, "gi_yieldfrom", None)
+    found = [(f.f_code, f.f_lineno) for f in reversed(chain) if kind_of(f.f_code.co_filename)]
+    return tuple(found[:_MAX_USER_FRAMES])
 
 
 @dataclass(frozen=True)
@@ -128,6 +205,11 @@ class Site:
 def relative(filename: str) -> str:
     path = os.path.abspath(filename)
     return path[len(_Config.root):] if _Config.root and path.startswith(_Config.root) else filename
+
+
+def absolute(file: str) -> str:
+    """A ``Site.file`` as a path again."""
+    return file if os.path.isabs(file) else os.path.join(_Config.root, file)
 
 
 def sites(stack: Stack) -> list[Site]:
@@ -170,12 +252,54 @@ def _loop(node: ast.AST) -> _Loop | None:
 
 
 @lru_cache(maxsize=256)
-def _loops_of(filename: str) -> tuple[_Loop, ...]:
+def _tree(filename: str) -> ast.AST | None:
     try:
-        tree = ast.parse(Path(filename).read_text(encoding="utf-8"), filename)
+        return ast.parse(Path(filename).read_text(encoding="utf-8"), filename)
     except (OSError, SyntaxError, ValueError):
+        return None
+
+
+@lru_cache(maxsize=256)
+def _loops_of(filename: str) -> tuple[_Loop, ...]:
+    tree = _tree(filename)
+    if tree is None:
         return ()
     return tuple(loop for node in ast.walk(tree) if (loop := _loop(node)) is not None)
+
+
+@lru_cache(maxsize=1024)
+def _calls_in_statement(filename: str, line: int, name: str) -> int:
+    """How many calls of a function named ``name`` the innermost statement holding
+    ``line`` makes: ``a, b = make(x), make(y)`` calls ``make`` twice on one line."""
+    tree = _tree(filename)
+    if tree is None:
+        return 0
+    statement = None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.stmt) and node.lineno <= line <= (node.end_lineno or node.lineno):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.For, ast.AsyncFor,
+                                     ast.While, ast.If, ast.With, ast.AsyncWith, ast.Try)):
+                if statement is None or node.lineno >= statement.lineno:
+                    statement = node
+    if statement is None:
+        return 0
+    return sum(
+        1 for node in ast.walk(statement)
+        if isinstance(node, ast.Call) and (getattr(node.func, "id", None) or getattr(node.func, "attr", None)) == name
+    )
+
+
+def repeat_site(stack: Stack) -> Site | None:
+    """Where the repeats of a statement come from, searching from its own frame out: the
+    innermost loop (as ``loop_site``), or a statement that calls the next frame's
+    function more than once (``first, second = make(db), make(db)``)."""
+    for i, (code, line) in enumerate(stack):
+        if _frame_loops(code, line):
+            return loop_site(stack[i:])
+        callee = stack[i - 1][0].co_name if i else ""
+        if callee and _calls_in_statement(code.co_filename, line, callee) > 1:
+            return Site(relative(code.co_filename), line, code.co_qualname)
+    return None
 
 
 def _inside(line: int, lines: tuple[int, int] | None) -> bool:
@@ -224,5 +348,4 @@ def loop_site(stack: Stack) -> Site | None:
 def source_line(site: Site) -> str:
     import linecache
 
-    filename = site.file if os.path.isabs(site.file) else os.path.join(_Config.root, site.file)
-    return linecache.getline(filename, site.line).strip()
+    return linecache.getline(absolute(site.file), site.line).strip()

@@ -8,7 +8,9 @@ one and the same record (``recorder.record``), with call sites and origin marks:
   ``execute_values`` / ``execute_batch``;
 - asyncpg (``capture_asyncpg``): connection and prepared-statement methods;
 - SQLAlchemy (``capture_sqlalchemy``): relationship names for lazy-load detection, and
-  the statements of any other driver, at the engine.
+  the statements of any other driver, at the engine;
+- asyncio (``handoff``): tasks remember where they were created, so a statement in a
+  task or a worker thread is attributed to the test line that caused it.
 
 ``install()`` arranges for each hook to go in the moment its library is imported
 (``import_hook``), so nothing is imported that the application does not import
@@ -20,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-from pytest_dbarch.queries import capture_asyncpg, capture_psycopg, capture_psycopg2, capture_sqlalchemy
+from pytest_dbarch.queries import capture_asyncpg, capture_psycopg, capture_psycopg2, capture_sqlalchemy, handoff
 from pytest_dbarch.queries.import_hook import when_imported
 from pytest_dbarch.queries.log import QueryLog
 from pytest_dbarch.queries.recorder import recording as _recording
@@ -33,8 +35,10 @@ _installed: set[str] = set()
 
 def install(driver_hooks: Iterable[str] = OPTIONAL_HOOKS) -> None:
     """Hook psycopg 3 and SQLAlchemy, and the drivers named, as each gets imported."""
-    wanted = {"psycopg", "sqlalchemy", *driver_hooks} - _installed
+    wanted = {"psycopg", "sqlalchemy", "asyncio", *driver_hooks} - _installed
     _installed.update(wanted)
+    if "asyncio" in wanted:  # tasks carry where they were created (``handoff``)
+        when_imported("asyncio", handoff.install)
     if "psycopg" in wanted:
         when_imported("psycopg", capture_psycopg.install)
     if "sqlalchemy" in wanted:

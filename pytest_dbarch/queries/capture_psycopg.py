@@ -217,7 +217,7 @@ def _async_stream(original: Any) -> Any:
 def _end(original: Any, word: str) -> Any:
     def end(self: Any) -> Any:
         if ACTIVE and self.pgconn.transaction_status in _ACTIVE_TX:
-            record_word(word, DRIVER)
+            record_word(word, DRIVER, conn=self)
         return original(self)
 
     end.__wrapped__ = original  # type: ignore[attr-defined]
@@ -227,7 +227,7 @@ def _end(original: Any, word: str) -> Any:
 def _async_end(original: Any, word: str) -> Any:
     async def end(self: Any) -> Any:
         if ACTIVE and self.pgconn.transaction_status in _ACTIVE_TX:
-            record_word(word, DRIVER)
+            record_word(word, DRIVER, conn=self)
         return await original(self)
 
     end.__wrapped__ = original  # type: ignore[attr-defined]
@@ -241,7 +241,7 @@ def _commands(original: Any) -> Any:
     def commands(self: Any) -> Iterator[bytes]:
         for command in original(self):
             if ACTIVE:
-                record_word(text_of(command), DRIVER)
+                record_word(text_of(command), DRIVER, conn=getattr(self, "_conn", None))
             yield command
 
     commands.__wrapped__ = original  # type: ignore[attr-defined]

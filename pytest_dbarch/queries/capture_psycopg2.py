@@ -139,12 +139,12 @@ def hooked_connection(base: type, plain: type, default_cursor: type) -> type:
 
         def commit(self: Any) -> Any:
             if ACTIVE and self.get_transaction_status() in _ACTIVE_TX:
-                record_word("COMMIT", DRIVER)
+                record_word("COMMIT", DRIVER, conn=self)
             return super(hooked, self).commit()
 
         def rollback(self: Any) -> Any:
             if ACTIVE and self.get_transaction_status() in _ACTIVE_TX:
-                record_word("ROLLBACK", DRIVER)
+                record_word("ROLLBACK", DRIVER, conn=self)
             return super(hooked, self).rollback()
 
         attrs.update(commit=commit, rollback=rollback)

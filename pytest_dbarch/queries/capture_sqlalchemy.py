@@ -18,6 +18,7 @@ reaches its driver hook; so no statement is recorded by both, and none by neithe
 
 from __future__ import annotations
 
+import threading
 from time import perf_counter as _now
 from types import ModuleType
 from typing import Any
@@ -59,8 +60,9 @@ def before_cursor_execute(
     origin = ORIGIN.get()
     many = len(parameters) if executemany and isinstance(parameters, (list, tuple)) else 0
     params = (parameters[0] if parameters else None) if many else parameters
-    stack, handed = app_stack(origin, 3)
-    entry = Statement(statement, params, origin, 0.0, -1, many, stack, relationship, False, DRIVER, handed)
+    frames = app_stack(origin, 3)
+    entry = Statement(statement, params, origin, 0.0, -1, many, frames.stack, relationship, False, DRIVER,
+                      frames.handed, id(driver), threading.get_ident(), frames.unit, frames.bare)
     _pending[id(cursor)] = (_now(), entry)
 
 
@@ -94,7 +96,7 @@ def handle_error(context: Any) -> None:
 def _transaction_word(word: str) -> Any:
     def listener(conn: Any, *args: Any) -> None:
         if ACTIVE and not _hooked(_driver_connection(conn)):
-            record_word(word, DRIVER, depth=2)
+            record_word(word, DRIVER, depth=2, conn=_driver_connection(conn))
 
     return listener
 

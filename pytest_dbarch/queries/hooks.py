@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -112,9 +113,28 @@ def pytest_configure(config: pytest.Config) -> None:
         write_loop=settings.write_loop_threshold,
         ignore=ignores,
         baseline=baseline,
-        test_files=(*config.getini("python_files"), "conftest.py"),
     )
     callsite.set_root(settings.rootdir)
+    callsite.set_test_code(_test_files(config), _test_paths(config))
+
+
+def _test_files(config: pytest.Config) -> tuple[str, ...]:
+    return (*config.getini("python_files"), "conftest.py")
+
+
+def _test_paths(config: pytest.Config) -> tuple[Path, ...]:
+    """The ``testpaths`` directories named like test directories (``tests``, not ``src``)."""
+    root = Path(config.rootpath)
+    found = [callsite.test_tree(root / entry) for entry in config.getini("testpaths")]
+    return tuple(path for path in found if path is not None)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Test code is also every file of the collected modules' test trees: a helper in
+    ``tests/utils/`` sends the test's statements, not the application's."""
+    trees = {callsite.test_tree(item.path.parent) for item in session.items if getattr(item, "path", None)}
+    trees.discard(None)
+    callsite.set_test_code(_test_files(session.config), (*_test_paths(session.config), *trees))  # type: ignore[arg-type]
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -178,14 +198,16 @@ def _check(item: pytest.Item, log: QueryLog, test_failed: bool) -> list[str]:
     marks = item.stash.get(_MARKS, None) or _read_marks(item)
     failures: list[str] = []
     budget = marks["max_queries"]
+    application = log.application()  # the test's own statements are never judged
     if budget is not None:
-        finding = _budget_finding(MAX_QUERIES, log, budget, exact=False)
+        finding = _budget_finding(MAX_QUERIES, application, budget, exact=False)
         recorder.add(finding)
         if finding.is_problem:
-            failures.append(f"pytest-dbarch: @pytest.mark.max_queries({budget}): " + log.failure(finding.title))
-    if not log.count or item.config.stash[SETTINGS].capture == "off":
+            failures.append(f"pytest-dbarch: @pytest.mark.max_queries({budget}): "
+                            + application.failure(finding.title, _not_counted(log, application)))
+    if not application.count or item.config.stash[SETTINGS].capture == "off":
         return failures
-    seen.remember(log.statements)
+    seen.remember(application.statements)
     base = item.config.stash[_RULES]
     marked = marks["nplusone"]
     rules = nplusone.Rules(
@@ -195,7 +217,6 @@ def _check(item: pytest.Item, log: QueryLog, test_failed: bool) -> list[str]:
         write_loop=base.write_loop,
         ignore=base.ignore,
         baseline=base.baseline,
-        test_files=base.test_files,
     )
     statements = log.statements
     if rules.mode != "off":
@@ -204,7 +225,7 @@ def _check(item: pytest.Item, log: QueryLog, test_failed: bool) -> list[str]:
             recorder.add(finding)
         if not any(f.rule in nplusone.NPLUSONE_RULES for f in findings):
             recorder.add(Finding(nplusone.NO_NPLUSONE, Area.QUERIES, Status.PASSED,
-                                 f"No N+1 queries ({_statements(log.count)} checked)"))
+                                 f"No N+1 queries ({_statements(application.count)} checked)"))
         failed = [f for f in findings if f.status is Status.FAILED]
         if failed and not test_failed:
             failures.append(_nplusone_message(failed, rules.mode))
@@ -215,8 +236,15 @@ def _check(item: pytest.Item, log: QueryLog, test_failed: bool) -> list[str]:
             recorder.add(finding)
         if not problems:
             recorder.add(Finding(lint.NO_LINT, Area.QUERIES, Status.PASSED,
-                                 f"Query lint clean ({_statements(log.count)} checked)"))
+                                 f"Query lint clean ({_statements(application.count)} checked)"))
     return failures
+
+
+def _not_counted(log: QueryLog, application: QueryLog) -> str | None:
+    left_out = log.count - application.count
+    if not left_out:
+        return None
+    return f"({_statements(left_out)} from test code not counted: the test, fixtures, conftest.py, test helpers)"
 
 
 def _statements(count: int) -> str:

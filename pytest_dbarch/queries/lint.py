@@ -54,7 +54,7 @@ def _whole_table(statement: Statement) -> bool:
 
 
 def lint(statements: list[Statement], rules: LintRules) -> list[Finding]:
-    reads = [s for s in statements if s.counted and s.kind == SELECT and not s.error]
+    reads = [s for s in statements if s.application and s.kind == SELECT and not s.error]
     findings: list[Finding] = []
     seen: set[tuple[str, str]] = set()
 

@@ -48,6 +48,13 @@ class QueryLog:
         rules = nplusone.Rules(mode="warn", threshold=threshold)
         return [f for f in nplusone.detect(self.statements, rules) if f.rule in nplusone.NPLUSONE_RULES]
 
+    def application(self) -> QueryLog:
+        """The statements without those test code sent (the test, fixtures, conftest.py,
+        helpers of the test tree): what ``max_queries``, query lint and N+1 rules judge."""
+        view = QueryLog()
+        view.statements = [s for s in self.statements if not (s.counted and s.from_test_code)]
+        return view
+
     def clear(self) -> None:
         """Forget what was captured so far (e.g. after the arrange step of a test)."""
         self.statements.clear()

@@ -7,18 +7,21 @@ Four rules, each with a stable id:
 - ``queries.nplusone-repeated-query``: one SELECT shape from one user call stack with
   ``threshold`` or more distinct parameter sets (or inlined literals);
 - ``queries.repeated-identical-query`` (warning): the same statement with the same
-  parameters 3 or more times within one line of the test (one call, one request:
-  separate requests that each need the same row are not a cache miss);
+  parameters 3 or more times from one call stack, in one transaction of one
+  connection and one thread (separate requests, sessions or transactions that each
+  need the same row are not a cache miss, nor are two call sites);
 - ``queries.write-loop`` (warning): 5 or more single-row writes of one shape from one
   call stack.
 
 The stack key holds user frames only, so library frames in between never split a
 group. Never flagged: eager-loader batches (``selectinload`` chunks, ``yield_per``),
 pages (LIMIT/OFFSET/FETCH, keyset walks; ``LIMIT 1`` is a lookup, not a page), batches of keys (IN lists, ``= ANY``),
-catalog queries, transaction control, the plugin's own statements, and repeats made by
-a loop in test code around calls into the application (a test seeding rows through the
-application's API, or sending several requests): the test's doing, not the
-application's. A loop in test code that runs the query itself is still an N+1.
+catalog queries, transaction control, the plugin's own statements, statements sent by
+test code (the test, fixtures, conftest.py, helpers of the test tree: the innermost user
+frame decides), and repeats made by a loop in test code around calls into the
+application (a test seeding rows through the application's API): the test's doing, not
+the application's. A loop of requests (or tasks) is its own warning,
+``queries.nplusone-client-loop``.
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from pytest_dbarch.findings import Area, Finding, Status
 from pytest_dbarch.queries import callsite
-from pytest_dbarch.queries.fingerprint import SELECT, WRITE_KINDS
+from pytest_dbarch.queries.fingerprint import SELECT, TX, WRITE_KINDS
 from pytest_dbarch.queries.statement import Statement
 
 LAZY_LOAD = "queries.nplusone-lazy-load"
@@ -93,8 +97,6 @@ class Rules:
     write_loop: int = 5
     ignore: tuple[Ignore, ...] = ()
     baseline: frozenset[str] = field(default_factory=frozenset)
-    #: File name patterns of test code (pytest's ``python_files``, plus conftest.py).
-    test_files: tuple[str, ...] = ("test_*.py", "*_test.py", "conftest.py")
 
 
 @dataclass
@@ -111,7 +113,20 @@ class Group:
 
 
 def _eligible(statement: Statement) -> bool:
-    return statement.counted and not statement.error
+    return statement.application and not statement.error
+
+
+def _transactions(statements: list[Statement]) -> dict[int, int]:
+    """Which transaction of its connection each statement ran in (by ``id``): every
+    BEGIN, COMMIT, ROLLBACK, SAVEPOINT or RELEASE on a connection starts the next one."""
+    current: dict[int, int] = defaultdict(int)
+    found: dict[int, int] = {}
+    for statement in statements:
+        if statement.kind == TX:
+            current[statement.connection] += 1
+        else:
+            found[id(statement)] = current[statement.connection]
+    return found
 
 
 def groups(statements: list[Statement], rules: Rules) -> list[Group]:
@@ -121,6 +136,7 @@ def groups(statements: list[Statement], rules: Rules) -> list[Group]:
     reads: dict[tuple, list[Statement]] = defaultdict(list)
     identical: dict[tuple, list[Statement]] = defaultdict(list)
     writes: dict[tuple, list[Statement]] = defaultdict(list)
+    transaction = _transactions(statements)
     for statement in statements:
         if not _eligible(statement):
             continue
@@ -132,8 +148,10 @@ def groups(statements: list[Statement], rules: Rules) -> list[Group]:
         if statement.kind == SELECT:
             shape = statement.shape
             if not ((shape.has_limit and not shape.single_row) or shape.in_list):
-                # Keyed by the outermost user frame too: the line of the test that made the call.
-                identical[(statement.sql, statement.param_key(), statement.stack[-1:])].append(statement)
+                # One call site, one transaction of one connection, one thread: a cache miss.
+                key = (statement.sql, statement.param_key(), statement.stack, statement.connection,
+                       transaction.get(id(statement), 0), statement.thread)
+                identical[key].append(statement)
                 if statement.stack:
                     reads[(shape.id, statement.stack)].append(statement)
         elif statement.kind in WRITE_KINDS and not statement.many and statement.stack:
@@ -216,7 +234,11 @@ def _fix(group: Group, loop: callsite.Site | None) -> str:
     if group.rule == IDENTICAL_QUERY:
         if loop is not None:
             return f"run it once before the loop at {loop} and reuse the result"
-        return "run it once and pass the result to the code that repeats it (or cache it for the request)"
+        return (
+            f"the same result is read {len(group.statements)} times in one transaction at {first.where}: reuse "
+            "the first result (for a row by its primary key, session.get(Model, id) answers from the "
+            "identity map without a query)"
+        )
     if group.rule == CLIENT_LOOP:
         return (
             "the application does not loop; the test" + (f"'s loop at {loop}" if loop else "") + " sends one "
@@ -236,7 +258,7 @@ def _title(group: Group) -> str:
     if group.rule == REPEATED_QUERY:
         return f"N+1: the same query ran {n} times from one call site with {group.distinct} different parameters"
     if group.rule == IDENTICAL_QUERY:
-        return f"The same query with the same parameters ran {n} times (cacheable)"
+        return f"The same query with the same parameters ran {n} times from one call site in one transaction"
     if group.rule == CLIENT_LOOP:
         return (
             f"API client N+1: a loop in the test calls the application once per item, each call "
@@ -282,20 +304,38 @@ def to_finding(group: Group, statements: list[Statement], rules: Rules) -> Findi
     )
 
 
-def _test_code(path: str, patterns: tuple[str, ...]) -> bool:
-    name = Path(path).name
-    return any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
+def _test_loop(group: Group) -> callsite.Site | None:
+    """The loop in test code that repeats the group's calls into the application."""
+    loop = callsite.loop_site(group.first.stack)
+    if loop is not None and callsite.kind_of(callsite.absolute(loop.file)) == callsite.TEST:
+        return loop
+    return None
+
+
+def _each_task_below(group: Group, threshold: int) -> bool:
+    """True when the statements ran in two or more tasks (requests, jobs the test
+    started) and none of them repeated the query ``threshold`` times by itself: the
+    repeats are the test's (two requests on one line, a ``gather``), not an N+1."""
+    per_unit: dict[int, set[Any]] = defaultdict(set)
+    for s in group.statements:
+        if not s.unit:
+            return False
+        per_unit[s.unit].add(s.relationship.parent if group.rule == LAZY_LOAD and s.relationship else
+                             (s.sql, s.param_key()))
+    return len(per_unit) > 1 and max(map(len, per_unit.values())) < threshold
 
 
 def arranged_by_test(group: Group, rules: Rules) -> bool:
-    """True when the loop that repeats the statements is test code and the statements
-    come from application code it calls: the test repeats a call, the application
-    does not loop."""
+    """True when test code repeats the calls into the application that run the
+    statements (a loop in the test, a line calling it twice, several requests or
+    tasks), the application itself does not loop."""
     first = group.first
-    if not first.stack or _test_code(first.stack[0][0].co_filename, rules.test_files):
+    if not first.stack or first.from_test_code:
         return False
-    loop = callsite.loop_site(first.stack)
-    return loop is not None and _test_code(loop.file, rules.test_files)
+    if group.rule in NPLUSONE_RULES and _each_task_below(group, rules.threshold):
+        return True
+    repeats = callsite.repeat_site(first.stack)
+    return repeats is not None and callsite.kind_of(callsite.absolute(repeats.file)) == callsite.TEST
 
 
 def detect(statements: list[Statement], rules: Rules) -> list[Finding]:
@@ -310,7 +350,7 @@ def detect(statements: list[Statement], rules: Rules) -> list[Finding]:
     found = []
     for group in groups(statements, rules):
         if arranged_by_test(group, rules):
-            if not (group.rule in NPLUSONE_RULES and group.first.handed):
+            if not (group.rule in NPLUSONE_RULES and group.first.handed and _test_loop(group)):
                 continue
             group = Group(CLIENT_LOOP, group.statements, group.distinct)
         finding = to_finding(group, statements, rules)

@@ -12,12 +12,13 @@ While nothing records, a hook costs one truthiness test of ``ACTIVE``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
 from pytest_dbarch.origin import APP, BACKGROUND, ORIGIN
-from pytest_dbarch.queries.callsite import Stack, test_thread_stack, user_stack
+from pytest_dbarch.queries.handoff import Frames, statement_stack
 from pytest_dbarch.queries.fingerprint import TX, kind_of
 from pytest_dbarch.queries.statement import Relationship, Statement
 
@@ -90,31 +91,35 @@ def record(
 ) -> Statement:
     """Add one statement (after an implicit BEGIN when ``began``) to every active log."""
     origin = ORIGIN.get()
-    stack, handed = app_stack(origin, depth + 1)
+    frames = app_stack(origin, depth + 1)
+    where = (frames.handed, id(conn), threading.get_ident(), frames.unit, frames.bare)
     if began:
-        _append(Statement("BEGIN", None, origin, 0.0, 0, 0, stack, driver=driver, handed=handed))
+        _append(Statement("BEGIN", None, origin, 0.0, 0, 0, frames.stack, None, False, driver, *where))
     statement = Statement(
-        text, params, origin, duration, rows, many, stack, _relationship(conn, text), error, driver, handed
+        text, params, origin, duration, rows, many, frames.stack, _relationship(conn, text), error, driver, *where
     )
     _append(statement)
     return statement
 
 
-def record_word(word: str, driver: str, depth: int = 3) -> None:
+def record_word(word: str, driver: str, depth: int = 3, conn: Any = None) -> None:
     """Transaction control the driver sends by itself (COMMIT, ROLLBACK, BEGIN)."""
     origin = ORIGIN.get()
-    stack, handed = app_stack(origin, depth + 1)
-    _append(Statement(word, None, origin, 0.0, 0, 0, stack, driver=driver, handed=handed))
+    frames = app_stack(origin, depth + 1)
+    connection = 0 if conn is None else id(conn)
+    _append(Statement(word, None, origin, 0.0, 0, 0, frames.stack, None, False, driver, frames.handed,
+                      connection, threading.get_ident(), frames.unit, frames.bare))
 
 
-def app_stack(origin: str, depth: int) -> tuple[Stack, bool]:
-    """The user frames of an application statement, and whether it ran in a thread the
-    test handed work to: then the test thread's frames follow the thread's own."""
+_NOT_THE_APPLICATION = Frames((), False, 0, False)
+
+
+def app_stack(origin: str, depth: int) -> Frames:
+    """The user frames of an application statement, completed with the frames of the
+    place its work was handed over from (``handoff``)."""
     if origin != APP:
-        return (), False
-    stack = user_stack(depth)  # ``depth`` counts from app_stack's caller's caller
-    outer = test_thread_stack()
-    return (stack + outer, True) if outer else (stack, False)
+        return _NOT_THE_APPLICATION
+    return statement_stack(depth)  # ``depth`` counts from app_stack's caller's caller
 
 
 class Counting:

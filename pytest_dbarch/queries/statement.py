@@ -54,6 +54,14 @@ class Statement:
     #: Run in a thread the test handed work to (a test client's app thread): ``stack``
     #: ends with the test thread's frames.
     handed: bool = False
+    #: The driver connection it went over (``id()``; 0 when not known) and the thread:
+    #: what tells two sessions' or two threads' identical statements apart.
+    connection: int = 0
+    thread: int = 0
+    #: The task it ran in (a request, a job the test started; 0 when none is known), and
+    #: whether it had no user frame of its own there (see ``handoff.Frames``).
+    unit: int = 0
+    bare: bool = False
 
     @property
     def kind(self) -> str:
@@ -63,6 +71,20 @@ class Statement:
     @property
     def counted(self) -> bool:
         return self.origin == APP and self.kind != TX
+
+    @property
+    def from_test_code(self) -> bool:
+        """Sent by test code: the innermost user frame is a test module, a conftest.py or
+        a file of the test tree (``tests/utils/...``), not the application it calls."""
+        if not self.stack or self.bare:
+            return False
+        return callsite.kind_of(self.stack[0][0].co_filename) == callsite.TEST
+
+    @property
+    def application(self) -> bool:
+        """Counted, and sent by the application: what N+1 rules, query lint and the
+        ``max_queries`` marker judge (a test's own set-up and assertions are not)."""
+        return self.counted and not self.from_test_code
 
     @property
     def round_trip(self) -> bool:
