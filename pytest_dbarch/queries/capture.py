@@ -19,10 +19,11 @@ itself, and a first import inside a test body is captured too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import importlib
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from types import ModuleType
 
-from pytest_dbarch.queries import capture_asyncpg, capture_psycopg, capture_psycopg2, capture_sqlalchemy, handoff
 from pytest_dbarch.queries.import_hook import when_imported
 from pytest_dbarch.queries.log import QueryLog
 from pytest_dbarch.queries.recorder import recording as _recording
@@ -38,17 +39,27 @@ def install(driver_hooks: Iterable[str] = OPTIONAL_HOOKS) -> None:
     wanted = {"psycopg", "sqlalchemy", "asyncio", *driver_hooks} - _installed
     _installed.update(wanted)
     if "asyncio" in wanted:  # tasks carry where they were created (``handoff``)
-        when_imported("asyncio", handoff.install)
+        when_imported("asyncio", _hook("handoff", "install"))
     if "psycopg" in wanted:
-        when_imported("psycopg", capture_psycopg.install)
+        when_imported("psycopg", _hook("capture_psycopg", "install"))
     if "sqlalchemy" in wanted:
-        when_imported("sqlalchemy", capture_sqlalchemy.install_engine)
-        when_imported("sqlalchemy.orm", capture_sqlalchemy.install_orm)
+        when_imported("sqlalchemy", _hook("capture_sqlalchemy", "install_engine"))
+        when_imported("sqlalchemy.orm", _hook("capture_sqlalchemy", "install_orm"))
     if "psycopg2" in wanted:
-        when_imported("psycopg2", capture_psycopg2.install)
-        when_imported("psycopg2.extras", capture_psycopg2.install_extras)
+        when_imported("psycopg2", _hook("capture_psycopg2", "install"))
+        when_imported("psycopg2.extras", _hook("capture_psycopg2", "install_extras"))
     if "asyncpg" in wanted:
-        when_imported("asyncpg", capture_asyncpg.install)
+        when_imported("asyncpg", _hook("capture_asyncpg", "install"))
+
+
+def _hook(module: str, function: str) -> Callable[[ModuleType], None]:
+    """``function`` of ``capture_*``/``handoff``, imported only once its library is: a
+    session that never loads asyncpg never loads its wrappers either."""
+
+    def install(library: ModuleType) -> None:
+        getattr(importlib.import_module(f"pytest_dbarch.queries.{module}"), function)(library)
+
+    return install
 
 
 @contextmanager
