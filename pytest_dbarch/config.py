@@ -403,6 +403,12 @@ OPTIONS: tuple[Option, ...] = (
         "naming a subclass of sqlalchemy.orm.Session",
         default="auto",
     ),
+    Option(
+        "seed",
+        "package.module:function called once with a SQLAlchemy Connection to the template "
+        "after its schema is built (seed rows: a superuser, reference data); part of the "
+        "template's cache key, with its module's source",
+    ),
 
     # --- fast start, caches, security (issues 16 and 18)
     Option(
@@ -553,6 +559,7 @@ class Settings:
     # --- adoption in web apps (issue 15)
     capture: str = "on"
     session_class: str = "auto"
+    seed: str | None = None
 
     # --- fast start, caches, security (issues 16 and 18)
     listen: str = "socket"

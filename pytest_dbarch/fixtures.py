@@ -127,12 +127,28 @@ def _dbarch_database(
         isolation = read_dbarch(request.node)["isolation"]
     except MarkerError as exc:
         raise pytest.fail.Exception(marker_message(request.node, exc), pytrace=False) from None
-    isolation = isolation or request.config.stash[SETTINGS].isolation
+    from pytest_dbarch.scopes import scoped_database_of
+
     try:
-        database = _dbarch_databases.for_test(dbarch_template, isolation)
+        scoped = scoped_database_of(request)
+        if scoped is not None and isolation == "clone":
+            raise DbarchError(
+                f"{request.node.nodeid} asks for clone isolation but uses the {scoped.scope}'s "
+                f"database ({scoped.scope}-scoped), where each test runs in a rolled-back transaction",
+                "drop isolation='clone' from the test's marker, or give it fixtures that do "
+                "not depend on a module- or session-scoped database",
+            )
+        isolation = "transaction" if scoped is not None else isolation or request.config.stash[SETTINGS].isolation
+        database = _dbarch_databases.for_test(dbarch_template, isolation, scoped)
     except DbarchError as exc:
         fail_on_dbarch_error(exc)
-    yield database
+    if scoped is not None:
+        scoped.enter(database)
+    try:
+        yield database
+    finally:
+        if scoped is not None:
+            scoped.leave()
     try:
         _dbarch_databases.finish_test(database, request.node.nodeid)
     except DbarchError as exc:

@@ -1,0 +1,169 @@
+"""Issue 15, point 5: module- and session-scoped databases, and the template seed.
+
+One inner session shows the isolation semantics a user reads in the README: what a
+test sees of earlier tests' writes in a scope, how per-test fixtures wrap a scoped
+database in a rolled-back transaction (the application's engine included), that
+every test starts with the seed rows, and that every scoped database is dropped when
+its scope ends, failing tests or not.
+"""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+import pytest
+
+from tests.conftest import database_names
+
+SCHEMA = "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);\n"
+
+SEED = '''
+from sqlalchemy import text
+
+
+def add_rows(connection):
+    connection.execute(text("INSERT INTO items (name) VALUES ('seeded')"))
+'''
+
+CONFTEST = '''
+import pytest
+from sqlalchemy import text
+
+
+@pytest.fixture(scope="session")
+def app_engine(dbarch_session_database):
+    """What an application fixture of session scope would hold."""
+    print("SESSION-DB", dbarch_session_database.name)
+    return dbarch_session_database.engine
+
+
+def names(engine):
+    with engine.connect() as conn:
+        return sorted(r[0] for r in conn.execute(text("SELECT name FROM items")))
+'''
+
+TEST_SESSION = '''
+import pytest
+from sqlalchemy import text
+
+from conftest import names
+
+
+def test_1_writes_outside_a_test_transaction_stay(app_engine):
+    with app_engine.begin() as conn:
+        conn.execute(text("INSERT INTO items (name) VALUES ('kept')"))
+    assert names(app_engine) == ["kept", "seeded"]
+
+
+def test_2_a_later_test_sees_them(app_engine):
+    assert names(app_engine) == ["kept", "seeded"]
+
+
+def test_3_per_test_fixtures_wrap_the_scope_in_a_transaction(app_engine, dbarch_session, dbarch_url, dbarch_session_database):
+    assert dbarch_url == dbarch_session_database.url
+    dbarch_session.execute(text("INSERT INTO items (name) VALUES ('test 3')"))
+    dbarch_session.commit()
+    with app_engine.begin() as conn:  # the application's engine joins the test's transaction
+        conn.execute(text("INSERT INTO items (name) VALUES ('app in test 3')"))
+    assert names(app_engine) == ["app in test 3", "kept", "seeded", "test 3"]
+
+
+def test_4_and_rolls_it_back(app_engine, dbarch_connection):
+    assert names(app_engine) == ["kept", "seeded"]
+
+
+def test_5_a_failing_test_in_the_scope(app_engine, dbarch_session):
+    dbarch_session.execute(text("INSERT INTO items (name) VALUES ('failed')"))
+    assert False, "fails on purpose"
+
+
+def test_6_its_writes_are_gone_too(app_engine):
+    assert names(app_engine) == ["kept", "seeded"]
+
+
+@pytest.mark.dbarch(isolation="clone")
+def test_7_clone_isolation_does_not_apply(app_engine, dbarch_session):
+    pass
+
+
+def test_8_tests_without_a_scope_use_the_template(dbarch_session):
+    # The seed row, none of the session database's writes.
+    assert [r[0] for r in dbarch_session.execute(text("SELECT name FROM items"))] == ["seeded"]
+
+
+@pytest.mark.dbarch(isolation="clone")
+def test_9_clones_start_with_the_seed(dbarch_psycopg):
+    assert dbarch_psycopg.execute("SELECT name FROM items").fetchall() == [("seeded",)]
+'''
+
+TEST_MODULE_A = '''
+import pytest
+from sqlalchemy import text
+
+
+@pytest.fixture(scope="module")
+def module_rows(dbarch_module_database):
+    print("MODULE-DB", dbarch_module_database.name)
+    with dbarch_module_database.engine.begin() as conn:
+        conn.execute(text("INSERT INTO items (name) VALUES ('module a')"))
+    return dbarch_module_database
+
+
+def test_a1(module_rows, dbarch_session):
+    assert sorted(r[0] for r in dbarch_session.execute(text("SELECT name FROM items"))) == ["module a", "seeded"]
+    dbarch_session.execute(text("DELETE FROM items"))
+
+
+def test_a2(module_rows, dbarch_session):
+    assert sorted(r[0] for r in dbarch_session.execute(text("SELECT name FROM items"))) == ["module a", "seeded"]
+
+
+def test_a3_fails(module_rows):
+    assert False, "fails on purpose"
+'''
+
+TEST_MODULE_B = '''
+import os
+
+import psycopg
+from sqlalchemy import text
+
+
+def test_b1_a_new_module_starts_from_the_template(dbarch_module_database, dbarch_session):
+    assert [r[0] for r in dbarch_session.execute(text("SELECT name FROM items"))] == ["seeded"]
+    with psycopg.connect(os.environ["OUTER_ADMIN"]) as admin:
+        alive = {r[0] for r in admin.execute("SELECT datname FROM pg_database")}
+    print("ALIVE", " ".join(sorted(alive)))
+
+
+def test_b2_both_scopes_at_once(dbarch_module_database, dbarch_session_database, dbarch_session):
+    pass
+'''
+
+
+def test_scoped_databases_isolation_and_cleanup(
+    external_pytester: pytest.Pytester, admin: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OUTER_ADMIN", admin.info.dsn)
+    external_pytester.makefile(".sql", schema=SCHEMA)
+    external_pytester.makepyfile(
+        seed=SEED, conftest=CONFTEST, test_1_session=TEST_SESSION, test_module_a=TEST_MODULE_A, test_module_b=TEST_MODULE_B
+    )
+    external_pytester.makeini("[pytest]\ndbarch_sql_files = schema.sql\ndbarch_seed = seed:add_rows\npythonpath = .\n")
+    result = external_pytester.runpytest("-p", "no:randomly", "-s", "-n", "0")
+    out = result.stdout.str()
+    result.assert_outcomes(passed=10, failed=2, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_1_session.py::test_7_clone_isolation_does_not_apply asks for clone isolation but uses the session's database*",
+            "*test_b2_both_scopes_at_once uses both dbarch_session_database and dbarch_module_database*",
+        ]
+    )
+    session_db = re.search(r"SESSION-DB (\S+)", out).group(1)  # type: ignore[union-attr]
+    module_db = re.search(r"MODULE-DB (\S+)", out).group(1)  # type: ignore[union-attr]
+    alive = re.search(r"ALIVE (.*)", out).group(1).split()  # type: ignore[union-attr]
+    # Module a's database was dropped when its last (failing) test ended, the
+    # session's lives on until the session ends; then neither is left.
+    assert module_db not in alive and session_db in alive
+    assert not {session_db, module_db} & database_names(admin)
