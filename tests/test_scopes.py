@@ -10,6 +10,7 @@ its scope ends, failing tests or not.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -167,3 +168,122 @@ def test_scoped_databases_isolation_and_cleanup(
     # session's lives on until the session ends; then neither is left.
     assert module_db not in alive and session_db in alive
     assert not {session_db, module_db} & database_names(admin)
+
+
+# --------------------------------------------------------------------------- the seed
+
+LOGGED_SEED = '''
+import os
+
+from sqlalchemy import text
+
+
+def add_rows(connection):
+    with open(os.environ["SEED_LOG"], "a") as log:
+        log.write("seeded\\n")
+    connection.execute(text("INSERT INTO items (name) VALUES ('{name}')"))
+    {extra}
+'''
+
+ROWS_TEST = '''
+import pytest
+
+
+@pytest.mark.parametrize("n", range(4))
+def test_rows(dbarch_psycopg, n):
+    print("ROWS", [r[0] for r in dbarch_psycopg.execute("SELECT name FROM items ORDER BY id")])
+'''
+
+
+def write_seeded_project(pytester: pytest.Pytester, name: str, extra: str = "") -> None:
+    pytester.makefile(".sql", schema=SCHEMA)
+    pytester.makepyfile(seed=LOGGED_SEED.format(name=name, extra=extra), test_rows=ROWS_TEST)
+    pytester.makeini("[pytest]\ndbarch_sql_files = schema.sql\ndbarch_seed = seed:add_rows\npythonpath = .\n")
+
+
+def seed_runs(log: Path) -> int:
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def test_a_failing_seed_is_one_error_and_leaks_nothing(
+    external_pytester: pytest.Pytester, admin: psycopg.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEED_LOG", str(tmp_path / "seed.log"))
+    before = database_names(admin)
+    write_seeded_project(external_pytester, "admin", extra='raise ValueError("FIRST_SUPERUSER is not set")')
+    result = external_pytester.runpytest("-p", "no:randomly", "-n", "0")
+    result.assert_outcomes(errors=4)
+    result.stdout.fnmatch_lines(
+        [
+            "*pytest-dbarch: the seed seed:add_rows failed at */seed.py:10: ValueError: FIRST_SUPERUSER is not set",
+            "*fix: fix the seed function*",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+    assert database_names(admin) == before, "the failed template was left behind"
+
+    external_pytester.makeini("[pytest]\ndbarch_sql_files = schema.sql\ndbarch_seed = seed:nothing_here\npythonpath = .\n")
+    missing = external_pytester.runpytest("-p", "no:randomly", "-n", "0")
+    missing.assert_outcomes(errors=4)
+    missing.stdout.fnmatch_lines(["*pytest-dbarch: dbarch_seed 'seed:nothing_here': seed has no nothing_here*"])
+    assert database_names(admin) == before
+
+
+@pytest.fixture
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    xdg = tmp_path / "xdg-cache"
+    xdg.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(xdg))
+    monkeypatch.delenv("DBARCH_CACHE_DIR", raising=False)
+    monkeypatch.delenv("DBARCH_CACHE", raising=False)
+    return xdg / "pytest-dbarch"
+
+
+@pytest.mark.slow
+def test_the_seed_runs_once_and_is_part_of_the_cache_key(
+    pytester: pytest.Pytester, runtime_dir: Path, private_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_dbarch.postgres.cache import ClusterCache
+
+    log = tmp_path / "seed.log"
+    monkeypatch.setenv("SEED_LOG", str(log))
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    lean = ("-p", "no:cacheprovider", "-p", "pytest_dbarch.plugin", "-s")
+
+    def run(*args: str) -> pytest.RunResult:
+        return pytester.runpytest_subprocess(*lean, *args, timeout=180)
+
+    write_seeded_project(pytester, "admin")
+    cold = run()
+    cold.assert_outcomes(passed=4)
+    assert cold.stdout.str().count("ROWS ['admin']") == 4
+    assert seed_runs(log) == 1
+
+    warm = run()
+    warm.assert_outcomes(passed=4)
+    warm.stdout.fnmatch_lines(["dbarch cache: *: hit *"])
+    assert seed_runs(log) == 1, "a warm start ran the seed again"
+
+    write_seeded_project(pytester, "root")  # an edit of the seed's module
+    edited = run()
+    edited.assert_outcomes(passed=4)
+    edited.stdout.fnmatch_lines(["dbarch cache: *: miss *"])
+    assert edited.stdout.str().count("ROWS ['root']") == 4
+    assert seed_runs(log) == 2
+
+    entries = sorted(key for key, meta, _, _ in ClusterCache(private_cache).entries() if meta)
+    write_seeded_project(pytester, "broken", extra="raise RuntimeError('no')")
+    failed = run()
+    failed.assert_outcomes(errors=4)
+    failed.stdout.fnmatch_lines(["*the seed seed:add_rows failed at *: RuntimeError: no"])
+    assert sorted(key for key, meta, _, _ in ClusterCache(private_cache).entries() if meta) == entries
+    assert list(runtime_dir.glob("pytest-dbarch-*/run-*")) == []
+
+    # Two xdist workers share one server: the template, seed included, is built once.
+    pytest.importorskip("xdist")
+    write_seeded_project(pytester, "shared")
+    before = seed_runs(log)
+    shared = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "pytest_dbarch.plugin", "-p", "xdist",
+                                           "-n", "2", "--dbarch-cache=off", timeout=180)
+    shared.assert_outcomes(passed=4)
+    assert seed_runs(log) == before + 1
