@@ -398,8 +398,8 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "session_class",
-        "class of dbarch_session: 'auto' (sqlmodel.Session when the application imported "
-        "sqlmodel, else SQLAlchemy's Session), 'sqlalchemy', 'sqlmodel', or module:Class "
+        "class of dbarch_session: 'auto' (sqlmodel.Session when the models (dbarch_models) are "
+        "SQLModel's, else SQLAlchemy's Session), 'sqlalchemy', 'sqlmodel', or module:Class "
         "naming a subclass of sqlalchemy.orm.Session",
         default="auto",
     ),

@@ -219,11 +219,13 @@ def dbarch_connection(dbarch_engine: Engine) -> Iterator[Connection]:
 def dbarch_session(dbarch_engine: Engine, request: pytest.FixtureRequest) -> Iterator[Session]:
     """A SQLAlchemy ORM Session on this test's database; code under test may call
     ``commit()``, and in ``transaction`` isolation all of it is rolled back afterwards.
-    Its class follows ``dbarch_session_class`` (SQLModel's when sqlmodel is imported)."""
+    Its class follows ``dbarch_session_class`` (SQLModel's when the models are SQLModel's)."""
+    from pytest_dbarch.models import models_target
     from pytest_dbarch.session_class import session_class
 
+    settings = request.config.stash[SETTINGS]
     try:
-        cls = session_class(request.config.stash[SETTINGS].session_class)
+        cls = session_class(settings.session_class, (models_target(settings) or (None,))[0])
     except DbarchError as exc:
         fail_on_dbarch_error(exc)
     with cls(bind=dbarch_engine) as session:
