@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_dbarch.errors import SchemaError
-from pytest_dbarch.postgres.alembic_guard import ForeignDatabase, only_the_template, pointed_environment, verify_at_head
+from pytest_dbarch.postgres.alembic_guard import ForeignDatabase, guarded_env, verify_at_head
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ def _alembic_upgrade(ini: Path, dsn: str, url: str) -> None:
         with working_directory(ini.parent), engine.connect() as conn:
             cfg.attributes["connection"] = conn
             try:
-                with pointed_environment(dsn, url), only_the_template(dsn, _env_py(cfg)):
+                with guarded_env(dsn, url, _env_py(cfg)):
                     command.upgrade(cfg, "head")
                 conn.commit()
             except ForeignDatabase:
