@@ -50,6 +50,8 @@ from sqlalchemy import text
 
 from conftest import names
 
+PIDS = {}
+
 
 def test_1_writes_outside_a_test_transaction_stay(app_engine):
     with app_engine.begin() as conn:
@@ -59,6 +61,10 @@ def test_1_writes_outside_a_test_transaction_stay(app_engine):
 
 def test_2_a_later_test_sees_them(app_engine):
     assert names(app_engine) == ["kept", "seeded"]
+    with app_engine.connect() as first:
+        pid = first.execute(text("SELECT pg_backend_pid()")).scalar()
+    with app_engine.connect() as second:  # kept for reuse, as a pool would
+        assert second.execute(text("SELECT pg_backend_pid()")).scalar() == pid
 
 
 def test_3_per_test_fixtures_wrap_the_scope_in_a_transaction(app_engine, dbarch_session, dbarch_url, dbarch_session_database):
@@ -68,10 +74,19 @@ def test_3_per_test_fixtures_wrap_the_scope_in_a_transaction(app_engine, dbarch_
     with app_engine.begin() as conn:  # the application's engine joins the test's transaction
         conn.execute(text("INSERT INTO items (name) VALUES ('app in test 3')"))
     assert names(app_engine) == ["app in test 3", "kept", "seeded", "test 3"]
+    test_pid = dbarch_session.execute(text("SELECT pg_backend_pid()")).scalar()
+    with app_engine.connect() as conn:
+        assert conn.execute(text("SELECT pg_backend_pid()")).scalar() == test_pid
+    PIDS['test 3'] = test_pid
 
 
 def test_4_and_rolls_it_back(app_engine, dbarch_connection):
     assert names(app_engine) == ["kept", "seeded"]
+
+
+def test_4b_outside_a_test_transaction_the_tests_connection_is_never_handed_out(app_engine):
+    with app_engine.connect() as conn:
+        assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != PIDS['test 3']
 
 
 def test_5_a_failing_test_in_the_scope(app_engine, dbarch_session):
@@ -154,7 +169,7 @@ def test_scoped_databases_isolation_and_cleanup(
     external_pytester.makeini("[pytest]\ndbarch_sql_files = schema.sql\ndbarch_seed = seed:add_rows\npythonpath = .\n")
     result = external_pytester.runpytest("-p", "no:randomly", "-s", "-n", "0")
     out = result.stdout.str()
-    result.assert_outcomes(passed=10, failed=2, errors=2)
+    result.assert_outcomes(passed=11, failed=2, errors=2)
     result.stdout.fnmatch_lines(
         [
             "*test_1_session.py::test_7_clone_isolation_does_not_apply asks for clone isolation but uses the session's database*",
