@@ -13,11 +13,11 @@ Whether anything in the process imported sqlmodel does not matter: one test modu
 from __future__ import annotations
 
 import functools
-import importlib
 import sys
 from typing import Any
 
 from pytest_dbarch.errors import DbarchError
+from pytest_dbarch.targets import resolve, split_target
 
 NAMED = {"sqlalchemy": "sqlalchemy.orm:Session", "sqlmodel": "sqlmodel:Session"}
 
@@ -31,15 +31,16 @@ def session_class(setting: str, models: str | None = None) -> type[Any]:
     if value == "auto":
         value = "sqlmodel" if models and uses_sqlmodel(models) else "sqlalchemy"
     target = NAMED.get(value, value)
-    module_name, _, attr = target.partition(":")
     fix = (
         "set dbarch_session_class to auto, sqlalchemy, sqlmodel or module:Class naming a "
         "subclass of sqlalchemy.orm.Session"
     )
-    if not module_name or not attr:
+    parts = split_target(target)
+    if parts is None:
         raise DbarchError(f"dbarch_session_class {setting!r} is not module:Class", fix)
+    module_name, attr = parts
     try:
-        found: Any = getattr(importlib.import_module(module_name), attr)
+        found: Any = resolve(module_name, attr)
     except ImportError as exc:
         raise DbarchError(f"dbarch_session_class {setting!r}: {module_name} cannot be imported ({exc})", fix) from None
     except AttributeError:
@@ -62,9 +63,6 @@ def uses_sqlmodel(models: str) -> bool:
     sqlmodel = sys.modules.get("sqlmodel")  # loading SQLModel models imported it
     if sqlmodel is None:
         return False
-    module_name, _, attr = models.partition(":")
-    target: Any = importlib.import_module(module_name)
-    for part in attr.split("."):
-        target = getattr(target, part)
+    target = resolve(*models.split(":", 1))  # load_metadata resolved it already
     is_class = isinstance(target, type) and issubclass(target, sqlmodel.SQLModel)
     return bool(is_class or metadata is sqlmodel.SQLModel.metadata)

@@ -13,7 +13,12 @@ import psycopg
 import pytest
 
 from pytest_dbarch.postgres.info import ServerInfo
-from tests.test_adoption_schema import ACCOUNTS, OWN_ENGINE_ENV_PY, SETTINGS_ENV_PY, decoy  # noqa: F401
+from tests.test_adoption_schema import (  # noqa: F401
+    ACCOUNTS,
+    OWN_ENGINE_ENV_PY,
+    SETTINGS_ENV_PY,
+    decoy,
+)
 from tests.test_schema_sources import alembic_project
 
 
@@ -38,7 +43,7 @@ def test_migration_checks_keep_env_py_off_other_databases(
     env = {**os.environ, "DBARCH_DSN": inner_dsn}
     gate = subprocess.run(
         [sys.executable, "-m", "pytest_dbarch.cli", "migrations", "check", "--report-dir", "off"],
-        cwd=external_pytester.path, env=env, capture_output=True, text=True, timeout=300,
+        cwd=external_pytester.path, env=env, capture_output=True, text=True, timeout=300, check=False,
     )
     assert gate.returncode == 0, gate.stdout + gate.stderr
     assert "1 revisions checked" in gate.stdout or "1 revision checked" in gate.stdout, gate.stdout
@@ -51,7 +56,7 @@ def test_migration_checks_keep_env_py_off_other_databases(
     refused = subprocess.run(
         [sys.executable, "-m", "pytest_dbarch.cli", "migrations", "check", "--report-dir", "off"],
         cwd=external_pytester.path, env={**os.environ, "DBARCH_DSN": inner_dsn}, capture_output=True, text=True,
-        timeout=300,
+        timeout=300, check=False,
     )
     assert refused.returncode != 0
     assert "env.py asked for a connection to database 'dbarch_adoption_decoy'" in refused.stdout, refused.stdout

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from tests.conftest import database_names
+from tests.test_cache import private_cache  # noqa: F401
 
 SCHEMA = "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);\n"
 
@@ -244,19 +245,10 @@ def test_a_failing_seed_is_one_error_and_leaks_nothing(
     assert database_names(admin) == before
 
 
-@pytest.fixture
-def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    xdg = tmp_path / "xdg-cache"
-    xdg.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(xdg))
-    monkeypatch.delenv("DBARCH_CACHE_DIR", raising=False)
-    monkeypatch.delenv("DBARCH_CACHE", raising=False)
-    return xdg / "pytest-dbarch"
-
-
 @pytest.mark.slow
 def test_the_seed_runs_once_and_is_part_of_the_cache_key(
-    pytester: pytest.Pytester, runtime_dir: Path, private_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, runtime_dir: Path, private_cache: Path, tmp_path: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from pytest_dbarch.postgres.cache import ClusterCache
 

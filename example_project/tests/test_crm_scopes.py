@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from crm.models import Account, AuditLog
+from crm.seed import SEED_ROW_ID
+from crm.web import make_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.testclient import TestClient
 
-from crm.models import Account, AuditLog
-from crm.seed import SEED_ROW_ID
-from crm.web import make_app
 from pytest_dbarch.postgres.scoped import ScopedDatabase
 
 

@@ -13,21 +13,21 @@ the seed builds the template again.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import importlib.util
 from collections.abc import Callable
 from typing import Any
 
 from pytest_dbarch.errors import SchemaError
+from pytest_dbarch.targets import resolve, split_target
 
 FIX = "set dbarch_seed to package.module:function, a function taking a SQLAlchemy Connection"
 
 
 def _split(target: str) -> tuple[str, str]:
-    module_name, _, attr = target.partition(":")
-    if not module_name or not attr:
+    parts = split_target(target)
+    if parts is None:
         raise SchemaError(f"dbarch_seed {target!r} is not package.module:function", FIX)
-    return module_name, attr
+    return parts
 
 
 def seed_identity(target: str) -> bytes | None:
@@ -52,9 +52,7 @@ def load_seed(target: str) -> Callable[[Any], Any]:
     """The function ``target`` names; SchemaError naming the cause when it is none."""
     module_name, attr = _split(target)
     try:
-        found: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            found = getattr(found, part)
+        found = resolve(module_name, attr)
     except ImportError as exc:
         raise SchemaError(
             f"dbarch_seed {target!r} cannot be imported: {type(exc).__name__}: {exc}",

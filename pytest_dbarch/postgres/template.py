@@ -25,7 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from pytest_dbarch.errors import SchemaError
-from pytest_dbarch.postgres.alembic_guard import ForeignDatabase, guarded_env, verify_at_head
+from pytest_dbarch.postgres.alembic_guard import (
+    ForeignDatabase,
+    guarded_env,
+    verify_at_head,
+)
 
 
 @dataclass(frozen=True)
@@ -57,13 +61,14 @@ class SchemaSource:
         return not (self.alembic_ini or self.metadata or self.sql_files or self.extensions or self.seed)
 
     def describe(self) -> str:
+        seed = f", seed {self.seed}" if self.seed else ""
         if self.alembic_ini:
-            return f"alembic {self.alembic_ini}"
+            return f"alembic {self.alembic_ini}{seed}"
         if self.metadata:
-            return f"metadata {self.metadata}"
+            return f"metadata {self.metadata}{seed}"
         if self.sql_files:
-            return f"sql {', '.join(self.sql_files)}"
-        return "empty"
+            return f"sql {', '.join(self.sql_files)}{seed}"
+        return f"empty{seed}"
 
     def path(self, name: str) -> Path:
         return (Path(self.rootdir) / name).resolve()
