@@ -211,6 +211,22 @@ def test_rows(dbarch_psycopg, n):
 '''
 
 
+WORKERS_TEST = '''
+import os
+
+import pytest
+from sqlalchemy import text
+
+
+@pytest.mark.parametrize("n", range(4))
+def test_worker_database(dbarch_session_database, n):
+    with dbarch_session_database.engine.connect() as conn:
+        rows = [r[0] for r in conn.execute(text("SELECT name FROM items"))]
+    with open(os.environ["WORKERS_LOG"], "a") as log:
+        log.write(f"{os.environ.get('PYTEST_XDIST_WORKER')} {dbarch_session_database.name} {rows}\\n")
+'''
+
+
 def write_seeded_project(pytester: pytest.Pytester, name: str, extra: str = "") -> None:
     pytester.makefile(".sql", schema=SCHEMA)
     pytester.makepyfile(seed=LOGGED_SEED.format(name=name, extra=extra), test_rows=ROWS_TEST)
@@ -289,8 +305,18 @@ def test_the_seed_runs_once_and_is_part_of_the_cache_key(
     # Two xdist workers share one server: the template, seed included, is built once.
     pytest.importorskip("xdist")
     write_seeded_project(pytester, "shared")
+    pytester.makepyfile(test_workers=WORKERS_TEST)
+    monkeypatch.setenv("WORKERS_LOG", str(tmp_path / "workers.log"))
     before = seed_runs(log)
     shared = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "pytest_dbarch.plugin", "-p", "xdist",
                                            "-n", "2", "--dbarch-cache=off", timeout=180)
-    shared.assert_outcomes(passed=4)
+    shared.assert_outcomes(passed=8)
     assert seed_runs(log) == before + 1
+    # ... and each worker has a session database of its own.
+    owners: dict[str, set[str]] = {}
+    for line in (tmp_path / "workers.log").read_text().splitlines():
+        worker, name, rows = line.split(" ", 2)
+        owners.setdefault(worker, set()).add(name)
+        assert rows == "['shared']"
+    assert all(len(names) == 1 for names in owners.values()), owners
+    assert len({n for names in owners.values() for n in names}) == len(owners)
