@@ -99,6 +99,15 @@ def test_6_its_writes_are_gone_too(app_engine):
     assert names(app_engine) == ["kept", "seeded"]
 
 
+def test_6b_a_literal_commit_is_an_error(app_engine, dbarch_session):
+    dbarch_session.execute(text("INSERT INTO items (name) VALUES ('leaked')"))
+    dbarch_session.execute(text("COMMIT"))
+
+
+def test_6c_and_its_writes_stay_for_the_scope(app_engine):
+    assert names(app_engine) == ["kept", "leaked", "seeded"]
+
+
 @pytest.mark.dbarch(isolation="clone")
 def test_7_clone_isolation_does_not_apply(app_engine, dbarch_session):
     pass
@@ -170,9 +179,11 @@ def test_scoped_databases_isolation_and_cleanup(
     external_pytester.makeini("[pytest]\ndbarch_sql_files = schema.sql\ndbarch_seed = seed:add_rows\npythonpath = .\n")
     result = external_pytester.runpytest("-p", "no:randomly", "-s", "-n", "0")
     out = result.stdout.str()
-    result.assert_outcomes(passed=11, failed=2, errors=2)
+    result.assert_outcomes(passed=13, failed=2, errors=3)
     result.stdout.fnmatch_lines(
         [
+            "*test_1_session.py::test_6b_a_literal_commit_is_an_error ended the transaction that isolates it*"
+            "its writes reached the module's or session's database and stay there until its scope ends",
             "*test_1_session.py::test_7_clone_isolation_does_not_apply asks for clone isolation but uses the session's database*",
             "*test_b2_both_scopes_at_once uses both dbarch_session_database and dbarch_module_database*",
         ]

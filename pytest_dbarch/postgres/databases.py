@@ -17,11 +17,7 @@ from pytest_dbarch.errors import DbarchError
 from pytest_dbarch.origin import plugin_statements
 from pytest_dbarch.postgres import template
 from pytest_dbarch.postgres.info import ServerInfo
-from pytest_dbarch.postgres.isolation import (
-    SavepointConnection,
-    TestDatabase,
-    broken_isolation,
-)
+from pytest_dbarch.postgres.isolation import SavepointConnection, TestDatabase, broken_isolation
 from pytest_dbarch.postgres.janitor import Janitor
 from pytest_dbarch.postgres.pool import ClonePool
 from pytest_dbarch.postgres.scoped import ScopedDatabase

@@ -162,8 +162,8 @@ def broken_isolation(nodeid: str, *, rebuilt: bool = True) -> IsolationBroken:
     return IsolationBroken(
         f"{nodeid} ended the transaction that isolates it (a literal COMMIT, ROLLBACK or "
         f"END, or autocommit); its writes reached {after}",
-        "call commit() on the connection or session instead of running COMMIT, or mark "
-        "the test @pytest.mark.dbarch(isolation='clone')",
+        "call commit() on the connection or session instead of running COMMIT"
+        + (", or mark the test @pytest.mark.dbarch(isolation='clone')" if rebuilt else ""),
     )
 
 

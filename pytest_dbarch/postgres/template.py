@@ -25,11 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_dbarch.errors import SchemaError
-from pytest_dbarch.postgres.alembic_guard import (
-    ForeignDatabase,
-    guarded_env,
-    verify_at_head,
-)
+from pytest_dbarch.postgres.alembic_guard import ForeignDatabase, guarded_env, verify_at_head
 
 
 @dataclass(frozen=True)
