@@ -17,11 +17,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_dbarch.errors import DbarchError
-from pytest_dbarch.postgres.scoped import SCOPED_FIXTURES
 
 if TYPE_CHECKING:
     from pytest_dbarch.postgres.databases import Databases
     from pytest_dbarch.postgres.scoped import ScopedDatabase
+
+
+# Imported by every session: psycopg and SQLAlchemy are loaded only by the fixtures.
+SCOPED_FIXTURES = ("dbarch_session_database", "dbarch_module_database")
 
 
 def _scoped(databases: Databases, template: str, scope: str, options: dict[str, Any]) -> Iterator[ScopedDatabase]:
@@ -66,7 +69,7 @@ def dbarch_module_database(
 def scoped_database_of(request: pytest.FixtureRequest) -> ScopedDatabase | None:
     """The module's or session's database the test uses (itself or through its
     fixtures), or None; DbarchError when it uses both."""
-    used = [name for name in SCOPED_FIXTURES.values() if name in request.fixturenames]
+    used = [name for name in SCOPED_FIXTURES if name in request.fixturenames]
     if not used:
         return None
     if len(used) > 1:

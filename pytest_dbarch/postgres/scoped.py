@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
     from pytest_dbarch.postgres.isolation import TestDatabase
 
-SCOPED_FIXTURES = {"session": "dbarch_session_database", "module": "dbarch_module_database"}
 KEEP_IDLE = 4  # real connections kept for reuse between checkouts
 
 
