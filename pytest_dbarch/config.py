@@ -398,10 +398,16 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "session_class",
-        "class of dbarch_session: 'auto' (sqlmodel.Session when the application imported "
-        "sqlmodel, else SQLAlchemy's Session), 'sqlalchemy', 'sqlmodel', or module:Class "
+        "class of dbarch_session: 'auto' (sqlmodel.Session when the models (dbarch_models) are "
+        "SQLModel's, else SQLAlchemy's Session), 'sqlalchemy', 'sqlmodel', or module:Class "
         "naming a subclass of sqlalchemy.orm.Session",
         default="auto",
+    ),
+    Option(
+        "seed",
+        "package.module:function called once with a SQLAlchemy Connection to the template "
+        "after its schema is built (seed rows: a superuser, reference data); part of the "
+        "template's cache key, with its module's source",
     ),
 
     # --- fast start, caches, security (issues 16 and 18)
@@ -553,6 +559,7 @@ class Settings:
     # --- adoption in web apps (issue 15)
     capture: str = "on"
     session_class: str = "auto"
+    seed: str | None = None
 
     # --- fast start, caches, security (issues 16 and 18)
     listen: str = "socket"

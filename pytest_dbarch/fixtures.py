@@ -127,12 +127,28 @@ def _dbarch_database(
         isolation = read_dbarch(request.node)["isolation"]
     except MarkerError as exc:
         raise pytest.fail.Exception(marker_message(request.node, exc), pytrace=False) from None
-    isolation = isolation or request.config.stash[SETTINGS].isolation
+    from pytest_dbarch.scopes import scoped_database_of
+
     try:
-        database = _dbarch_databases.for_test(dbarch_template, isolation)
+        scoped = scoped_database_of(request)
+        if scoped is not None and isolation == "clone":
+            raise DbarchError(
+                f"{request.node.nodeid} asks for clone isolation but uses the {scoped.scope}'s "
+                f"database ({scoped.scope}-scoped), where each test runs in a rolled-back transaction",
+                "drop isolation='clone' from the test's marker, or give it fixtures that do "
+                "not depend on a module- or session-scoped database",
+            )
+        isolation = "transaction" if scoped is not None else isolation or request.config.stash[SETTINGS].isolation
+        database = _dbarch_databases.for_test(dbarch_template, isolation, scoped)
     except DbarchError as exc:
         fail_on_dbarch_error(exc)
-    yield database
+    if scoped is not None:
+        scoped.enter(database)
+    try:
+        yield database
+    finally:
+        if scoped is not None:
+            scoped.leave()
     try:
         _dbarch_databases.finish_test(database, request.node.nodeid)
     except DbarchError as exc:
@@ -205,11 +221,13 @@ def dbarch_connection(dbarch_engine: Engine) -> Iterator[Connection]:
 def dbarch_session(dbarch_engine: Engine, request: pytest.FixtureRequest) -> Iterator[Session]:
     """A SQLAlchemy ORM Session on this test's database; code under test may call
     ``commit()``, and in ``transaction`` isolation all of it is rolled back afterwards.
-    Its class follows ``dbarch_session_class`` (SQLModel's when sqlmodel is imported)."""
+    Its class follows ``dbarch_session_class`` (SQLModel's when the models are SQLModel's)."""
+    from pytest_dbarch.models import models_target
     from pytest_dbarch.session_class import session_class
 
+    settings = request.config.stash[SETTINGS]
     try:
-        cls = session_class(request.config.stash[SETTINGS].session_class)
+        cls = session_class(settings.session_class, (models_target(settings) or (None,))[0])
     except DbarchError as exc:
         fail_on_dbarch_error(exc)
     with cls(bind=dbarch_engine) as session:

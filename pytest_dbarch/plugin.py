@@ -92,6 +92,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
     config.pluginmanager.register(server_hooks, "dbarch-server")
     config.pluginmanager.register(concurrency_hooks, "dbarch-concurrency")
+    from pytest_dbarch import scopes
+
+    config.pluginmanager.register(scopes, "dbarch-scopes")
     from pytest_dbarch.performance import hooks as performance_hooks
 
     config.pluginmanager.register(performance_hooks, "dbarch-performance")

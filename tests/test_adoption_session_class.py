@@ -60,3 +60,63 @@ def test_sqlmodel_session_is_detected_and_configurable(external_pytester: pytest
             "*fix: set dbarch_session_class to auto, sqlalchemy, sqlmodel or module:Class*",
         ]
     )
+
+
+PLAIN_MODELS = '''
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str]
+'''
+
+IMPORTS_SQLMODEL = '''
+import pytest
+
+sqlmodel = pytest.importorskip("sqlmodel")
+
+
+def test_a_module_that_merely_imports_sqlmodel():
+    assert sqlmodel.SQLModel
+'''
+
+PLAIN_TESTS = '''
+import sys
+import warnings
+
+from sqlalchemy.orm import Session
+
+from models import Account
+
+
+def test_plain_session_despite_sqlmodel_imported(dbarch_session):
+    assert "sqlmodel" in sys.modules
+    assert type(dbarch_session) is Session
+    dbarch_session.add(Account(name="Acme"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # SQLModel's Session warns on query()
+        assert [a.name for a in dbarch_session.query(Account)] == ["Acme"]
+'''
+
+
+def test_auto_follows_the_models_not_the_imports(external_pytester: pytest.Pytester) -> None:
+    external_pytester.makepyfile(models=PLAIN_MODELS, test_a_imports=IMPORTS_SQLMODEL, test_b_plain=PLAIN_TESTS)
+    external_pytester.makeini("[pytest]\ndbarch_metadata = models:Base.metadata\npythonpath = .\n")
+    result = external_pytester.runpytest("-p", "no:randomly", "-n", "0")
+    result.assert_outcomes(passed=2)
+
+    # SQLModel models named through dbarch_models while the schema comes from SQL.
+    external_pytester.makefile(".sql", schema="CREATE TABLE hero (id serial PRIMARY KEY, name text NOT NULL);")
+    external_pytester.makepyfile(
+        heroes=MODELS,
+        test_b_plain="",
+        test_c_sqlmodel="import sqlmodel\n\ndef test_it(dbarch_session):\n    assert isinstance(dbarch_session, sqlmodel.Session)\n",
+    )
+    external_pytester.makeini("[pytest]\ndbarch_sql_files = schema.sql\ndbarch_models = heroes:Hero\npythonpath = .\n")
+    external_pytester.runpytest("-p", "no:randomly", "-n", "0").assert_outcomes(passed=2)

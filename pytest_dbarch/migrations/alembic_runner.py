@@ -35,6 +35,7 @@ from pytest_dbarch.migrations.runners import (
     Walk,
     read_waivers,
 )
+from pytest_dbarch.postgres.alembic_guard import guarded_env
 from pytest_dbarch.postgres.template import working_directory
 
 
@@ -232,6 +233,7 @@ class AlembicRunner:
         from sqlalchemy.pool import NullPool
 
         self.config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+        self._target = (dsn, url)  # env.py is kept on it (postgres/alembic_guard.py)
         self._engine = create_engine(url, poolclass=NullPool)
         self._engine._connection_cls = _engine_like_connection_class()
         self._conn = self._engine.connect()
@@ -321,8 +323,8 @@ class AlembicRunner:
                 # the walk is over (None) or wants the database alone: env.py ends here
 
             try:
-                with working_directory(self.ini.parent), EnvironmentContext(
-                    self.config, self.script, fn=steps, destination_rev=None
+                with working_directory(self.ini.parent), guarded_env(*self._target, Path(self.env_path)), (
+                    EnvironmentContext(self.config, self.script, fn=steps, destination_rev=None)
                 ):
                     self.script.run_env()
                 if self._conn.in_transaction():

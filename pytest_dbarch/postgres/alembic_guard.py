@@ -14,6 +14,7 @@ upgrade migrates that database and leaves the template empty. Two guards:
   restored right after it.
 - ``only_the_template``: while env.py runs, a SQLAlchemy connection to any other
   database is refused before it is made, naming env.py's line.
+  ``guarded_env`` applies both; the migration checks run env.py inside it too.
 - ``verify_at_head``: after the upgrade (a connection made without SQLAlchemy is not
   seen by the guard above) the template's version table must hold the
   history's head(s); when it does not, one error names env.py's line that reaches
@@ -113,6 +114,14 @@ def only_the_template(dsn: str, env: Path) -> Iterator[None]:
         yield
     finally:
         event.remove(Engine, "do_connect", refuse_others)
+
+
+@contextlib.contextmanager
+def guarded_env(dsn: str, url: str, env: Path) -> Iterator[None]:
+    """Both guards for one run of env.py on the database of ``dsn``/``url``: the
+    template build, and the migration checks' runs on their scratch databases."""
+    with pointed_environment(dsn, url), only_the_template(dsn, env):
+        yield
 
 
 def _target(params: dict[str, Any]) -> tuple[str, str, str]:

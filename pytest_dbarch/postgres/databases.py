@@ -20,6 +20,7 @@ from pytest_dbarch.postgres.info import ServerInfo
 from pytest_dbarch.postgres.isolation import SavepointConnection, TestDatabase, broken_isolation
 from pytest_dbarch.postgres.janitor import Janitor
 from pytest_dbarch.postgres.pool import ClonePool, Ready
+from pytest_dbarch.postgres.scoped import ScopedDatabase
 from pytest_dbarch.postgres.server import LocalServer
 from pytest_dbarch.postgres.shared import Lease, start_local
 
@@ -150,13 +151,30 @@ class Databases:
             self._pools[tpl] = ClonePool(janitor, self.start().conninfo(), tpl, self.settings.clone_pool)
         return self._pools[tpl].take()
 
-    def for_test(self, tpl: str, isolation: str) -> TestDatabase:
-        """The database a test runs in: a fresh clone of ``tpl``, or the shared work one."""
+    def scoped(self, tpl: str, scope: str) -> ScopedDatabase:
+        """A clone of ``tpl`` for the tests of one module or of the session; ``drop_scoped``
+        (or ``close``) drops it."""
+        server = self.start()
+        name = self._janitor().create(self._janitor().new_name(scope), tpl)
+        return ScopedDatabase(name, scope, server.dsn(name), server.url(name))
+
+    def drop_scoped(self, db: ScopedDatabase) -> None:
+        """The scope ended: close its connections and drop it now."""
+        db.close()
+        if db.name in self._idle:
+            self._idle.pop(db.name).dbarch_close()
+        self._addresses.pop(db.name, None)
+        if self.janitor is not None and self.janitor.owns(db.name):
+            self.janitor.drop(db.name)
+
+    def for_test(self, tpl: str, isolation: str, scoped: ScopedDatabase | None = None) -> TestDatabase:
+        """The database a test runs in: a fresh clone of ``tpl``, the shared work one,
+        or (``scoped``) the module's or session's, in a transaction."""
         server = self.start()
         if isolation == "clone":
             name, ready = self._clone(tpl)
             return TestDatabase(name, isolation, server.dsn(name), server.url(name), ready=ready)
-        name = self._work_db(tpl)
+        name = scoped.name if scoped is not None else self._work_db(tpl)
         if name not in self._addresses:  # parsing a conninfo per test costs 0.2 ms
             self._addresses[name] = (server.dsn(name), server.url(name))
         dsn, url = self._addresses[name]
@@ -192,7 +210,9 @@ class Databases:
         if not intact:
             if db.name in self._idle:
                 self._idle.pop(db.name).dbarch_close()
-            tpl = next(t for t, w in self._work.items() if w == db.name)
+            tpl = next((t for t, w in self._work.items() if w == db.name), None)
+            if tpl is None:  # a module's or session's database: its writes stay there
+                raise broken_isolation(nodeid, rebuilt=False)
             del self._work[tpl]
             janitor.drop(db.name)
             raise broken_isolation(nodeid)

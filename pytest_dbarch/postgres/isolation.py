@@ -154,12 +154,17 @@ class SavepointAsyncConnection(psycopg.AsyncConnection[Any]):
         return intact
 
 
-def broken_isolation(nodeid: str) -> IsolationBroken:
+def broken_isolation(nodeid: str, *, rebuilt: bool = True) -> IsolationBroken:
+    after = (
+        "the shared database, which was rebuilt"
+        if rebuilt
+        else "the module's or session's database and stay there until its scope ends"
+    )
     return IsolationBroken(
         f"{nodeid} ended the transaction that isolates it (a literal COMMIT, ROLLBACK or "
-        "END, or autocommit); its writes reached the shared database, which was rebuilt",
-        "call commit() on the connection or session instead of running COMMIT, or mark "
-        "the test @pytest.mark.dbarch(isolation='clone')",
+        f"END, or autocommit); its writes reached {after}",
+        "call commit() on the connection or session instead of running COMMIT"
+        + (", or mark the test @pytest.mark.dbarch(isolation='clone')" if rebuilt else ""),
     )
 
 

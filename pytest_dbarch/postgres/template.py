@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_dbarch.errors import SchemaError
-from pytest_dbarch.postgres.alembic_guard import ForeignDatabase, only_the_template, pointed_environment, verify_at_head
+from pytest_dbarch.postgres.alembic_guard import ForeignDatabase, guarded_env, verify_at_head
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class SchemaSource:
     sql_files: tuple[str, ...] = ()
     extensions: tuple[str, ...] = ()
     rootdir: str = "."
+    seed: str | None = None  # ``module:function`` run on the built schema (see seed.py)
 
     @classmethod
     def from_settings(cls, settings: Any) -> SchemaSource:
@@ -48,20 +49,22 @@ class SchemaSource:
             sql_files=settings.sql_files,
             extensions=settings.extensions,
             rootdir=settings.rootdir,
+            seed=settings.seed,
         )
 
     @property
     def empty(self) -> bool:
-        return not (self.alembic_ini or self.metadata or self.sql_files or self.extensions)
+        return not (self.alembic_ini or self.metadata or self.sql_files or self.extensions or self.seed)
 
     def describe(self) -> str:
+        seed = f", seed {self.seed}" if self.seed else ""
         if self.alembic_ini:
-            return f"alembic {self.alembic_ini}"
+            return f"alembic {self.alembic_ini}{seed}"
         if self.metadata:
-            return f"metadata {self.metadata}"
+            return f"metadata {self.metadata}{seed}"
         if self.sql_files:
-            return f"sql {', '.join(self.sql_files)}"
-        return "empty"
+            return f"sql {', '.join(self.sql_files)}{seed}"
+        return f"empty{seed}"
 
     def path(self, name: str) -> Path:
         return (Path(self.rootdir) / name).resolve()
@@ -78,6 +81,10 @@ def build(source: SchemaSource, dsn: str, url: str) -> None:
     elif source.sql_files:
         for name in source.sql_files:
             _run_sql_file(source.path(name), dsn)
+    if source.seed:
+        from pytest_dbarch.postgres.seed import run_seed
+
+        run_seed(source.seed, url)
 
 
 def _create_extensions(dsn: str, extensions: tuple[str, ...]) -> None:
@@ -146,7 +153,7 @@ def _alembic_upgrade(ini: Path, dsn: str, url: str) -> None:
         with working_directory(ini.parent), engine.connect() as conn:
             cfg.attributes["connection"] = conn
             try:
-                with pointed_environment(dsn, url), only_the_template(dsn, _env_py(cfg)):
+                with guarded_env(dsn, url, _env_py(cfg)):
                     command.upgrade(cfg, "head")
                 conn.commit()
             except ForeignDatabase:
@@ -257,7 +264,8 @@ def fingerprint(source: SchemaSource, extra_files: tuple[str, ...] = ()) -> str 
     extensions; the Alembic config, every file under its script and version
     locations and the Alembic and SQLAlchemy versions (or the DDL ``create_all``
     would run, or the SQL files' bytes); plus ``extra_files`` (globs under the
-    rootdir: application code migrations import, a lock file of library versions).
+    rootdir: application code migrations import, a lock file of library versions);
+    the seed's name and its module's source.
     None when it cannot be known; such a template is never cached."""
     digest = hashlib.sha256()
 
@@ -283,6 +291,13 @@ def fingerprint(source: SchemaSource, extra_files: tuple[str, ...] = ()) -> str 
         elif source.sql_files:
             for name in source.sql_files:
                 add(f"sql:{name}", source.path(name).read_bytes())
+        if source.seed:
+            from pytest_dbarch.postgres.seed import seed_identity
+
+            identity = seed_identity(source.seed)
+            if identity is None:
+                return None
+            add("seed", identity)
         root = Path(source.rootdir)
         for pattern in extra_files:
             for path in sorted(root.glob(pattern)):
