@@ -14,15 +14,25 @@ CREATE TABLE contacts (id bigint PRIMARY KEY, account_id bigint NOT NULL REFEREN
 CREATE TABLE events (at timestamptz, what text);
 """
 
+# The query lives in application code: statements of test code are not the application's
+# queries, so they never count as evidence for the JSONB rule.
+APP = """
+def gold_accounts(conn):
+    return conn.execute("SELECT id FROM accounts WHERE doc ->> 'plan' = 'gold'").fetchall()
+"""
+
 APP_TEST = """
+from accounts import gold_accounts
+
+
 def test_gold_accounts(dbarch_psycopg):
-    dbarch_psycopg.execute("SELECT id FROM accounts WHERE doc ->> 'plan' = 'gold'").fetchall()
+    gold_accounts(dbarch_psycopg)
 """
 
 
 def _project(pytester: pytest.Pytester, *ini: str) -> None:
     pytester.makefile(".sql", schema=SCHEMA)
-    pytester.makepyfile(test_app=APP_TEST)
+    pytester.makepyfile(accounts=APP, test_app=APP_TEST)
     pytester.makeini("\n".join(["[pytest]", "dbarch_sql_files = schema.sql", "dbarch_schema_lint = true", *ini]))
 
 

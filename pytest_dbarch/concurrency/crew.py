@@ -125,10 +125,19 @@ class Crew:
             if thread is not None:
                 thread.join(max(0.0, deadline - time.monotonic()))
 
+    def join_all(self) -> None:
+        """Give every worker thread the grace period to finish."""
+        self._join(list(self.threads))
+
     def close(self, outcome: Outcome | None) -> None:
-        """Close every connection; record any worker backend still on the server."""
+        """Close every connection; record any worker backend still on the server.
+
+        A connection whose worker thread is still inside it is left to that (daemon)
+        thread: closing it under a running libpq call crashes the process (seen as a
+        segfault when Ctrl-C hit a run); its backend is terminated below all the same.
+        """
         pids = list(self.pids.values())
-        close_and_wait(*self.conns.values())
+        close_and_wait(*(conn for actor, conn in self.conns.items() if not self._alive(actor)))
         if self.monitor is None:
             return
         try:

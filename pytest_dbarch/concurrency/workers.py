@@ -120,4 +120,5 @@ def run_workers(
                     crew.monitor.terminate(crew.pids.values())
                 except Exception:
                     pass
+            crew.join_all()  # a terminated backend ends its worker's call at once
         crew.close(outcome)
