@@ -101,21 +101,27 @@ def _finding(spec: TableSpec, model_check: ModelCheck, rule: Rule, row: dict[str
 
 def _search(ctx: Context, spec: TableSpec, rule: Rule) -> dict[str, Any] | None:
     """The smallest row the models' CHECK refuses and the database accepts, if any."""
-    database = spec.check_rules()
-    required = [c.name for c in spec.table.columns if c.not_null and c.name in rule.columns]
-    tests = [f"(({rule.sql})) IS FALSE"]
-    tests += [f"(({r.sql})) IS NOT FALSE" for r in database]
+    return _smallest_row(ctx, spec, rule, spec.check_rules(), RULE, "model", Aim(violate=rule))
+
+
+def _smallest_row(ctx: Context, spec: TableSpec, refusing: Rule, allowing: list[Rule], rule_id: str,
+                  label: str, aim: Aim, base_aim: Aim | None = None) -> dict[str, Any] | None:
+    """The smallest row that ``refusing`` refuses and every rule of ``allowing`` allows
+    (NOT NULL columns of ``refusing`` filled), judged by PostgreSQL: hypothesis searches
+    first, then mutations of one valid row."""
+    required = [c.name for c in spec.table.columns if c.not_null and c.name in refusing.columns]
+    tests = [f"(({refusing.sql})) IS FALSE"]
+    tests += [f"(({r.sql})) IS NOT FALSE" for r in allowing]
     tests += [f"{sql.Identifier(c).as_string(None)} IS NOT NULL" for c in required]
 
-    def database_accepts(row: dict[str, Any]) -> bool:
+    def wanted(row: dict[str, Any]) -> bool:
         outcome = ctx.probe.evaluate(spec, row, tests)
         return bool(outcome.ok and outcome.returned is not None and all(outcome.returned))
 
     drawer = ctx.drawer(spec)
-    aim = Aim(violate=rule)
 
     @st.composite
-    def violators(draw: Any) -> dict[str, Any]:
+    def candidates(draw: Any) -> dict[str, Any]:
         row = drawer.draw(HypothesisSource(draw), None, aim, attempts=6)
         if row is None:
             from hypothesis import reject
@@ -125,16 +131,17 @@ def _search(ctx: Context, spec: TableSpec, rule: Rule) -> dict[str, Any] | None:
 
     try:
         with quiet():
-            return find(violators(), database_accepts, settings=ctx.settings,
-                        database_key=f"{RULE}:{spec.qualified}:{rule.name}".encode())
+            return find(candidates(), wanted, settings=ctx.settings,
+                        database_key=f"{rule_id}:{spec.qualified}:{refusing.name}".encode())
     except (hypothesis_errors.NoSuchExample, hypothesis_errors.Unsatisfiable):
         pass
     except NoParentRows:
         return None
-    base = ctx.row(spec, f"model:{rule.name}:base")
+    salt = f"{label}:{refusing.name}"
+    base = ctx.row(spec, f"{salt}:base", aim=base_aim)
     if base is None:
         return None
-    return first(mutations(spec, base, rule, ctx.rng(f"model:{rule.name}")), database_accepts)
+    return first(mutations(spec, base, refusing, ctx.rng(salt)), wanted)
 
 
 # --- the other way: the database refuses what the models allow
@@ -177,39 +184,8 @@ def stricter(ctx: Context, spec: TableSpec) -> list[Finding]:
 def _search_refused(ctx: Context, spec: TableSpec, database_check: Rule, models: list[Rule]) -> dict[str, Any] | None:
     """The smallest row every model CHECK allows and ``database_check`` alone refuses."""
     others = [r for r in spec.check_rules() if r is not database_check]
-    required = [c.name for c in spec.table.columns if c.not_null and c.name in database_check.columns]
-    tests = [f"(({database_check.sql})) IS FALSE"]
-    tests += [f"(({r.sql})) IS NOT FALSE" for r in [*models, *others]]
-    tests += [f"{sql.Identifier(c).as_string(None)} IS NOT NULL" for c in required]
-
-    def models_allow(row: dict[str, Any]) -> bool:
-        outcome = ctx.probe.evaluate(spec, row, tests)
-        return bool(outcome.ok and outcome.returned is not None and all(outcome.returned))
-
-    drawer = ctx.drawer(spec)
-    aim = Aim(violate=database_check, extra=tuple(models))
-
-    @st.composite
-    def refused(draw: Any) -> dict[str, Any]:
-        row = drawer.draw(HypothesisSource(draw), None, aim, attempts=6)
-        if row is None:
-            from hypothesis import reject
-
-            reject()
-        return row  # type: ignore[return-value]
-
-    try:
-        with quiet():
-            return find(refused(), models_allow, settings=ctx.settings,
-                        database_key=f"{STRICTER}:{spec.qualified}:{database_check.name}".encode())
-    except (hypothesis_errors.NoSuchExample, hypothesis_errors.Unsatisfiable):
-        pass
-    except NoParentRows:
-        return None
-    base = ctx.row(spec, f"stricter:{database_check.name}:base", aim=Aim(extra=tuple(models)))
-    if base is None:
-        return None
-    return first(mutations(spec, base, database_check, ctx.rng(f"stricter:{database_check.name}")), models_allow)
+    return _smallest_row(ctx, spec, database_check, [*models, *others], STRICTER, "stricter",
+                         Aim(violate=database_check, extra=tuple(models)), base_aim=Aim(extra=tuple(models)))
 
 
 def _stricter_finding(spec: TableSpec, database_check: Rule, models: list[ModelCheck],
