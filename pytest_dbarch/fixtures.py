@@ -127,7 +127,7 @@ def _dbarch_database(
         isolation = read_dbarch(request.node)["isolation"]
     except MarkerError as exc:
         raise pytest.fail.Exception(marker_message(request.node, exc), pytrace=False) from None
-    from pytest_dbarch.scopes import scoped_database_of
+    from pytest_dbarch.postgres.scoped import scoped_database_of
 
     try:
         scoped = scoped_database_of(request)

@@ -7,6 +7,8 @@ included), made when its scope first asks for it and dropped when the scope ends
 A test that uses one (itself or through its fixtures) runs its per-test fixtures
 (``dbarch_session``, ``dbarch_connection``, ...) in that database, in a transaction
 rolled back after the test; see ``postgres/scoped.py`` for the engine's two modes.
+
+Imported by every session: psycopg and SQLAlchemy are loaded only inside the fixtures.
 """
 
 from __future__ import annotations
@@ -21,10 +23,6 @@ from pytest_dbarch.errors import DbarchError
 if TYPE_CHECKING:
     from pytest_dbarch.postgres.databases import Databases
     from pytest_dbarch.postgres.scoped import ScopedDatabase
-
-
-# Imported by every session: psycopg and SQLAlchemy are loaded only by the fixtures.
-SCOPED_FIXTURES = ("dbarch_session_database", "dbarch_module_database")
 
 
 def _scoped(databases: Databases, template: str, scope: str, options: dict[str, Any]) -> Iterator[ScopedDatabase]:
@@ -64,18 +62,3 @@ def dbarch_module_database(
     """A database shared by the tests of one module: like ``dbarch_session_database``,
     dropped when the module's last test ends."""
     yield from _scoped(_dbarch_databases, dbarch_template, "module", dbarch_engine_options)
-
-
-def scoped_database_of(request: pytest.FixtureRequest) -> ScopedDatabase | None:
-    """The module's or session's database the test uses (itself or through its
-    fixtures), or None; DbarchError when it uses both."""
-    used = [name for name in SCOPED_FIXTURES if name in request.fixturenames]
-    if not used:
-        return None
-    if len(used) > 1:
-        raise DbarchError(
-            f"{request.node.nodeid} uses both dbarch_session_database and dbarch_module_database, "
-            "so its per-test fixtures cannot tell which database to run in",
-            "let the test's fixtures depend on one of them",
-        )
-    return request.getfixturevalue(used[0])  # type: ignore[no-any-return]

@@ -23,10 +23,16 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import pq
 
+from pytest_dbarch.errors import DbarchError
+
 if TYPE_CHECKING:
+    import pytest
     from sqlalchemy import Engine
 
     from pytest_dbarch.postgres.isolation import TestDatabase
+
+#: The fixtures of ``pytest_dbarch/scopes.py``, by name.
+SCOPED_FIXTURES = ("dbarch_session_database", "dbarch_module_database")
 
 KEEP_IDLE = 4  # real connections kept for reuse between checkouts
 
@@ -100,3 +106,18 @@ class ScopedDatabase:
             self.engine.dispose()
         while self._idle:
             self._idle.pop().dbarch_close()
+
+
+def scoped_database_of(request: pytest.FixtureRequest) -> ScopedDatabase | None:
+    """The module's or session's database the test uses (itself or through its
+    fixtures), or None; DbarchError when it uses both."""
+    used = [name for name in SCOPED_FIXTURES if name in request.fixturenames]
+    if not used:
+        return None
+    if len(used) > 1:
+        raise DbarchError(
+            f"{request.node.nodeid} uses both dbarch_session_database and dbarch_module_database, "
+            "so its per-test fixtures cannot tell which database to run in",
+            "let the test's fixtures depend on one of them",
+        )
+    return request.getfixturevalue(used[0])  # type: ignore[no-any-return]
