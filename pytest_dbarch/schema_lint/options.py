@@ -28,16 +28,29 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_dbarch.errors import DbarchError
 from pytest_dbarch.findings import Status
+from pytest_dbarch.schema_lint.violation import Violation
 
 if TYPE_CHECKING:
     from pytest_dbarch.config import Settings
-    from pytest_dbarch.schema_lint.rule import Rule, Violation
 
 OFF = "off"
+
+
+class RuleFacts(Protocol):
+    """What the policy reads of a rule (``rule.Rule`` has it; the policy needs no more)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def severity(self) -> Status | None: ...
+    @property
+    def policy(self) -> str: ...
+
+
 STRING_POLICIES = ("any", "text", "varchar")
 STATS_MODES = ("auto", "on", "off")
 NAMING_KINDS = (
@@ -114,11 +127,11 @@ class LintOptions:
     def naming_pattern(self, kind: str) -> re.Pattern[str] | None:
         return dict(self.naming).get(kind)
 
-    def severity(self, rule: Rule) -> Status | None:
+    def severity(self, rule: RuleFacts) -> Status | None:
         """The severity ``rule`` runs at under this policy, or None when it does not run."""
         return self.resolve(rule)[0]
 
-    def resolve(self, rule: Rule) -> tuple[Status | None, bool]:
+    def resolve(self, rule: RuleFacts) -> tuple[Status | None, bool]:
         """(severity or None, whether the user set it): a severity the user set applies to
         every finding of the rule; otherwise a rule may rate single findings itself."""
         severity: Status | None = rule.severity

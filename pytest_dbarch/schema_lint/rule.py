@@ -1,5 +1,5 @@
 """What every schema-lint rule shares: its input (``Schema``), its output
-(``Violation``) and its description (``Rule``).
+(``Violation``, in ``violation.py``) and its description (``Rule``).
 
 A rule is a pure function ``check(schema, options) -> Iterable[Violation]``. It says
 what it found on which object; the lint (``lint.py``) then applies the user's waivers
@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from pytest_dbarch.findings import Status
+from pytest_dbarch.schema_lint.violation import Violation
 
 if TYPE_CHECKING:
     from pytest_dbarch.postgres.catalog import Catalog, Column, Table
@@ -81,25 +82,6 @@ def _is_partition(catalog: Catalog, table: Table) -> bool:
     return table.is_partition and any(
         catalog.tables.get(p) is not None and catalog.tables[p].kind == "partitioned table" for p in table.parents
     )
-
-
-@dataclass(frozen=True)
-class Violation:
-    """One thing a rule found.
-
-    ``table`` is the qualified table (empty for functions and sequences); ``names`` the
-    objects inside it the finding is about (columns, an index, a constraint), which is
-    what a waiver such as ``schema.fk-index contacts.account_id`` matches. ``status``
-    overrides the rule's default severity for this one finding (a rule may know that
-    one case is worse than its usual one).
-    """
-
-    table: str
-    title: str
-    fix: str = ""
-    evidence: str = ""
-    names: tuple[str, ...] = ()
-    status: Status | None = None
 
 
 Check = Callable[["Schema", "LintOptions"], Iterable[Violation]]
