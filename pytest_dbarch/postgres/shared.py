@@ -97,6 +97,15 @@ class Plan:
             xdist_run=xdist_run if settings.xdist_server == "shared" else None,
         )
 
+    def ready_without_build(self, fingerprint: str | None) -> bool:
+        """The cache holds the cluster with this schema (``fingerprint`` None: the bare
+        cluster), or the shared server this plan joins already runs."""
+        name = self.shared_name()
+        if name and runtime.in_use(self.base / name):
+            return True
+        return self.cache is not None and self.cache.lookup(
+            cache_key(self.binaries, self.settings, fingerprint)) is not None
+
     def shared_name(self) -> str | None:
         """The run directory's name when the run is shared; None: a private one."""
         if self.keep:
@@ -156,21 +165,39 @@ class Lease:
                     self.server.process.wait(timeout=5)
             self.server.process = None
         if self.guardian is not None:
+            # Its one job, releasing this token, is done: no need to wait while it
+            # wakes up to find that out.
+            self.guardian.kill()
+            self.guardian.wait()
             if self.guardian.stdin:
                 self.guardian.stdin.close()
-            try:
-                self.guardian.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.guardian.kill()
             self.guardian = None
 
 
 def start_local(settings: Settings, source: template.SchemaSource) -> Lease:
     """The session's local server, as ``settings`` ask for it."""
+    plan, fingerprint = _plan(settings, source)
+    return _acquire_for(plan, source, fingerprint)
+
+
+def start_cached(settings: Settings, source: template.SchemaSource) -> Lease | None:
+    """``start_local`` when that runs no migration (the cache holds the schema, or the
+    shared server is already running: see ``early``); None, with nothing started,
+    otherwise."""
+    plan, fingerprint = _plan(settings, source)
+    if not plan.ready_without_build(None if source.empty else fingerprint):
+        return None
+    return _acquire_for(plan, source, fingerprint)
+
+
+def _plan(settings: Settings, source: template.SchemaSource) -> tuple[Plan, str | None]:
     fingerprint = None
     if settings.cache == "on" and not source.empty:
         fingerprint = template.fingerprint(source, settings.cache_key_files)
-    plan = Plan.from_settings(settings, fingerprint)
+    return Plan.from_settings(settings, fingerprint), fingerprint
+
+
+def _acquire_for(plan: Plan, source: template.SchemaSource, fingerprint: str | None) -> Lease:
     if plan.cache is not None and fingerprint is None and not source.empty:
         # Inputs the key cannot cover (an Alembic config without script_location...):
         # the cached bare cluster still saves initdb; the template is built in the session.
