@@ -65,7 +65,7 @@ def test_the_server_starts_while_tests_without_a_database_run(
     result = pytester.runpytest_subprocess(*lean, "-v", "-p", "no:randomly", timeout=120)
 
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["dbarch server: *run-* (*); cluster cache hit *; started in the background"])
+    result.stdout.fnmatch_lines(["dbarch server: started in the background: *run-* (*); cluster cache hit *"])
     assert_nothing_left(runtime_dir)
 
 

@@ -89,7 +89,7 @@ class Databases:
                 early = self.early.take(self.settings, source) if self.early is not None else None
                 self.lease = early or start_local(self.settings, source)
                 local, prepared = self.lease.server, self.lease.prepared
-                self.started = self.lease.describe() + ("; started in the background" if early else "")
+                self.started = ("started in the background: " if early else "") + self.lease.describe()
                 self.server = ServerInfo(
                     "local",
                     local.binaries.version,
