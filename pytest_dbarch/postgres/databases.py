@@ -36,7 +36,7 @@ _OPEN_LOCK = threading.Lock()
 def _close_all() -> None:
     """Safety net for interpreters that exit without running fixture teardown."""
     for databases in list(_OPEN):
-        databases.close()
+        databases.close(finish_now=True)  # no thread may start once the interpreter exits
 
 
 @dataclass(frozen=True)
@@ -223,8 +223,10 @@ class Databases:
             janitor.drop(db.name)
             raise broken_isolation(nodeid)
 
-    def close(self) -> None:
-        """Drop every database we created, leave or stop the server. Idempotent."""
+    def close(self, *, finish_now: bool = False) -> None:
+        """Drop every database we created, leave or stop the server. Idempotent. A
+        server only this session used is stopped in the background (``release_soon``)
+        unless ``finish_now``; ``pytest_unconfigure`` waits for it."""
         try:
             for pool in self._pools.values():
                 pool.close()
@@ -242,7 +244,10 @@ class Databases:
             if self.early is not None:
                 self.early.discard()  # started for a session that never asked for it
             if self.lease is not None:
-                self.lease.release()
+                if self.lease.exclusive and not finish_now:
+                    self.lease.release_soon()
+                else:
+                    self.lease.release()
                 self.lease = None
             self.server = None
             self._templates.clear()

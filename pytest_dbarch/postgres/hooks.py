@@ -7,6 +7,7 @@ Registered from ``plugin.py``; importing this module loads nothing heavy.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -46,11 +47,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         session_databases(config).early = background  # imports psycopg meanwhile
 
 
+@pytest.hookimpl(trylast=True)  # the server's stop overlaps the other plugins' ends
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """A background start nobody took (every test skipped, Ctrl-C, ``-x``): released."""
+    """A background start nobody took (every test skipped, Ctrl-C, ``-x``) is released,
+    and a background stop waited for: nothing outlives the session."""
     databases = config.stash.get(DATABASES, None)
     if databases is not None and databases.early is not None:
         databases.early.discard()
+    shared = sys.modules.get("pytest_dbarch.postgres.shared")
+    if shared is not None:
+        shared.finish_releases()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -19,6 +19,7 @@ process dies, its place is released, and whoever is last destroys the run.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import hashlib
@@ -28,6 +29,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -156,6 +158,15 @@ class Lease:
         shared = {"xdist": ", shared by the xdist workers", "kept": ", kept running between sessions"}
         return f"{self.rundir} ({self.where}){shared.get(self.kind, '')}; {how}"
 
+    def release_soon(self) -> None:
+        """``release`` in a thread, so that stopping the server and deleting its
+        directory (mostly waiting for processes and the file system) overlaps the rest
+        of pytest's session end; ``finish_releases`` waits for it."""
+        thread = threading.Thread(target=self.release, name="dbarch-server-stop")
+        with _RELEASING_LOCK:
+            _RELEASING.append(thread)
+        thread.start()
+
     def release(self) -> None:
         """Leave the run; the last one out stops the server and deletes its directory."""
         runtime.release(self.rundir, self.token)
@@ -172,6 +183,22 @@ class Lease:
             if self.guardian.stdin:
                 self.guardian.stdin.close()
             self.guardian = None
+
+
+_RELEASING: list[threading.Thread] = []
+_RELEASING_LOCK = threading.Lock()
+
+
+def finish_releases() -> None:
+    """Wait for every ``release_soon``: called before pytest exits (and at exit)."""
+    with _RELEASING_LOCK:
+        threads = list(_RELEASING)
+        _RELEASING.clear()
+    for thread in threads:
+        thread.join()
+
+
+atexit.register(finish_releases)
 
 
 def start_local(settings: Settings, source: template.SchemaSource) -> Lease:
