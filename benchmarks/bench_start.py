@@ -15,8 +15,10 @@ hits every variant alike (the first round is a warm-up and is left out):
   warm, all plugins     ``pytest`` as users run it: every installed plugin loads
                         (here hypothesis, Faker, pytest-postgresql, xdist, asyncio...)
   warm, dbarch only     the same with ``PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 -p pytest_dbarch.plugin``
-  no database, dbarch   the same project, a test that touches no database: pytest's own
-                        cost, the floor under the two rows above
+  no database, dbarch   the same project, a test that touches no database: what loading
+                        pytest-dbarch costs a session that uses none of it
+  pytest alone          one empty test, no plugin at all (``PYTEST_DISABLE_PLUGIN_AUTOLOAD=1``
+                        and no ``-p``): the floor of any pytest plugin's session
   cold (cache off)      ``--dbarch-cache=off``: initdb and the migrations every time
                         (what every session cost before the cluster cache)
   kept server, dbarch   ``--dbarch-keep-server``: the first (warm-up) run starts the
@@ -33,7 +35,15 @@ so the bare ``initdb`` row is a lower bound of its start.
 
 **xdist**: 100 transaction-isolation tests (one query each), whole pytest process,
 ``-n 0`` against ``-n 2`` (one shared server for both workers), warm cache,
-interleaved.
+interleaved. The floor rows run 100 empty tests with xdist and no other plugin at all:
+what ``-n 2`` costs any suite this small on this machine (two more interpreters, each
+importing pytest and xdist, plus the controller's scheduling). pytest-dbarch's own
+share is each dbarch row minus the floor row with the same ``-n``; the target is that
+share under ``-n 2`` no larger than under ``-n 0``.
+
+Every pytest runs with bytecode caching on (``PYTHONDONTWRITEBYTECODE`` is dropped from
+its environment), as for any installed package; the warm-up round writes the plugin's
+``__pycache__``.
 
 Nothing is asserted; figures and ratios are printed with the machine's load
 average before and after, since this machine is shared.
@@ -205,7 +215,12 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="dbarch-bench-start-"))
     scratch = Path(tempfile.mkdtemp(prefix="dbarch-bench-scratch-"))
     cache = scratch / "cache"
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "DBARCH_CACHE"))}
+    # Bytecode caching on, as in any installed package (pip compiles a wheel's .pyc): with
+    # PYTHONDONTWRITEBYTECODE set, an editable install recompiles every module of the
+    # plugin in every process (about 0.1 s per process here), which pytest and the
+    # other libraries, installed with their .pyc, never pay.
+    base_env = {k: v for k, v in os.environ.items()
+                if not k.startswith(("PYTEST_", "DBARCH_CACHE")) and k != "PYTHONDONTWRITEBYTECODE"}
     base_env["XDG_CACHE_HOME"] = str(cache)
     lean_env = {**base_env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     lean = ("-p", "pytest_dbarch.plugin")
@@ -221,6 +236,7 @@ def main() -> int:
                 "warm, all plugins": pytest_runner(root, base_env, "test_one.py"),
                 "warm, dbarch only": pytest_runner(root, lean_env, *lean, "test_one.py"),
                 "no database, dbarch only": pytest_runner(root, lean_env, *lean, "test_nodb.py"),
+                "pytest alone, no plugin": pytest_runner(root, lean_env, "test_nodb.py"),
                 "cold (cache off), dbarch only": pytest_runner(root, lean_env, *lean, "--dbarch-cache=off",
                                                                "test_one.py"),
                 "kept server, dbarch only": pytest_runner(root, kept_env, *lean, "--dbarch-keep-server=on",
@@ -234,8 +250,15 @@ def main() -> int:
             ratio(times, "cold (cache off), dbarch only", "bare initdb")
             ratio(times, "kept server, dbarch only", "bare initdb", "<= 0.8")
             ratio(times, "no database, dbarch only", "bare initdb")
-            over = statistics.median(times["warm, dbarch only"]) - statistics.median(times["no database, dbarch only"])
-            print(f"  warm start's cost over a session without a database: {over:.3f} s")
+            ratio(times, "pytest alone, no plugin", "bare initdb")
+            med = {k: statistics.median(v) for k, v in times.items()}
+            print(f"  warm start's cost over a session without a database: "
+                  f"{med['warm, dbarch only'] - med['no database, dbarch only']:.3f} s")
+            print(f"  loading pytest-dbarch (no database, over pytest alone): "
+                  f"{med['no database, dbarch only'] - med['pytest alone, no plugin']:.3f} s")
+            print(f"  pytest-dbarch's whole share of a warm start (over pytest alone): "
+                  f"{med['warm, dbarch only'] - med['pytest alone, no plugin']:.3f} s; "
+                  f"the target leaves it {0.8 * med['bare initdb'] - med['pytest alone, no plugin']:.3f} s")
         if "xdist" in parts:
             xd = (*lean, "-p", "xdist.plugin")
             variants = {
@@ -245,6 +268,9 @@ def main() -> int:
                 "-n 2, dbarch+xdist only": pytest_runner(root, lean_env, *xd, "-n", "2", "test_many.py"),
                 "-n 0, no database": pytest_runner(root, lean_env, *xd, "test_many_empty.py"),
                 "-n 2, no database": pytest_runner(root, lean_env, *xd, "-n", "2", "test_many_empty.py"),
+                "-n 0, floor (xdist only)": pytest_runner(root, lean_env, "-p", "xdist.plugin", "test_many_empty.py"),
+                "-n 2, floor (xdist only)": pytest_runner(root, lean_env, "-p", "xdist.plugin", "-n", "2",
+                                                          "test_many_empty.py"),
             }
             times = measure(variants, args.rounds)
             print(f"\n100 transaction tests, whole pytest process, {args.rounds} rounds; {load()}")
@@ -257,6 +283,13 @@ def main() -> int:
             db2 = med["-n 2, dbarch+xdist only"] - med["-n 2, no database"]
             print(f"  the database's share (same tests minus 100 empty ones): -n 0 {db0:.3f} s, "
                   f"-n 2 {db2:.3f} s, ratio {db2 / db0:.2f}" if db0 > 0 else "")
+            ratio(times, "-n 2, floor (xdist only)", "-n 0, floor (xdist only)")
+            own0 = med["-n 0, dbarch+xdist only"] - med["-n 0, floor (xdist only)"]
+            own2 = med["-n 2, dbarch+xdist only"] - med["-n 2, floor (xdist only)"]
+            print(f"  pytest-dbarch's own share (dbarch+xdist minus the floor with the same -n): "
+                  f"-n 0 {own0:.3f} s, -n 2 {own2:.3f} s (target: -n 2 <= -n 0)")
+            print(f"  -n 2 / -n 0 with the floor's own ratio taken out: "
+                  f"{(med['-n 2, dbarch+xdist only'] / med['-n 0, dbarch+xdist only']) / (med['-n 2, floor (xdist only)'] / med['-n 0, floor (xdist only)']):.2f}")
     finally:
         subprocess.run([sys.executable, "-m", "pytest_dbarch.cli", "server", "stop", "--runtime-dir", str(kept_dir)],
                        env=kept_env, capture_output=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pytest_dbarch.config import Settings
 from pytest_dbarch.errors import DbarchError
@@ -24,6 +25,9 @@ from pytest_dbarch.postgres.scoped import ScopedDatabase
 from pytest_dbarch.postgres.server import LocalServer
 from pytest_dbarch.postgres.shared import Lease, start_local
 
+if TYPE_CHECKING:
+    from pytest_dbarch.postgres.early import EarlyStart
+
 _OPEN: set[Databases] = set()
 _OPEN_LOCK = threading.Lock()
 
@@ -32,7 +36,7 @@ _OPEN_LOCK = threading.Lock()
 def _close_all() -> None:
     """Safety net for interpreters that exit without running fixture teardown."""
     for databases in list(_OPEN):
-        databases.close()
+        databases.close(finish_now=True)  # no thread may start once the interpreter exits
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class Databases:
     janitor: Janitor | None = None
     kept: list[KeptDatabase] = field(default_factory=list)
     started: str | None = None  # how the local server came about (terminal summary)
+    early: EarlyStart | None = None  # the server being started in the background (``early``)
     _templates: dict[template.SchemaSource, str] = field(default_factory=dict)
     _template_errors: dict[template.SchemaSource, DbarchError] = field(default_factory=dict)
     _pools: dict[str, ClonePool] = field(default_factory=dict)
@@ -81,9 +86,10 @@ class Databases:
                 self.server = connect_external(self.settings.dsn, self.settings.sources["dsn"])
             else:
                 source = source or template.SchemaSource.from_settings(self.settings)
-                self.lease = start_local(self.settings, source)
+                early = self.early.take(self.settings, source) if self.early is not None else None
+                self.lease = early or start_local(self.settings, source)
                 local, prepared = self.lease.server, self.lease.prepared
-                self.started = self.lease.describe()
+                self.started = ("started in the background: " if early else "") + self.lease.describe()
                 self.server = ServerInfo(
                     "local",
                     local.binaries.version,
@@ -217,8 +223,10 @@ class Databases:
             janitor.drop(db.name)
             raise broken_isolation(nodeid)
 
-    def close(self) -> None:
-        """Drop every database we created, leave or stop the server. Idempotent."""
+    def close(self, *, finish_now: bool = False) -> None:
+        """Drop every database we created, leave or stop the server. Idempotent. A
+        server only this session used is stopped in the background (``release_soon``)
+        unless ``finish_now``; ``pytest_unconfigure`` waits for it."""
         try:
             for pool in self._pools.values():
                 pool.close()
@@ -233,8 +241,13 @@ class Databases:
                 self.janitor.close(drop=not (self.lease is not None and self.lease.exclusive))
         finally:
             self.janitor = None
+            if self.early is not None:
+                self.early.discard()  # started for a session that never asked for it
             if self.lease is not None:
-                self.lease.release()
+                if self.lease.exclusive and not finish_now:
+                    self.lease.release_soon()
+                else:
+                    self.lease.release()
                 self.lease = None
             self.server = None
             self._templates.clear()

@@ -7,11 +7,12 @@ Registered from ``plugin.py``; importing this module loads nothing heavy.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
 
-from pytest_dbarch.stash import DATABASES, SETTINGS
+from pytest_dbarch.stash import DATABASES, SETTINGS, session_databases
 
 _STARTS = pytest.StashKey[list[str]]()
 _KEPT = pytest.StashKey[list[str]]()
@@ -22,6 +23,40 @@ KEPT_SECTION = "dbarch: kept database"
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_STARTS] = []
     config.stash[_KEPT] = []
+
+
+@pytest.hookimpl(trylast=True)  # after deselection: only tests that will run count
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the server in the background when a test that will run needs it (see
+    ``early``): the main thread goes on importing psycopg and setting up fixtures."""
+    config = session.config
+    option = config.option
+    if option.collectonly or getattr(option, "setupplan", False) or DATABASES in config.stash:
+        return
+    from pytest_dbarch.postgres import early
+
+    item = early.first_database_item(session.items)
+    if item is None or not early.plugin_fixtures_in_use(item):
+        return
+    from pytest_dbarch.postgres.template import SchemaSource
+
+    settings = config.stash[SETTINGS]
+    source = SchemaSource.from_settings(settings)
+    if early.suitable(settings, source):
+        background = early.EarlyStart(settings, source)
+        session_databases(config).early = background  # imports psycopg meanwhile
+
+
+@pytest.hookimpl(trylast=True)  # the server's stop overlaps the other plugins' ends
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A background start nobody took (every test skipped, Ctrl-C, ``-x``) is released,
+    and a background stop waited for: nothing outlives the session."""
+    databases = config.stash.get(DATABASES, None)
+    if databases is not None and databases.early is not None:
+        databases.early.discard()
+    shared = sys.modules.get("pytest_dbarch.postgres.shared")
+    if shared is not None:
+        shared.finish_releases()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

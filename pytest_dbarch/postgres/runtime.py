@@ -22,12 +22,10 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
 import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from pytest_dbarch.postgres.paths import base_mode, base_name, candidate_bases, private_dir, problem, runtime_root
 
@@ -98,7 +96,7 @@ def token_alive(token: str) -> bool:
         return False
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
+def write_json(path: Path, data: dict[str, object]) -> None:
     """Atomically, mode 0600."""
     tmp = path.with_name(path.name + ".tmp")
     with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as out:
@@ -106,7 +104,7 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def read_json(path: Path) -> dict[str, Any] | None:
+def read_json(path: Path) -> dict[str, object] | None:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -244,6 +242,8 @@ def stop_postmaster(datadir: Path, pid: int | None = None, *, clean: bool = Fals
 
 def destroy(rundir: Path) -> None:
     """Stop the run's server and delete its directory; safe to call twice."""
+    import shutil  # here: the guardian imports this module and rarely gets this far
+
     stop_postmaster(rundir / "data")
     shutil.rmtree(rundir, ignore_errors=True)
 

@@ -19,6 +19,7 @@ process dies, its place is released, and whoever is last destroys the run.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import hashlib
@@ -28,6 +29,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -97,6 +99,15 @@ class Plan:
             xdist_run=xdist_run if settings.xdist_server == "shared" else None,
         )
 
+    def ready_without_build(self, fingerprint: str | None) -> bool:
+        """The cache holds the cluster with this schema (``fingerprint`` None: the bare
+        cluster), or the shared server this plan joins already runs."""
+        name = self.shared_name()
+        if name and runtime.in_use(self.base / name):
+            return True
+        return self.cache is not None and self.cache.lookup(
+            cache_key(self.binaries, self.settings, fingerprint)) is not None
+
     def shared_name(self) -> str | None:
         """The run directory's name when the run is shared; None: a private one."""
         if self.keep:
@@ -147,6 +158,15 @@ class Lease:
         shared = {"xdist": ", shared by the xdist workers", "kept": ", kept running between sessions"}
         return f"{self.rundir} ({self.where}){shared.get(self.kind, '')}; {how}"
 
+    def release_soon(self) -> None:
+        """``release`` in a thread, so that stopping the server and deleting its
+        directory (mostly waiting for processes and the file system) overlaps the rest
+        of pytest's session end; ``finish_releases`` waits for it."""
+        thread = threading.Thread(target=self.release, name="dbarch-server-stop")
+        with _RELEASING_LOCK:
+            _RELEASING.append(thread)
+        thread.start()
+
     def release(self) -> None:
         """Leave the run; the last one out stops the server and deletes its directory."""
         runtime.release(self.rundir, self.token)
@@ -156,21 +176,55 @@ class Lease:
                     self.server.process.wait(timeout=5)
             self.server.process = None
         if self.guardian is not None:
+            # Its one job, releasing this token, is done: no need to wait while it
+            # wakes up to find that out.
+            self.guardian.kill()
+            self.guardian.wait()
             if self.guardian.stdin:
                 self.guardian.stdin.close()
-            try:
-                self.guardian.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.guardian.kill()
             self.guardian = None
+
+
+_RELEASING: list[threading.Thread] = []
+_RELEASING_LOCK = threading.Lock()
+
+
+def finish_releases() -> None:
+    """Wait for every ``release_soon``: called before pytest exits (and at exit)."""
+    with _RELEASING_LOCK:
+        threads = list(_RELEASING)
+        _RELEASING.clear()
+    for thread in threads:
+        thread.join()
+
+
+atexit.register(finish_releases)
 
 
 def start_local(settings: Settings, source: template.SchemaSource) -> Lease:
     """The session's local server, as ``settings`` ask for it."""
+    plan, fingerprint = _plan(settings, source)
+    return _acquire_for(plan, source, fingerprint)
+
+
+def start_cached(settings: Settings, source: template.SchemaSource) -> Lease | None:
+    """``start_local`` when that runs no migration (the cache holds the schema, or the
+    shared server is already running: see ``early``); None, with nothing started,
+    otherwise."""
+    plan, fingerprint = _plan(settings, source)
+    if not plan.ready_without_build(None if source.empty else fingerprint):
+        return None
+    return _acquire_for(plan, source, fingerprint)
+
+
+def _plan(settings: Settings, source: template.SchemaSource) -> tuple[Plan, str | None]:
     fingerprint = None
     if settings.cache == "on" and not source.empty:
         fingerprint = template.fingerprint(source, settings.cache_key_files)
-    plan = Plan.from_settings(settings, fingerprint)
+    return Plan.from_settings(settings, fingerprint), fingerprint
+
+
+def _acquire_for(plan: Plan, source: template.SchemaSource, fingerprint: str | None) -> Lease:
     if plan.cache is not None and fingerprint is None and not source.empty:
         # Inputs the key cannot cover (an Alembic config without script_location...):
         # the cached bare cluster still saves initdb; the template is built in the session.
@@ -305,9 +359,19 @@ def _write_error(rundir: Path, exc: BaseException) -> None:
         (rundir / ERROR_FILE).write_text(text)
 
 
+def guardian_command(*args: str) -> list[str]:
+    """The guardian in an interpreter without ``site`` (``-I -S``): it needs only this
+    package's standard-library-only ``runtime`` module, and a plain interpreter starts
+    in a fraction of the time (each xdist worker and each session starts one)."""
+    package_parent = str(Path(__file__).resolve().parents[2])
+    bootstrap = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+                 "from pytest_dbarch.postgres.guardian import main; sys.exit(main(sys.argv[1:]))")
+    return [sys.executable, "-I", "-S", "-c", bootstrap, package_parent, *args]
+
+
 def _start_guardian(rundir: Path, token: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "pytest_dbarch.postgres.guardian", str(rundir), token],
+        guardian_command(str(rundir), token),
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -319,7 +383,7 @@ def _start_guardian(rundir: Path, token: str) -> subprocess.Popen[bytes]:
 def _start_keeper(rundir: Path) -> None:
     """``guardian --keep``, detached: started through a shell that exits at once, so
     it is nobody's child (it outlives this process by design)."""
-    command = shlex.join([sys.executable, "-m", "pytest_dbarch.postgres.guardian", "--keep", str(rundir)])
+    command = shlex.join(guardian_command("--keep", str(rundir)))
     subprocess.run(
         ["/bin/sh", "-c", f"{command} </dev/null >/dev/null 2>&1 &"],
         check=True,
