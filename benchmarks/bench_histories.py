@@ -7,7 +7,10 @@ mirrors, skipped when a mirror is missing) this runs, on one server, in one go:
   by rule and status and written, one per line, to ``<work>/<name>.findings.txt``;
 - pytest-alembic's built-in tests (``test_single_head_revision``, ``test_upgrade``,
   ``test_up_down_consistency``) in a pytest subprocess with ``-p no:dbarch``, on a fresh
-  database of the same server.
+  database of the same server;
+- the floor (``history_floor.py``): the checker's own walk with every check taken out
+  (upgrade, downgrade, upgrade again per revision, env.py once), and pytest-alembic's
+  two-step walk without its env.py per step: what no check can go below.
 
 and prints wall times and their ratio, with the machine's load average next to them.
 
@@ -113,6 +116,20 @@ def run_pytest_alembic(ini: Path, dsn: str, work: Path) -> tuple[float, str]:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+def run_floor(ini: Path, dsn: str) -> dict[str, float]:
+    """The walks with no checks (``history_floor.py``), in a subprocess like the others."""
+    result = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve().parent / "history_floor.py"), str(ini), dsn],
+        cwd=ini.parent,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        print(f"  floor: failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
+        return {}
+    return json.loads(result.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
 def tally(findings: list[dict[str, str]]) -> str:
     counts = collections.Counter(f["status"] for f in findings if f["status"] != "passed")
     return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "none"
@@ -124,6 +141,7 @@ def main() -> None:
     parser.add_argument("--only", action="append", default=[], help="history name (repeatable)")
     parser.add_argument("--work", default="/tmp/dbarch-corpus", help="where histories are prepared")
     parser.add_argument("--skip-pytest-alembic", action="store_true")
+    parser.add_argument("--skip-floor", action="store_true")
     args = parser.parse_args()
     work = Path(args.work)
 
@@ -157,15 +175,27 @@ def main() -> None:
             if not args.skip_pytest_alembic:
                 theirs, summary = run_pytest_alembic(ini, dsn, work)
                 print(f"  pytest-alembic: {theirs:.1f} s ({summary}) (load {load()})")
-            rows.append((history.name, count, ours, theirs, tally(findings)))
+            floor: dict[str, float] = {}
+            if not args.skip_floor:
+                floor = run_floor(ini, dsn)
+                if floor:
+                    print(f"  floor, our walk with no checks: {floor['round_trip']:.1f} s "
+                          f"({floor['round_trip_steps']:.0f} steps, {floor['round_trip_rebuilds']:.0f} rebuilds); "
+                          f"two-step walk, env.py once: {floor['two_steps']:.1f} s "
+                          f"({floor['two_step_count']:.0f} steps) (load {load()})")
+            rows.append((history.name, count, ours, theirs, tally(findings), floor))
     finally:
         if databases is not None:
             databases.close()
-    print("\n| history | revisions | dbarch | pytest-alembic | ratio | problems |")
-    print("|---|---|---|---|---|---|")
-    for name, count, ours, theirs, problems in rows:
+    print("\n| history | revisions | dbarch | pytest-alembic | ratio | floor: our walk, no checks (ratio) "
+          "| floor: two steps, env.py once | problems |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, count, ours, theirs, problems, floor in rows:
         ratio = f"{ours / theirs:.2f}x" if theirs else "-"
-        print(f"| {name} | {count} | {ours:.1f} s | {theirs:.1f} s | {ratio} | {problems} |")
+        walk = floor.get("round_trip")
+        walk_text = f"{walk:.1f} s ({walk / theirs:.2f}x)" if walk and theirs else (f"{walk:.1f} s" if walk else "-")
+        two = f"{floor['two_steps']:.1f} s" if floor else "-"
+        print(f"| {name} | {count} | {ours:.1f} s | {theirs:.1f} s | {ratio} | {walk_text} | {two} | {problems} |")
     print(f"load average after the run: {load()}")
 
 

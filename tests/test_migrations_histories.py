@@ -75,6 +75,9 @@ def test_seeded_rows_never_reach_a_later_revision(dbarch_migrations, tmp_path: P
     assert data.status is Status.WARNING
     assert data.title.startswith("revision p5: downgrade fails once ") and "child" in data.title
     assert "rows seeded by this check" in data.evidence
+    # ... on the same database: the failed downgrade rolled back, the seeded rows were
+    # deleted and every row count matched, so nothing had to be rebuilt.
+    assert results.rebuilds == 0
     assert results.problems() == []
     assert database_names(admin) == before  # work databases and checkpoints are gone
 
@@ -229,10 +232,14 @@ NO_TIMEOUTS = [
     Rev("n3", ["ALTER TABLE u ADD COLUMN b int"], ["ALTER TABLE u DROP COLUMN b"]),
     Rev("n4", ["ALTER TABLE t ADD COLUMN c int"], ["ALTER TABLE t DROP COLUMN c"]),
 ]
+# A new table whose foreign key locks t: seen by the lock report only, the same cause.
+NEW_TABLE_LOCKS_T = Rev("n5", ["CREATE TABLE v (id int PRIMARY KEY, t_id int REFERENCES t (id))"], ["DROP TABLE v"])
 
 
 def test_missing_timeouts_are_one_finding_for_the_history(dbarch_migrations, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    results = dbarch_migrations.run(str(write_alembic(tmp_path, NO_TIMEOUTS)), drift=False, data=False)
+    results = dbarch_migrations.run(
+        str(write_alembic(tmp_path, [*NO_TIMEOUTS, NEW_TABLE_LOCKS_T])), drift=False, data=False
+    )
     timeouts = [
         f for f in results.all()
         if f.is_problem and f.rule in (
@@ -242,9 +249,9 @@ def test_missing_timeouts_are_one_finding_for_the_history(dbarch_migrations, tmp
     assert len(timeouts) == 1, [f.title for f in timeouts]
     [finding] = timeouts
     assert finding.rule == "migrations.lint.require-lock-timeout"
-    assert finding.title.startswith("no lock_timeout or statement_timeout in any revision: 3 revisions")
+    assert finding.title.startswith("no lock_timeout or statement_timeout in any revision: 4 revisions")
     assert finding.where == "migrations/env.py" or finding.where.endswith("env.py")
-    assert "revisions: n2, n3, n4" in finding.evidence
+    assert "revisions: n2, n3, n4, n5" in finding.evidence
 
 
 def test_one_revision_without_timeouts_is_one_finding_for_it(dbarch_migrations, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -29,13 +29,14 @@ import functools
 import re
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_dbarch.errors import DbarchError
 from pytest_dbarch.findings import Area, Finding, Status
 from pytest_dbarch.migrations import facts as F
+from pytest_dbarch.migrations.lint_check import Check, RevisionState
 from pytest_dbarch.migrations.lint_rules import BAD_WAIVER, RULES, UNCOMMITTED, UNPARSEABLE, Hit, Rule
 from pytest_dbarch.migrations.locks import LockReport
 from pytest_dbarch.migrations.observe import RanStatement, StatementObserver
@@ -54,7 +55,6 @@ _WAIVER = re.compile(
     re.IGNORECASE,
 )
 ONCE_PER_REVISION = {"require-lock-timeout", "require-statement-timeout"}  # a setting, not a statement
-_TABLE_KINDS = {"alter-table", "create-index", "drop-table", "truncate", "cluster", "vacuum-full", "reindex"}
 
 
 def rule_ids() -> list[str]:
@@ -94,86 +94,6 @@ def _file_comments(path: str) -> tuple[str, ...]:
     return tuple(line for line in text.splitlines() if "dbarch:" in line.lower())
 
 
-@dataclass
-class _Revision:
-    name: str
-    existing: frozenset[int] | None
-    statements: int = 0
-    explicit_begin: bool = False
-    dml: list[str] = field(default_factory=list)  # tables updated in the open transaction
-    once: set[str] = field(default_factory=set)  # rules reported once per revision
-    seen: set[tuple[str, str]] = field(default_factory=set)
-    findings: list[Finding] = field(default_factory=list)
-    exempt: set[str] = field(default_factory=set)
-    waived: list[str] = field(default_factory=list)
-
-
-class Check:
-    """One statement as the rules see it: the SQL described, facts read on demand."""
-
-    def __init__(
-        self,
-        statement: RanStatement,
-        d: Described,
-        connection: psycopg.Connection[Any],
-        revision: _Revision,
-        timeouts: F.TimeoutsCache,
-    ) -> None:
-        from psycopg import pq
-
-        self.statement, self.d, self.connection, self._rev = statement, d, connection, revision
-        self.revision = revision.name
-        self.server_version = F.server_version(connection)
-        status = connection.info.transaction_status
-        self.transaction_state = pq.TransactionStatus(status).name
-        # IDLE without autocommit: psycopg opens a transaction for this very statement.
-        self.transaction_open = status == pq.TransactionStatus.INTRANS or (
-            status == pq.TransactionStatus.IDLE and not connection.autocommit
-        )
-        self._tables: dict[str, F.TableFacts] = {}
-        self._timeouts = timeouts
-
-    def table(self, name: str) -> F.TableFacts:
-        if name not in self._tables:
-            self._tables[name] = F.table_facts(self.connection, name)
-        return self._tables[name]
-
-    def is_new(self, table: F.TableFacts) -> bool:
-        existing = self._rev.existing
-        return table.exists and existing is not None and table.oid not in existing
-
-    @functools.cached_property
-    def _locks(self) -> list[tuple[int, str, str]]:
-        return F.held_locks(self.connection) or []
-
-    @property
-    def held(self) -> list[tuple[str, str]]:
-        """(relation, mode) locks this transaction already holds."""
-        return [(rel, mode) for _, rel, mode in self._locks]
-
-    def held_modes(self, oid: int | None) -> set[str]:
-        return {mode for o, _, mode in self._locks if o == oid}
-
-    @functools.cached_property
-    def timeouts(self) -> tuple[str, str]:
-        return self._timeouts.get(self.connection)
-
-    @property
-    def dml_in_transaction(self) -> list[str]:
-        return self._rev.dml
-
-    @functools.cached_property
-    def ddl_on_existing(self) -> bool:
-        """A DDL statement on a table that existed before this revision."""
-        if self.d.kind == "drop-index" or (self.d.kind == "reindex" and self.d.option == "index"):
-            names = [F.index_table(self.connection, self.d.index)]
-        elif self.d.kind in _TABLE_KINDS:
-            names = self.d.tables
-        else:
-            return False
-        return any(t.exists and not self.is_new(t) for t in (self.table(n) for n in names if n))
-
-
 class LockSafetyLint:
     """StatementObserver: flags DDL that takes heavy locks on tables with rows."""
 
@@ -193,14 +113,14 @@ class LockSafetyLint:
         # The history walked from an empty database: a row there was written by the history
         # itself (reference data), which says nothing about the table's size in production.
         self.from_empty = from_empty
-        self._rev: _Revision | None = None
+        self._rev: RevisionState | None = None
         self._pending: list[Hit] = []
         self._check: Check | None = None
         self._timeouts = F.TimeoutsCache()
 
     # --- observer protocol ---------------------------------------------------------
     def begin_revision(self, revision: str, connection: psycopg.Connection[Any]) -> None:
-        self._rev = _Revision(revision, F.relation_oids(connection))
+        self._rev = RevisionState(revision, F.relation_oids(connection))
 
     def before_statement(self, statement: RanStatement, connection: psycopg.Connection[Any]) -> None:
         from psycopg import pq
@@ -295,7 +215,7 @@ class LockSafetyLint:
         return findings
 
     # --- helpers ---------------------------------------------------------------------
-    def _revision(self, revision: str, connection: psycopg.Connection[Any]) -> _Revision:
+    def _revision(self, revision: str, connection: psycopg.Connection[Any]) -> RevisionState:
         if self._rev is None or self._rev.name != revision:
             self.begin_revision(revision, connection)
         assert self._rev is not None

@@ -25,7 +25,7 @@ from pytest_dbarch.migrations import facts as F
 from pytest_dbarch.migrations.statements import Action
 
 if TYPE_CHECKING:
-    from pytest_dbarch.migrations.lint import Check
+    from pytest_dbarch.migrations.lint_check import Check
 
 SERIAL_TYPES = {"serial", "bigserial", "smallserial", "serial4", "serial8", "serial2"}
 VERSION_TABLES = {"alembic_version", "schema_migrations"}

@@ -32,6 +32,7 @@ class Scratch:
     def __init__(self, databases: Databases, extensions: tuple[str, ...] = ()) -> None:
         self.databases = databases
         self.extensions = extensions
+        self._dropping: list[str] = []  # queued for a background drop, not yet known gone
 
     def create(self, template: str | None = None) -> ScratchDatabase:
         """An empty database with the configured extensions, or a copy of ``template``
@@ -66,6 +67,26 @@ class Scratch:
         self.drop_name(database.name)
 
     def drop_name(self, name: str) -> None:
+        """Dropped on the janitor's background connection: a walk that replaces its
+        database (a rebuild, a new checkpoint) does not wait for the files to go.
+        ``settle()`` waits for them."""
         janitor = self.databases.janitor
         if janitor is not None and janitor.owns(name):
-            janitor.drop(name)
+            janitor.drop_later(name)
+            self._dropping.append(name)
+
+    def settle(self, timeout: float = 60.0) -> None:
+        """Return when every database this Scratch dropped is gone, so none outlives the
+        run that made it; a background drop that failed is tried once more, waiting."""
+        import time
+
+        janitor = self.databases.janitor
+        if janitor is None:
+            return
+        deadline = time.monotonic() + timeout
+        while any(janitor.owns(n) for n in self._dropping) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        for name in self._dropping:
+            if janitor.owns(name):
+                janitor.drop(name)
+        self._dropping.clear()
