@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from pytest_dbarch.constraints import evaluate as ev
 from pytest_dbarch.constraints import values
+from pytest_dbarch.constraints.decoded import ByteSource, Layout
 from pytest_dbarch.constraints.checks_parse import Compare, Conjunction, Length, Match, Members, Null, Other, Relation, Rule
 from pytest_dbarch.constraints.evaluate import MIRROR
 from pytest_dbarch.constraints.schema import ForeignKey, TableSpec, UniqueKey
@@ -46,11 +47,13 @@ class NoParentRows(DbarchError):
 
 
 class Source(Protocol):
+    """The choices of a draw; ``at`` names the column or foreign key a choice is for."""
+
     def pick(self, n: int) -> int: ...
-    def value(self, space: Space) -> Any: ...
-    def between(self, space: Space) -> Any: ...
-    def leave_null(self) -> bool: ...
-    def key_index(self) -> int: ...
+    def value(self, space: Space, at: str = "") -> Any: ...
+    def between(self, space: Space, at: str = "") -> Any: ...
+    def leave_null(self, at: str = "") -> bool: ...
+    def key_index(self, at: str = "") -> int: ...
     def salt(self) -> int: ...
 
 
@@ -63,19 +66,19 @@ class HypothesisSource:
     def pick(self, n: int) -> int:
         return int(self.draw(st.integers(0, n - 1)))
 
-    def value(self, space: Space) -> Any:
+    def value(self, space: Space, at: str = "") -> Any:
         if space.single:
             return space.allowed[0]  # type: ignore[index]
         return self.draw(values.strategy(space))
 
-    def between(self, space: Space) -> Any:
+    def between(self, space: Space, at: str = "") -> Any:
         """A value of a space narrowed for this row only (bounded by another column)."""
         return values.between(space, self.draw)
 
-    def leave_null(self) -> bool:
+    def leave_null(self, at: str = "") -> bool:
         return not self.draw(st.booleans())  # shrinks towards NULL, the simpler row
 
-    def key_index(self) -> int:
+    def key_index(self, at: str = "") -> int:
         return int(self.draw(st.integers(0, 2**16)))
 
     def salt(self) -> int:
@@ -93,18 +96,18 @@ class RandomSource:
     def pick(self, n: int) -> int:
         return self.rng.randrange(n)
 
-    def value(self, space: Space) -> Any:
+    def value(self, space: Space, at: str = "") -> Any:
         if space.single:
             return space.allowed[0]  # type: ignore[index]
         return values.sampler(space)(self.rng)
 
-    def between(self, space: Space) -> Any:
+    def between(self, space: Space, at: str = "") -> Any:
         return self.value(space)
 
-    def leave_null(self) -> bool:
+    def leave_null(self, at: str = "") -> bool:
         return self.rng.random() < values.NULL_SHARE
 
-    def key_index(self) -> int:
+    def key_index(self, at: str = "") -> int:
         return self.rng.randrange(2**31)
 
     def salt(self) -> int:
@@ -240,6 +243,14 @@ class RowDrawer:
         self._exact: dict[tuple[int, int], bool] = {}
         self._leaves: dict[tuple[Any, ...], Plan] = {}
         self._leaf_lists: dict[tuple[Any, ...], list[Plan] | None] = {}
+        self._layout: Layout | None = None
+
+    @property
+    def layout(self) -> Layout:
+        """Where each choice of a row lies in the bytes ``draw_bytes`` decodes."""
+        if self._layout is None:
+            self._layout = Layout.of(self._base, [fk.name for fk in self.spec.foreign_keys], len(self.spec.rules))
+        return self._layout
 
     def draw(self, source: Source, fixed: Mapping[str, Any] | None = None, aim: Aim | None = None,
              attempts: int = ATTEMPTS) -> dict[str, Any] | None:
@@ -279,7 +290,7 @@ class RowDrawer:
                     self.stats.reject(f"{relation.left} {relation.op} {relation.right}: no value fits")
                     return None
             try:
-                row[name] = source.between(space) if bounded else source.value(space)
+                row[name] = source.between(space, name) if bounded else source.value(space, name)
             except values.NoValue:
                 self.stats.reject(f"{name}: no value found")
                 return None
@@ -426,10 +437,10 @@ class RowDrawer:
         pinned: dict[str, Any] = {}
         spaces = plan.spaces
         for fk, required in plan.foreign_keys(self.spec, fixed):
-            if not required and fk.nullable and source.leave_null():
+            if not required and fk.nullable and source.leave_null(fk.name):
                 _null_out(pinned, spaces, fk)
                 continue
-            key = self.keys.key(fk, source.key_index()) if self.keys is not None else None
+            key = self.keys.key(fk, source.key_index(fk.name)) if self.keys is not None else None
             if key is None:
                 if fk.nullable and not required:
                     _null_out(pinned, spaces, fk)
@@ -615,9 +626,22 @@ def strategy(drawer: RowDrawer, overrides: Mapping[str, Any]) -> st.SearchStrate
         fixed = {name: draw(value) if isinstance(value, st.SearchStrategy) else value
                  for name, value in overrides.items()}
         aim = given_on_purpose(drawer.spec, fixed) if fixed else None
-        row = drawer.draw(HypothesisSource(draw), fixed, aim)
+        row = draw_bytes(drawer, draw, fixed, aim)
         if row is None:
             reject()
         return row  # type: ignore[return-value]
 
     return rows()
+
+
+def draw_bytes(drawer: RowDrawer, draw: Callable[[st.SearchStrategy[Any]], Any], fixed: Mapping[str, Any] | None,
+               aim: Aim | None, attempts: int = ATTEMPTS) -> dict[str, Any] | None:
+    """A row from one hypothesis choice per attempt (``decoded``): a fixed-size string of
+    bytes, decoded slot by slot; an attempt thrown away costs one more."""
+    layout = drawer.layout
+    chunk = st.binary(min_size=layout.size, max_size=layout.size)
+    for _ in range(attempts):
+        row = drawer.draw_once(ByteSource(draw(chunk), layout), fixed or {}, aim or Aim())
+        if row is not None:
+            return row
+    return None

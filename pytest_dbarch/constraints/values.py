@@ -217,6 +217,13 @@ _UNITS = {"int": _int_units, "decimal": _decimal_units, "money": _decimal_units,
           "timestamp": _time_units, "timestamptz": _time_units}
 
 
+@lru_cache(maxsize=256)
+def units(kind: Kind) -> Units | None:
+    """How a kind counts in steps (integers, numerics, dates, timestamps), or None."""
+    found = _UNITS.get(kind.name)
+    return found(kind) if found is not None else None
+
+
 def _text_strategy(space: Space) -> st.SearchStrategy[str]:
     kind = space.kind
     max_len = space.max_len if space.max_len is not None else max(TEXT_CAP, space.min_len)
