@@ -84,6 +84,7 @@ class Constraints:
         """Read the schema again (after DDL in the test)."""
         self._catalog = None
         self._specs.clear()
+        self._probe.forget()
 
     def spec(self, table: Any) -> TableSpec:
         """How rows of ``table`` are generated (columns, spaces, rules, keys)."""

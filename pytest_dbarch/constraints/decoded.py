@@ -46,9 +46,9 @@ from pytest_dbarch.constraints.spaces import Space
 NULL_BAND = 64  # head bytes below this decode to NULL where NULL is allowed (a quarter of rows)
 NEAR, EDGE = 10, 12  # of 16 flavours: 0-9 near the simplest value, 10-11 an edge, 12-15 anywhere
 NEAR_LIMITS = (10, 100, 1000, 100_000)  # how far "near" reaches, in natural units (see _natural)
-TEXT_BYTES = 24  # characters a text slot holds; longer text repeats them
+TEXT_BYTES = 16  # characters a text slot holds; longer text repeats them
 TYPICAL_TEXT = 12  # near-flavoured text is at most this long
-RANDOM_BYTES = 16  # bytes of a slot decoded through SlotRandom
+RANDOM_BYTES = 8  # bytes of a slot decoded through SlotRandom (then a generator seeded with them)
 PICK_BYTES = 2
 KEY_BYTES = 2  # parent-key index of a foreign key slot
 
@@ -64,14 +64,20 @@ class Layout:
     slots: Mapping[str, tuple[int, int]]  # "column" or "fk:name" -> (offset, width)
 
     @classmethod
-    def of(cls, base: Mapping[str, Space], foreign_keys: Iterable[str], rules: int) -> Layout:
+    def of(cls, base: Mapping[str, Space], foreign_keys: Mapping[str, Iterable[str]], rules: int) -> Layout:
+        """``foreign_keys``: name -> columns; those columns take a parent's key, not a slot
+        (drawn after all, when another column of the key is pinned, from derived bytes)."""
         slots: dict[str, tuple[int, int]] = {}
         at = picks = rules + 2  # a pick per CHECK rule, one for the branch list, one for an aim's rule
         at *= PICK_BYTES
-        for name in foreign_keys:
+        keyed = set()
+        for name, columns in foreign_keys.items():
             slots["fk:" + name] = (at, 1 + KEY_BYTES)
             at += 1 + KEY_BYTES
+            keyed.update(columns)
         for name, space in base.items():
+            if name in keyed:
+                continue
             width = 1 + payload_width(space)
             slots[name] = (at, width)
             at += width
@@ -84,18 +90,16 @@ def payload_width(space: Space) -> int:
     units = values.units(space.kind)
     if units is not None:
         low, high = units[0](space.kind.low, True), units[0](space.kind.high, False)
-        return 1 + _magnitude_bytes(high - low)
+        return 1 + digits(high - low)
     name = space.kind.name
     if name == "float":
         return 1 + 8
     if name == "text":
         top = space.max_len if space.max_len is not None else values.TEXT_CAP
-        return max(1 + min(top, TEXT_BYTES), RANDOM_BYTES)  # a CHECK's regex reads it through SlotRandom
+        return 1 + max(min(top, TEXT_BYTES), 2)
     return RANDOM_BYTES
 
 
-def _magnitude_bytes(span: int) -> int:
-    return digits(max(span, 1))
 
 
 class ByteSource:
@@ -115,24 +119,24 @@ class ByteSource:
         return number(self._derived(f"pick:{index}", PICK_BYTES), n - 1)
 
     def value(self, space: Space, at: str = "") -> Any:
-        return decode(space, self._slot(at, 1 + payload_width(space)))
+        return decode(space, self._slot(at, space))
 
     def between(self, space: Space, at: str = "") -> Any:
         return self.value(space, at)
 
     def leave_null(self, at: str = "") -> bool:
-        return self._slot("fk:" + at, 1 + KEY_BYTES)[0] < NULL_BAND
+        return self._slot("fk:" + at)[0] < NULL_BAND
 
     def key_index(self, at: str = "") -> int:
-        return int.from_bytes(self._slot("fk:" + at, 1 + KEY_BYTES)[1:], "big")
+        return int.from_bytes(self._slot("fk:" + at)[1:], "big")
 
     def salt(self) -> int:
         return zlib.crc32(self.data)
 
-    def _slot(self, key: str, width: int) -> bytes:
+    def _slot(self, key: str, space: Space | None = None) -> bytes:
         found = self.layout.slots.get(key)
         if found is None:
-            return self._derived(key, width)
+            return self._derived(key, 1 + (payload_width(space) if space is not None else KEY_BYTES))
         at, size = found
         return self.data[at:at + size]
 
@@ -142,40 +146,31 @@ class ByteSource:
 
 
 RADIX = 4  # of the digits of a number; 256 would be plain big-endian bytes
+MAX_DIGITS = 16  # up to 85 * 4**16 (3.6e11) steps apart; wider ranges move in coarser steps
+_TOPS = [0]
+for _ in range(MAX_DIGITS):
+    _TOPS.append(_TOPS[-1] * RADIX + 255)  # the largest raw value of 1, 2, ... digits
 
 
 def number(data: bytes, n: int) -> int:
     """``data`` read as a number in [0, n]: zero bytes give 0, lowering any byte never
-    raises it, and each step of [0, n] is reached (``digits(n)`` bytes are read)."""
+    raises it, and each step of [0, n] is reached when ``digits(n)`` bytes are given."""
     if n <= 0 or not data:
         return 0
-    count, top = _digits(n)
+    count = min(digits(n), len(data))
     raw = 0
     for byte in data[:count]:
         raw = raw * RADIX + byte
-    if len(data) < count:
-        top = _digits_top(len(data))
-    return raw * (n + 1) // (top + 1) if top > n else raw
-
-
-def digits(n: int) -> int:
-    """Bytes ``number`` reads for [0, n]."""
-    return _digits(n)[0]
+    return raw * (n + 1) // (_TOPS[count] + 1)
 
 
 @lru_cache(maxsize=4096)
-def _digits(n: int) -> tuple[int, int]:
-    count, top = 1, 255
-    while top < n:
-        count, top = count + 1, top * RADIX + 255
-    return count, top
-
-
-def _digits_top(count: int) -> int:
-    top = 255
-    for _ in range(count - 1):
-        top = top * RADIX + 255
-    return top
+def digits(n: int) -> int:
+    """Bytes ``number`` reads for [0, n]."""
+    count = 1
+    while _TOPS[count] < n and count < MAX_DIGITS:
+        count += 1
+    return count
 
 
 def decode(space: Space, slot: bytes) -> Any:

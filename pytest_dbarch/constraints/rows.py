@@ -249,7 +249,8 @@ class RowDrawer:
     def layout(self) -> Layout:
         """Where each choice of a row lies in the bytes ``draw_bytes`` decodes."""
         if self._layout is None:
-            self._layout = Layout.of(self._base, [fk.name for fk in self.spec.foreign_keys], len(self.spec.rules))
+            self._layout = Layout.of(self._base, {fk.name: fk.columns for fk in self.spec.foreign_keys},
+                                      len(self.spec.rules))
         return self._layout
 
     def draw(self, source: Source, fixed: Mapping[str, Any] | None = None, aim: Aim | None = None,
