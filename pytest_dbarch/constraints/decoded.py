@@ -40,7 +40,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
-from pytest_dbarch.constraints import regex, values
+from pytest_dbarch.constraints import values
 from pytest_dbarch.constraints.spaces import Space
 
 NULL_BAND = 64  # head bytes below this decode to NULL where NULL is allowed (a quarter of rows)

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from pytest_dbarch.constraints.checks_parse import Rule
 from pytest_dbarch.constraints.context import Context, quiet
 from pytest_dbarch.constraints.intent import ModelCheck
-from pytest_dbarch.constraints.rows import Aim, HypothesisSource, NoParentRows
+from pytest_dbarch.constraints.rows import Aim, NoParentRows, draw_bytes
 from pytest_dbarch.constraints.schema import TableSpec
 from pytest_dbarch.constraints.search import first, mutations
 from pytest_dbarch.findings import Area, Finding, Status
@@ -122,7 +122,7 @@ def _smallest_row(ctx: Context, spec: TableSpec, refusing: Rule, allowing: list[
 
     @st.composite
     def candidates(draw: Any) -> dict[str, Any]:
-        row = drawer.draw(HypothesisSource(draw), None, aim, attempts=6)
+        row = draw_bytes(drawer, draw, None, aim, attempts=6)
         if row is None:
             from hypothesis import reject
 

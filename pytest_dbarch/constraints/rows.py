@@ -1,8 +1,9 @@
 """Drawing one row of a table: CHECK branches, foreign keys, columns in order, then the checks.
 
-One algorithm, two sources of randomness: hypothesis (``HypothesisSource``, for
-``.rows()``: shrinkable, minimal failing rows) and ``random.Random`` (``RandomSource``,
-for ``.fill()``, ``.factory()`` and the built-in checks' base rows). For each CHECK a
+One algorithm, two sources of randomness: hypothesis (``decoded.ByteSource``: one
+``bytes`` choice per row, decoded slot by slot, for ``.rows()`` and the checks' searches:
+shrinkable, minimal failing rows) and ``random.Random`` (``RandomSource``, for
+``.fill()``, ``.factory()`` and the built-in checks' base rows). For each CHECK a
 branch of its DNF is picked that fits the columns' spaces so far; foreign keys take keys
 the parent table holds; columns are drawn in table order, a column compared with an
 earlier one (``start_date <= end_date``) bounded by that one's value. The finished row
@@ -55,36 +56,6 @@ class Source(Protocol):
     def leave_null(self, at: str = "") -> bool: ...
     def key_index(self, at: str = "") -> int: ...
     def salt(self) -> int: ...
-
-
-class HypothesisSource:
-    """Choices drawn by hypothesis, so failing rows shrink."""
-
-    def __init__(self, draw: Callable[[st.SearchStrategy[Any]], Any]) -> None:
-        self.draw = draw
-
-    def pick(self, n: int) -> int:
-        return int(self.draw(st.integers(0, n - 1)))
-
-    def value(self, space: Space, at: str = "") -> Any:
-        if space.single:
-            return space.allowed[0]  # type: ignore[index]
-        return self.draw(values.strategy(space))
-
-    def between(self, space: Space, at: str = "") -> Any:
-        """A value of a space narrowed for this row only (bounded by another column)."""
-        return values.between(space, self.draw)
-
-    def leave_null(self, at: str = "") -> bool:
-        return not self.draw(st.booleans())  # shrinks towards NULL, the simpler row
-
-    def key_index(self, at: str = "") -> int:
-        return int(self.draw(st.integers(0, 2**16)))
-
-    def salt(self) -> int:
-        """Seed for UNIQUE repairs, drawn whether or not one is needed: the choices a draw
-        makes must not depend on the database's state, or hypothesis sees a flaky strategy."""
-        return int(self.draw(st.integers(0, 2**32)))
 
 
 class RandomSource:
