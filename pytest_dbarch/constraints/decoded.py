@@ -49,6 +49,7 @@ NEAR_LIMITS = (10, 100, 1000, 100_000)  # how far "near" reaches, in natural uni
 TEXT_BYTES = 16  # characters a text slot holds; longer text repeats them
 TYPICAL_TEXT = 12  # near-flavoured text is at most this long
 RANDOM_BYTES = 8  # bytes of a slot decoded through SlotRandom (then a generator seeded with them)
+ROW_BYTES = 600  # a row past this gets compact slots: ten rows of a list stay under hypothesis' 8 KB
 PICK_BYTES = 2
 KEY_BYTES = 2  # parent-key index of a foreign key slot
 
@@ -67,37 +68,42 @@ class Layout:
     def of(cls, base: Mapping[str, Space], foreign_keys: Mapping[str, Iterable[str]], rules: int) -> Layout:
         """``foreign_keys``: name -> columns; those columns take a parent's key, not a slot
         (drawn after all, when another column of the key is pinned, from derived bytes)."""
-        slots: dict[str, tuple[int, int]] = {}
-        at = picks = rules + 2  # a pick per CHECK rule, one for the branch list, one for an aim's rule
-        at *= PICK_BYTES
-        keyed = set()
-        for name, columns in foreign_keys.items():
-            slots["fk:" + name] = (at, 1 + KEY_BYTES)
-            at += 1 + KEY_BYTES
-            keyed.update(columns)
-        for name, space in base.items():
-            if name in keyed:
-                continue
-            width = 1 + payload_width(space)
-            slots[name] = (at, width)
-            at += width
+        for compact in (False, True):
+            slots: dict[str, tuple[int, int]] = {}
+            at = picks = rules + 2  # a pick per CHECK rule, one for the branch list, one for an aim's rule
+            at *= PICK_BYTES
+            keyed = set()
+            for name, columns in foreign_keys.items():
+                slots["fk:" + name] = (at, 1 + KEY_BYTES)
+                at += 1 + KEY_BYTES
+                keyed.update(columns)
+            for name, space in base.items():
+                if name in keyed:
+                    continue
+                width = 1 + payload_width(space, compact)
+                slots[name] = (at, width)
+                at += width
+            if at <= ROW_BYTES:
+                break
         return cls(at, 0, picks, slots)
 
 
-def payload_width(space: Space) -> int:
+def payload_width(space: Space, compact: bool = False) -> int:
     """Bytes a column's value needs after its head byte (from the type's whole range, so
-    any narrower space of the column fits too)."""
+    any narrower space of the column fits too). ``compact``: fewer, for wide tables, at
+    the price of coarser numbers and text that repeats sooner (decoding reads what the
+    slot holds)."""
     units = values.units(space.kind)
     if units is not None:
         low, high = units[0](space.kind.low, True), units[0](space.kind.high, False)
-        return 1 + digits(high - low)
+        return 1 + min(digits(high - low), 6 if compact else MAX_DIGITS)
     name = space.kind.name
     if name == "float":
-        return 1 + 8
+        return 1 + (4 if compact else 8)
     if name == "text":
         top = space.max_len if space.max_len is not None else values.TEXT_CAP
-        return 1 + max(min(top, TEXT_BYTES), 2)
-    return RANDOM_BYTES
+        return 1 + max(min(top, 4 if compact else TEXT_BYTES), 2)
+    return 4 if compact else RANDOM_BYTES
 
 
 
@@ -302,7 +308,7 @@ def _float(space: Space, flavour: int, payload: bytes) -> float:
     low = space.low if space.low is not None else -math.inf
     high = space.high if space.high is not None else math.inf
     target = min(max(0.0, low), high)
-    sign, fraction = payload[0], int.from_bytes(payload[1:9], "big") / 2**64
+    sign, fraction = payload[0], int.from_bytes(payload[1:9], "big") / 256 ** len(payload[1:9])
     if flavour < NEAR:
         reach = NEAR_LIMITS[flavour * len(NEAR_LIMITS) // NEAR]
         value = target - fraction * reach if sign & 1 else target + fraction * reach

@@ -63,12 +63,12 @@ def qualified_ident(qualified: str) -> str:
 
 @lru_cache(maxsize=256)
 def _parent_key_sql(parent: str, columns: tuple[str, ...]) -> str:
-    """The ``%(pick)s``-th key of a parent (built once per foreign key: it runs for every row)."""
-    cols = ", ".join(_ident(c) for c in columns)
-    present = " AND ".join(f"{_ident(c)} IS NOT NULL" for c in columns)
-    table = qualified_ident(parent)
+    """The ``%s``-th key of a parent (built once per foreign key: it runs for every row)."""
+    cols = ", ".join(_ident(c) for c in columns).replace("%", "%%")
+    present = " AND ".join(f"{_ident(c)} IS NOT NULL" for c in columns).replace("%", "%%")
+    table = qualified_ident(parent).replace("%", "%%")
     return (f"SELECT {cols} FROM {table} WHERE {present} ORDER BY {cols} LIMIT 1 "
-            f"OFFSET (%(pick)s::bigint % greatest((SELECT count(*) FROM {table} WHERE {present}), 1))")
+            f"OFFSET (%s::bigint %% greatest((SELECT count(*) FROM {table} WHERE {present}), 1))")
 
 
 class Probe:
@@ -176,9 +176,11 @@ class Probe:
 
     def parent_key(self, fk: ForeignKey, pick: int) -> tuple[Any, ...] | None:
         """The ``pick``-th key (modulo the row count, in key order) of the parent table."""
-        text = _parent_key_sql(fk.parent, fk.parent_columns)
-        rows = self.query(text.replace("%(pick)s", str(int(pick))))
-        return tuple(rows[0]) if rows else None
+        with self._plugin(), self.conn.cursor() as cur:
+            # a parameter, and psycopg's own choice to prepare: it runs for every row drawn
+            cur.execute(_parent_key_sql(fk.parent, fk.parent_columns), [int(pick)])
+            found = cur.fetchone()
+        return tuple(found) if found else None
 
     def parent_keys(self, fk: ForeignKey, limit: int = 100_000) -> list[tuple[Any, ...]]:
         cols = ", ".join(_ident(c) for c in fk.parent_columns)
