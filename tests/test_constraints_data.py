@@ -102,9 +102,36 @@ def test_unique_holds_across_examples_and_against_rows_already_there(
     @given(dbarch_constraints.lists("seats", min_size=2, max_size=5))
     def together(rows: list[dict[str, Any]]) -> None:
         assert len({r["code"] for r in rows}) == len(rows)
+        # lower(email) is an expression index: the rows were drawn against each other in the
+        # database, and none of them is left there
+        assert dbarch_psycopg.execute("SELECT count(*) FROM seats").fetchone()[0] == 0  # type: ignore[index]
+        with dbarch_psycopg.transaction(force_rollback=True):
+            for row in rows:
+                assert dbarch_constraints._probe.insert(spec, row, keep=True).ok, rows
 
     dbarch_psycopg.execute("DELETE FROM seats")
     together()
+
+
+def test_lists_keep_rows_apart_under_keys_only_the_database_can_judge(
+        dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """An expression index (n % 3): three rows of a list must take the three remainders,
+    which equality of values cannot see; the rows are drawn against each other in a
+    savepoint that is gone when the test body runs."""
+    dbarch_psycopg.execute("CREATE TABLE thirds (n int NOT NULL CHECK (n >= 0))")
+    dbarch_psycopg.execute("CREATE UNIQUE INDEX thirds_mod ON thirds ((n % 3))")
+    spec = dbarch_constraints.spec("thirds")
+
+    @QUICK
+    @given(dbarch_constraints.lists("thirds", min_size=3, max_size=3))
+    def three(rows: list[dict[str, Any]]) -> None:
+        assert sorted(r["n"] % 3 for r in rows) == [0, 1, 2], rows
+        assert dbarch_psycopg.execute("SELECT count(*) FROM thirds").fetchone()[0] == 0  # type: ignore[index]
+        with dbarch_psycopg.transaction(force_rollback=True):
+            for row in rows:
+                assert dbarch_constraints._probe.insert(spec, row, keep=True).ok, rows
+
+    three()
 
 
 def test_fill_stops_with_a_clear_error_when_unique_values_run_out(
@@ -403,6 +430,18 @@ def test_exclusion_constraints_are_kept_and_refuse_violators(
         assert outcome.ok, (outcome.describe(), row)
 
     insert()
+
+    @settings(QUICK, max_examples=25)
+    @given(dbarch_constraints.lists("slots", min_size=2, max_size=6))
+    def overlapping_never(rows: list[dict[str, Any]]) -> None:
+        """Ranges of one list never overlap each other (nor the 200 rows already there)."""
+        slots = dbarch_constraints.spec("slots")
+        with dbarch_psycopg.transaction(force_rollback=True):
+            for row in rows:
+                outcome = dbarch_constraints._probe.insert(slots, row, keep=True)
+                assert outcome.ok, (outcome.describe(), rows)
+
+    overlapping_never()
     findings = dbarch_constraints.check("bookings", "slots")
     assert [f.title for f in findings if f.is_problem] == []
     evidence = "\n".join(f.evidence for f in findings if f.rule == "constraints.rejects-violator")
