@@ -404,6 +404,39 @@ def test_domains_draw_inside_their_checks_and_refuse_violators(
             label, held.evidence)
 
 
+def test_a_domain_over_a_domain_keeps_both_checks(dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """The catalog resolves one level of domain; the chain is followed to the base type and
+    every CHECK (and NOT NULL) on the way applies, each with a violator of its own."""
+    dbarch_psycopg.execute("""
+        CREATE DOMAIN positive AS int CHECK (VALUE > 0);
+        CREATE DOMAIN small_positive AS positive CHECK (VALUE < 10);
+        CREATE DOMAIN code AS varchar(5) NOT NULL;
+        CREATE DOMAIN short_code AS code CHECK (VALUE ~ '^[a-z]+$');
+        CREATE TABLE nested (id serial PRIMARY KEY, n small_positive NOT NULL, m small_positive, c short_code)""")
+    spec = dbarch_constraints.spec("nested")
+    assert spec.columns["n"].kind.name == "int" and spec.columns["c"].kind.max_len == 5
+    seen: list[dict[str, Any]] = []
+
+    @QUICK
+    @given(dbarch_constraints.rows("nested"))
+    def insert(row: dict[str, Any]) -> None:
+        assert 0 < row["n"] < 10 and (row["m"] is None or 0 < row["m"] < 10)
+        assert re.fullmatch("[a-z]{1,5}", row["c"])
+        outcome = dbarch_constraints._probe.insert(spec, row)
+        assert outcome.ok, (outcome.describe(), row)
+        seen.append(row)
+
+    insert()
+    assert len({r["n"] for r in seen}) > 3
+    findings = dbarch_constraints.check("nested")
+    assert [f.title for f in findings if f.is_problem] == []
+    [held] = [f for f in findings if f.rule == "constraints.rejects-violator"]
+    for label in ("DOMAIN CHECK small_positive_check on n: refused with 23514",
+                  "DOMAIN CHECK positive_check on n: refused with 23514",
+                  "DOMAIN CHECK short_code_check on c: refused with 23514", "NOT NULL c: refused with 23502"):
+        assert label in held.evidence, (label, held.evidence)
+
+
 def test_exclusion_constraints_are_kept_and_refuse_violators(
         dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
     dbarch_psycopg.execute("SAVEPOINT gist")

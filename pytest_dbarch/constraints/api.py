@@ -76,8 +76,10 @@ class Constraints:
     @property
     def catalog(self) -> Catalog:
         if self._catalog is None:
+            from pytest_dbarch.constraints import domains
+
             with plugin_statements():
-                self._catalog = catalog_module.read(self._conn)
+                self._catalog = domains.resolve(self._conn, catalog_module.read(self._conn))
         return self._catalog
 
     def refresh(self) -> None:
