@@ -437,6 +437,37 @@ def test_a_domain_over_a_domain_keeps_both_checks(dbarch_psycopg: psycopg.Connec
         assert label in held.evidence, (label, held.evidence)
 
 
+def test_an_exclusion_constraint_on_an_expression(dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """``tsrange(starts, ends) WITH &&``: rows kept one after another never overlap, lists
+    neither, and its violator is refused with 23P01."""
+    dbarch_psycopg.execute("""
+        CREATE TABLE meetings (id serial PRIMARY KEY, starts timestamp NOT NULL, ends timestamp NOT NULL,
+                               CHECK (ends > starts), EXCLUDE USING gist (tsrange(starts, ends) WITH &&))""")
+    spec = dbarch_constraints.spec("meetings")
+
+    @settings(QUICK, max_examples=40)
+    @given(dbarch_constraints.rows("meetings"))
+    def insert(row: dict[str, Any]) -> None:
+        outcome = dbarch_constraints._probe.insert(spec, row, keep=True)  # kept: later rows must avoid it
+        assert outcome.ok, (outcome.describe(), row)
+
+    insert()
+
+    @settings(QUICK, max_examples=15)
+    @given(dbarch_constraints.lists("meetings", min_size=2, max_size=4))
+    def together(rows: list[dict[str, Any]]) -> None:
+        with dbarch_psycopg.transaction(force_rollback=True):
+            for row in rows:
+                outcome = dbarch_constraints._probe.insert(spec, row, keep=True)
+                assert outcome.ok, (outcome.describe(), rows)
+
+    together()
+    findings = dbarch_constraints.check("meetings")
+    assert [f.title for f in findings if f.is_problem] == []
+    [held] = [f for f in findings if f.rule == "constraints.rejects-violator"]
+    assert "EXCLUDE meetings_tsrange_excl: refused with 23P01" in held.evidence
+
+
 def test_exclusion_constraints_are_kept_and_refuse_violators(
         dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
     dbarch_psycopg.execute("SAVEPOINT gist")

@@ -14,6 +14,7 @@ the rows already in the table. ``DrawStats`` keeps the tally (the acceptance rat
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -514,11 +515,38 @@ class RowDrawer:
                     )
                 repaired[name] = free[0]
                 return repaired
+            shifted = self._shifted(row, movable, used, rng)
+            if shifted is not None:
+                return shifted
             for name in movable:
                 repaired[name] = values.sampler(used[name])(rng)
         except values.NoValue:
             return None
         return repaired
+
+    def _shifted(self, row: dict[str, Any], movable: list[str], used: Mapping[str, Space],
+                 rng: random.Random) -> dict[str, Any] | None:
+        """The key's columns moved together by one random distance, when they count in the
+        same steps (``tsrange(starts, ends)``): drawn apart, ``ends > starts`` would break."""
+        if len(movable) < 2 or len({used[c].kind for c in movable}) != 1 or any(row[c] is None for c in movable):
+            return None
+        units = values.units(used[movable[0]].kind)
+        if units is None:
+            return None
+        to_units, from_units = units
+        fresh = values.sampler(used[movable[0]])(rng)
+        if fresh is None:
+            return None
+        distance = to_units(fresh, False) - to_units(row[movable[0]], False)
+        shifted = dict(row)
+        try:
+            for name in movable:
+                shifted[name] = from_units(to_units(row[name], False) + distance)
+        except (OverflowError, ValueError):
+            return None
+        if any(self._base[c].admits(shifted[c]) is False for c in movable):
+            return None
+        return shifted
 
 
 def _bound_by_each_other(spaces: dict[str, Space], relation: Relation) -> bool:
@@ -608,12 +636,16 @@ def strategy(drawer: RowDrawer, overrides: Mapping[str, Any]) -> st.SearchStrate
 
 def draw_bytes(drawer: RowDrawer, draw: Callable[[st.SearchStrategy[Any]], Any], fixed: Mapping[str, Any] | None,
                aim: Aim | None, attempts: int = ATTEMPTS) -> dict[str, Any] | None:
-    """A row from one hypothesis choice per attempt (``decoded``): a fixed-size string of
-    bytes, decoded slot by slot; an attempt thrown away costs one more."""
+    """A row from one hypothesis choice (``decoded``): a fixed-size string of bytes, decoded
+    slot by slot. An attempt thrown away is followed by bytes derived from the same choice,
+    not by another choice: whether an attempt is thrown away can depend on the rows in the
+    table (a UNIQUE or exclusion collision), and hypothesis must see the same choices for
+    the same row whatever the table holds, or it calls the strategy flaky."""
     layout = drawer.layout
-    chunk = st.binary(min_size=layout.size, max_size=layout.size)
-    for _ in range(attempts):
-        row = drawer.draw_once(ByteSource(draw(chunk), layout), fixed or {}, aim or Aim())
+    data = draw(st.binary(min_size=layout.size, max_size=layout.size))
+    for attempt in range(attempts):
+        source = data if not attempt else hashlib.shake_256(data + attempt.to_bytes(2, "big")).digest(layout.size)
+        row = drawer.draw_once(ByteSource(source, layout), fixed or {}, aim or Aim())
         if row is not None:
             return row
     return None
