@@ -120,7 +120,7 @@ class Constraints:
 
     def lists(self, table: Any, min_size: int = 0, max_size: int = 10, **overrides: Any) -> SearchStrategy[list[dict[str, Any]]]:
         """Lists of rows that can all be inserted together: no two share a UNIQUE key, nor
-        collide under an exclusion constraint, an expression or a partial unique index."""
+        collide under an exclusion constraint or a unique index on an expression."""
         from hypothesis import strategies as st
 
         spec = self.spec(table)
@@ -143,6 +143,7 @@ class Constraints:
             return st.lists(rows, min_size=min_size, max_size=max_size,
                             unique_by=tuple(key_of(i) for i in range(len(plain))) or None)
         return _held_together(self._probe, spec, rows, min_size, max_size)
+
     def fill(self, table: Any, n: int, **fixed: Any) -> int:
         """Insert ``n`` valid rows through COPY (parents first where a NOT NULL foreign key
         needs them); returns ``n``. ``fixed`` pins columns to values."""

@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 
 from pytest_dbarch.constraints import evaluate as ev
 from pytest_dbarch.constraints import values
-from pytest_dbarch.constraints.decoded import ByteSource, Layout
 from pytest_dbarch.constraints.checks_parse import Compare, Conjunction, Length, Match, Members, Null, Other, Relation, Rule
+from pytest_dbarch.constraints.decoded import ByteSource, Layout
 from pytest_dbarch.constraints.evaluate import MIRROR
 from pytest_dbarch.constraints.schema import ForeignKey, TableSpec, UniqueKey
 from pytest_dbarch.constraints.spaces import Space, coerce as _coerce
