@@ -511,3 +511,39 @@ def test_exclusion_constraints_are_kept_and_refuse_violators(
     evidence = "\n".join(f.evidence for f in findings if f.rule == "constraints.rejects-violator")
     assert "EXCLUDE bookings_room_during_excl: refused with 23P01" in evidence
     assert "EXCLUDE slots_span_excl: refused with 23P01" in evidence
+
+
+def test_a_database_check_refusing_null_is_stricter_only_where_the_models_allow_null(
+        dbarch_psycopg: psycopg.Connection) -> None:
+    """``rating IS NOT NULL AND rating BETWEEN 1 AND 5`` in the database, ``rating BETWEEN 1
+    AND 5`` in the models: NULL passes the models' CHECK, so where the model column is
+    nullable the application may write it and the database refuses (a warning, with the
+    row); where the model column is NOT NULL it never sends NULL: silent."""
+    from pytest_dbarch.constraints.api import Constraints
+
+    dbarch_psycopg.execute("""
+        CREATE TABLE reviews (id serial PRIMARY KEY, rating smallint
+            CONSTRAINT rating_range CHECK (rating IS NOT NULL AND rating BETWEEN 1 AND 5))""")
+
+    def models(nullable: bool) -> Any:
+        class Base(DeclarativeBase):
+            pass
+
+        class Review(Base):
+            __tablename__ = "reviews"
+            __table_args__ = (CheckConstraint("rating BETWEEN 1 AND 5", name="rating_range"),)
+            id: Mapped[int] = mapped_column(primary_key=True)
+            rating: Mapped[Optional[int]] = mapped_column(nullable=nullable)
+
+        return Base.metadata
+
+    def stricter(nullable: bool) -> list[Any]:
+        api = Constraints(dbarch_psycopg, models=lambda: models(nullable), seed="null-gap")
+        return [f for f in api.check("reviews") if f.rule == "constraints.database-check-stricter"]
+
+    [found] = stricter(nullable=True)
+    assert found.status.value == "warning", found.title
+    assert found.title == ("public.reviews: rating=None refused by rating_range; models allow it "
+                           "(rating BETWEEN 1 AND 5)")
+    [silent] = stricter(nullable=False)
+    assert silent.status.value == "passed", silent.title
