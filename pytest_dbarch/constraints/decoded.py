@@ -284,7 +284,7 @@ def _characters(codec: str) -> dict[int, str]:
     alnum = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
     marks = " .,-_'\"\\/%@#!?:;()[]{}<>=+*&|~\t\n"
     wide = "éüßçñøåæ¡¿°±µÀÿ€œЖДλπ中文日本語한국어🙂\u0301א"
-    wide = "".join(c for c in wide if _encodable(c, codec)) or alnum
+    wide = "".join(c for c in wide if values.encodable(c, codec)) or alnum
     table = {}
     for byte in range(256):
         if byte < 192:
@@ -294,14 +294,6 @@ def _characters(codec: str) -> dict[int, str]:
         else:
             table[byte] = wide[(byte - 224) % len(wide)]
     return table
-
-
-def _encodable(char: str, codec: str) -> bool:
-    try:
-        char.encode(codec)
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _float(space: Space, flavour: int, payload: bytes) -> float:

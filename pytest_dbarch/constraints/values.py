@@ -354,7 +354,7 @@ def _text_sampler(space: Space) -> Sampler:
             return regex.sample(generator, flags, rng)
 
         return from_pattern
-    extra = "".join(c for c in _SOME_UNICODE if _encodable(c, kind.codec))
+    extra = "".join(c for c in _SOME_UNICODE if encodable(c, kind.codec))
     padded = kind.padded
     low = space.min_len
     typical = min(top, max(low, 12))
@@ -378,7 +378,8 @@ def _text_sampler(space: Space) -> Sampler:
 _LETTERS = bytes((string.ascii_letters + string.digits + " .").encode()) * 4
 
 
-def _encodable(char: str, codec: str) -> bool:
+def encodable(char: str, codec: str) -> bool:
+    """Whether the database encoding (as a Python codec) holds ``char``."""
     try:
         char.encode(codec)
     except UnicodeEncodeError:
