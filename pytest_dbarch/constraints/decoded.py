@@ -1,7 +1,7 @@
 """One row from one hypothesis choice: the values of a row decoded from a string of bytes.
 
 hypothesis records every draw as a choice, and recording costs more than the rest of a
-row's work (a row of ten columns took a dozen choices, 4 ms), so ``.rows()`` draws a row
+row's work (a row of ten columns took about twenty choices), so ``.rows()`` draws a row
 as ONE fixed-size ``bytes`` choice cut into slots: a run of CHECK-branch picks, one slot
 per foreign key, one per column. A slot decodes deterministically, under two rules that
 keep hypothesis' shrinking (it lowers the bytes towards zero, one at a time) as useful
