@@ -102,9 +102,36 @@ def test_unique_holds_across_examples_and_against_rows_already_there(
     @given(dbarch_constraints.lists("seats", min_size=2, max_size=5))
     def together(rows: list[dict[str, Any]]) -> None:
         assert len({r["code"] for r in rows}) == len(rows)
+        # lower(email) is an expression index: the rows were drawn against each other in the
+        # database, and none of them is left there
+        assert dbarch_psycopg.execute("SELECT count(*) FROM seats").fetchone()[0] == 0  # type: ignore[index]
+        with dbarch_psycopg.transaction(force_rollback=True):
+            for row in rows:
+                assert dbarch_constraints._probe.insert(spec, row, keep=True).ok, rows
 
     dbarch_psycopg.execute("DELETE FROM seats")
     together()
+
+
+def test_lists_keep_rows_apart_under_keys_only_the_database_can_judge(
+        dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """An expression index (n % 3): three rows of a list must take the three remainders,
+    which equality of values cannot see; the rows are drawn against each other in a
+    savepoint that is gone when the test body runs."""
+    dbarch_psycopg.execute("CREATE TABLE thirds (n int NOT NULL CHECK (n >= 0))")
+    dbarch_psycopg.execute("CREATE UNIQUE INDEX thirds_mod ON thirds ((n % 3))")
+    spec = dbarch_constraints.spec("thirds")
+
+    @QUICK
+    @given(dbarch_constraints.lists("thirds", min_size=3, max_size=3))
+    def three(rows: list[dict[str, Any]]) -> None:
+        assert sorted(r["n"] % 3 for r in rows) == [0, 1, 2], rows
+        assert dbarch_psycopg.execute("SELECT count(*) FROM thirds").fetchone()[0] == 0  # type: ignore[index]
+        with dbarch_psycopg.transaction(force_rollback=True):
+            for row in rows:
+                assert dbarch_constraints._probe.insert(spec, row, keep=True).ok, rows
+
+    three()
 
 
 def test_fill_stops_with_a_clear_error_when_unique_values_run_out(
@@ -377,6 +404,70 @@ def test_domains_draw_inside_their_checks_and_refuse_violators(
             label, held.evidence)
 
 
+def test_a_domain_over_a_domain_keeps_both_checks(dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """The catalog resolves one level of domain; the chain is followed to the base type and
+    every CHECK (and NOT NULL) on the way applies, each with a violator of its own."""
+    dbarch_psycopg.execute("""
+        CREATE DOMAIN positive AS int CHECK (VALUE > 0);
+        CREATE DOMAIN small_positive AS positive CHECK (VALUE < 10);
+        CREATE DOMAIN code AS varchar(5) NOT NULL;
+        CREATE DOMAIN short_code AS code CHECK (VALUE ~ '^[a-z]+$');
+        CREATE TABLE nested (id serial PRIMARY KEY, n small_positive NOT NULL, m small_positive, c short_code)""")
+    spec = dbarch_constraints.spec("nested")
+    assert spec.columns["n"].kind.name == "int" and spec.columns["c"].kind.max_len == 5
+    seen: list[dict[str, Any]] = []
+
+    @QUICK
+    @given(dbarch_constraints.rows("nested"))
+    def insert(row: dict[str, Any]) -> None:
+        assert 0 < row["n"] < 10 and (row["m"] is None or 0 < row["m"] < 10)
+        assert re.fullmatch("[a-z]{1,5}", row["c"])
+        outcome = dbarch_constraints._probe.insert(spec, row)
+        assert outcome.ok, (outcome.describe(), row)
+        seen.append(row)
+
+    insert()
+    assert len({r["n"] for r in seen}) > 3
+    findings = dbarch_constraints.check("nested")
+    assert [f.title for f in findings if f.is_problem] == []
+    [held] = [f for f in findings if f.rule == "constraints.rejects-violator"]
+    for label in ("DOMAIN CHECK small_positive_check on n: refused with 23514",
+                  "DOMAIN CHECK positive_check on n: refused with 23514",
+                  "DOMAIN CHECK short_code_check on c: refused with 23514", "NOT NULL c: refused with 23502"):
+        assert label in held.evidence, (label, held.evidence)
+
+
+def test_an_exclusion_constraint_on_an_expression(dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """``tsrange(starts, ends) WITH &&``: rows kept one after another never overlap, lists
+    neither, and its violator is refused with 23P01."""
+    dbarch_psycopg.execute("""
+        CREATE TABLE meetings (id serial PRIMARY KEY, starts timestamp NOT NULL, ends timestamp NOT NULL,
+                               CHECK (ends > starts), EXCLUDE USING gist (tsrange(starts, ends) WITH &&))""")
+    spec = dbarch_constraints.spec("meetings")
+
+    @settings(QUICK, max_examples=40)
+    @given(dbarch_constraints.rows("meetings"))
+    def insert(row: dict[str, Any]) -> None:
+        outcome = dbarch_constraints._probe.insert(spec, row, keep=True)  # kept: later rows must avoid it
+        assert outcome.ok, (outcome.describe(), row)
+
+    insert()
+
+    @settings(QUICK, max_examples=15)
+    @given(dbarch_constraints.lists("meetings", min_size=2, max_size=4))
+    def together(rows: list[dict[str, Any]]) -> None:
+        with dbarch_psycopg.transaction(force_rollback=True):
+            for row in rows:
+                outcome = dbarch_constraints._probe.insert(spec, row, keep=True)
+                assert outcome.ok, (outcome.describe(), rows)
+
+    together()
+    findings = dbarch_constraints.check("meetings")
+    assert [f.title for f in findings if f.is_problem] == []
+    [held] = [f for f in findings if f.rule == "constraints.rejects-violator"]
+    assert "EXCLUDE meetings_tsrange_excl: refused with 23P01" in held.evidence
+
+
 def test_exclusion_constraints_are_kept_and_refuse_violators(
         dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
     dbarch_psycopg.execute("SAVEPOINT gist")
@@ -403,8 +494,56 @@ def test_exclusion_constraints_are_kept_and_refuse_violators(
         assert outcome.ok, (outcome.describe(), row)
 
     insert()
+
+    @settings(QUICK, max_examples=25)
+    @given(dbarch_constraints.lists("slots", min_size=2, max_size=6))
+    def overlapping_never(rows: list[dict[str, Any]]) -> None:
+        """Ranges of one list never overlap each other (nor the 200 rows already there)."""
+        slots = dbarch_constraints.spec("slots")
+        with dbarch_psycopg.transaction(force_rollback=True):
+            for row in rows:
+                outcome = dbarch_constraints._probe.insert(slots, row, keep=True)
+                assert outcome.ok, (outcome.describe(), rows)
+
+    overlapping_never()
     findings = dbarch_constraints.check("bookings", "slots")
     assert [f.title for f in findings if f.is_problem] == []
     evidence = "\n".join(f.evidence for f in findings if f.rule == "constraints.rejects-violator")
     assert "EXCLUDE bookings_room_during_excl: refused with 23P01" in evidence
     assert "EXCLUDE slots_span_excl: refused with 23P01" in evidence
+
+
+def test_a_database_check_refusing_null_is_stricter_only_where_the_models_allow_null(
+        dbarch_psycopg: psycopg.Connection) -> None:
+    """``rating IS NOT NULL AND rating BETWEEN 1 AND 5`` in the database, ``rating BETWEEN 1
+    AND 5`` in the models: NULL passes the models' CHECK, so where the model column is
+    nullable the application may write it and the database refuses (a warning, with the
+    row); where the model column is NOT NULL it never sends NULL: silent."""
+    from pytest_dbarch.constraints.api import Constraints
+
+    dbarch_psycopg.execute("""
+        CREATE TABLE reviews (id serial PRIMARY KEY, rating smallint
+            CONSTRAINT rating_range CHECK (rating IS NOT NULL AND rating BETWEEN 1 AND 5))""")
+
+    def models(nullable: bool) -> Any:
+        class Base(DeclarativeBase):
+            pass
+
+        class Review(Base):
+            __tablename__ = "reviews"
+            __table_args__ = (CheckConstraint("rating BETWEEN 1 AND 5", name="rating_range"),)
+            id: Mapped[int] = mapped_column(primary_key=True)
+            rating: Mapped[Optional[int]] = mapped_column(nullable=nullable)
+
+        return Base.metadata
+
+    def stricter(nullable: bool) -> list[Any]:
+        api = Constraints(dbarch_psycopg, models=lambda: models(nullable), seed="null-gap")
+        return [f for f in api.check("reviews") if f.rule == "constraints.database-check-stricter"]
+
+    [found] = stricter(nullable=True)
+    assert found.status.value == "warning", found.title
+    assert found.title == ("public.reviews: rating=None refused by rating_range; models allow it "
+                           "(rating BETWEEN 1 AND 5)")
+    [silent] = stricter(nullable=False)
+    assert silent.status.value == "passed", silent.title

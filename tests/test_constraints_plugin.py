@@ -163,3 +163,56 @@ def test_domains_exclusions_and_a_database_stricter_than_the_models(external_pyt
     assert "pytest.ini::constraints[reviews] PASSED" in output and "pytest.ini::constraints[rooms] PASSED" in output
     assert "rating=5 refused by rating_range" in output  # the warning is reported
     assert "Traceback" not in output
+
+
+# A table whose CHECK allows qty up to 999 while a trigger refuses 100 and more: a schema
+# wrong on purpose, to pin what a counterexample looks like once hypothesis has shrunk it.
+SHRINK_SCHEMA = '''
+CREATE TABLE orders (
+    id serial PRIMARY KEY,
+    qty int NOT NULL CHECK (qty >= 0 AND qty < 1000),
+    note varchar(40),
+    placed date NOT NULL,
+    price numeric(8, 2) NOT NULL CHECK (price > 0)
+);
+CREATE FUNCTION small_orders() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.qty >= 100 THEN RAISE EXCEPTION 'qty % is too large', NEW.qty; END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER small_orders BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION small_orders();
+'''
+
+
+def test_counterexamples_shrink_to_the_boundary_and_the_simplest_values(external_pytester: pytest.Pytester) -> None:
+    """One hypothesis choice per row must still shrink column by column: the refused row
+    shows qty=100 (the trigger's boundary), not a random value, and every other column at
+    its simplest (NULL, 2000-01-01, the smallest price the CHECK allows)."""
+    write_project(external_pytester.path, SHRINK_SCHEMA, examples=100)
+    external_pytester.makepyfile(test_user="""
+        from hypothesis import given
+
+        def test_valid_rows_names_the_refusal_and_the_minimal_row(dbarch_constraints):
+            [found] = [f for f in dbarch_constraints.check("orders") if f.rule == "constraints.valid-rows"]
+            print(found.title)
+            print(found.evidence)
+            assert found.status.value == "warning", found.title
+
+        def test_a_users_property_fails_on_the_minimal_row(dbarch_constraints):
+            @given(dbarch_constraints.rows("orders"))
+            def small(row):
+                assert row["qty"] < 100
+
+            small()
+    """)
+    result = external_pytester.runpytest("-s", "-p", "no:randomly")
+    output = result.stdout.str()
+    result.assert_outcomes(passed=1, failed=1)
+    assert "public.orders: a row meeting every constraint was refused (P0001), probably by a trigger" in output
+    row = "qty=100, note=None, placed=datetime.date(2000, 1, 1), price=Decimal('0.01')"
+    assert f"row: {row}" in output
+    assert "PostgreSQL: P0001: qty 100 is too large" in output
+    # The user's own property test: hypothesis prints the minimal falsifying row.
+    assert "row = {'qty': 100, 'note': None, 'placed': datetime.date(2000, 1, 1), 'price': Decimal('0.01')}" in output
+    assert "Failing test case: small(" in output
+    assert "Traceback" not in output

@@ -76,14 +76,17 @@ class Constraints:
     @property
     def catalog(self) -> Catalog:
         if self._catalog is None:
+            from pytest_dbarch.constraints import domains
+
             with plugin_statements():
-                self._catalog = catalog_module.read(self._conn)
+                self._catalog = domains.resolve(self._conn, catalog_module.read(self._conn))
         return self._catalog
 
     def refresh(self) -> None:
         """Read the schema again (after DDL in the test)."""
         self._catalog = None
         self._specs.clear()
+        self._probe.forget()
 
     def spec(self, table: Any) -> TableSpec:
         """How rows of ``table`` are generated (columns, spaces, rules, keys)."""
@@ -116,14 +119,16 @@ class Constraints:
         return rows.strategy(draws.live_drawer(spec, self._probe, self.stats(table)), overrides)
 
     def lists(self, table: Any, min_size: int = 0, max_size: int = 10, **overrides: Any) -> SearchStrategy[list[dict[str, Any]]]:
-        """Lists of rows that can all be inserted together (UNIQUE keys distinct among them)."""
+        """Lists of rows that can all be inserted together: no two share a UNIQUE key, nor
+        collide under an exclusion constraint or a unique index on an expression."""
         from hypothesis import strategies as st
 
         spec = self.spec(table)
-        keys = [k for k in spec.uniques if k.plain and not any(c in spec.left_out for c in k.columns)]
+        keys = [k for k in spec.uniques if not any(c in spec.left_out for c in k.columns)]
+        plain = [k for k in keys if k.plain]  # a partial one too: kept apart even outside it, to be safe
 
         def key_of(index: int) -> Callable[[dict[str, Any]], Any]:
-            key = keys[index]
+            key = plain[index]
 
             def value(row: dict[str, Any]) -> Any:
                 found = tuple(repr(row.get(c)) for c in key.key_columns)
@@ -133,9 +138,11 @@ class Constraints:
 
             return value
 
-        strategy = st.lists(self.rows(table, **overrides), min_size=min_size, max_size=max_size,
-                            unique_by=tuple(key_of(i) for i in range(len(keys))) or None)
-        return strategy
+        rows = self.rows(table, **overrides)
+        if len(plain) == len(keys):  # equality of values decides every collision: no database needed
+            return st.lists(rows, min_size=min_size, max_size=max_size,
+                            unique_by=tuple(key_of(i) for i in range(len(plain))) or None)
+        return _held_together(self._probe, spec, rows, min_size, max_size)
 
     def fill(self, table: Any, n: int, **fixed: Any) -> int:
         """Insert ``n`` valid rows through COPY (parents first where a NOT NULL foreign key
@@ -172,6 +179,32 @@ class Constraints:
         names = [self.spec(t).qualified for t in tables] if tables else None
         return properties.run(self._probe, self.catalog, self.spec, self._models(), names,
                               settings=settings, skips=self._skips or Skips(), seed=self._seed)
+
+
+def _held_together(probe: Probe, spec: TableSpec, rows: SearchStrategy[dict[str, Any]], min_size: int,
+                   max_size: int) -> SearchStrategy[list[dict[str, Any]]]:
+    """Lists whose rows collide in ways only the database can judge (``during WITH &&``,
+    ``lower(email)``): each row is inserted in a savepoint as it is drawn, so the next one
+    is drawn against it, and the savepoint is rolled back before the list is handed over."""
+    from hypothesis import reject
+    from hypothesis import strategies as st
+
+    @st.composite
+    def together(draw: Callable[[SearchStrategy[Any]], Any]) -> list[dict[str, Any]]:
+        wanted = draw(st.integers(min_size, max_size))
+        found: list[dict[str, Any]] = []
+        with probe.savepoint():
+            for _ in range(wanted + 3):  # a few refusals (a trigger) are skipped
+                if len(found) == wanted:
+                    break
+                row = draw(rows)
+                if probe.insert(spec, row, keep=True).ok:
+                    found.append(row)
+        if len(found) < min_size:
+            reject()
+        return found
+
+    return together()
 
 
 def _check_columns(spec: TableSpec, given: Mapping[str, Any]) -> None:

@@ -44,6 +44,7 @@ class Intent:
     checks: dict[str, list[ModelCheck]] = field(default_factory=dict)
     foreign_keys: dict[str, list[ModelForeignKey]] = field(default_factory=dict)
     tables: set[str] = field(default_factory=set)  # catalog tables the models describe
+    not_null: dict[str, frozenset[str]] = field(default_factory=dict)  # columns the models never leave NULL
 
     def foreign_key(self, table: str, columns: tuple[str, ...], parent: str) -> ModelForeignKey | None:
         for fk in self.foreign_keys.get(table, []):
@@ -72,6 +73,7 @@ def read(metadata: MetaData | None, catalog: Catalog) -> Intent:
         if qualified is None:
             continue
         intent.tables.add(qualified)
+        intent.not_null[qualified] = frozenset(c.name for c in model_table.columns if c.nullable is False)
         for constraint in model_table.constraints:
             if isinstance(constraint, CheckConstraint):
                 text = compiler.sql_compiler.process(constraint.sqltext, include_table=False, literal_binds=True)

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from pytest_dbarch.constraints.checks_parse import Rule
 from pytest_dbarch.constraints.context import Context, quiet
 from pytest_dbarch.constraints.intent import ModelCheck
-from pytest_dbarch.constraints.rows import Aim, HypothesisSource, NoParentRows
+from pytest_dbarch.constraints.rows import Aim, NoParentRows, draw_bytes
 from pytest_dbarch.constraints.schema import TableSpec
 from pytest_dbarch.constraints.search import first, mutations
 from pytest_dbarch.findings import Area, Finding, Status
@@ -105,11 +105,13 @@ def _search(ctx: Context, spec: TableSpec, rule: Rule) -> dict[str, Any] | None:
 
 
 def _smallest_row(ctx: Context, spec: TableSpec, refusing: Rule, allowing: list[Rule], rule_id: str,
-                  label: str, aim: Aim, base_aim: Aim | None = None) -> dict[str, Any] | None:
+                  label: str, aim: Aim, base_aim: Aim | None = None,
+                  model_not_null: frozenset[str] = frozenset()) -> dict[str, Any] | None:
     """The smallest row that ``refusing`` refuses and every rule of ``allowing`` allows
-    (NOT NULL columns of ``refusing`` filled), judged by PostgreSQL: hypothesis searches
-    first, then mutations of one valid row."""
-    required = [c.name for c in spec.table.columns if c.not_null and c.name in refusing.columns]
+    (columns of ``refusing`` that the table or the models declare NOT NULL filled),
+    judged by PostgreSQL: hypothesis searches first, then mutations of one valid row."""
+    required = [c.name for c in spec.table.columns
+                if (c.not_null or c.name in model_not_null) and c.name in refusing.columns]
     tests = [f"(({refusing.sql})) IS FALSE"]
     tests += [f"(({r.sql})) IS NOT FALSE" for r in allowing]
     tests += [f"{sql.Identifier(c).as_string(None)} IS NOT NULL" for c in required]
@@ -122,7 +124,7 @@ def _smallest_row(ctx: Context, spec: TableSpec, refusing: Rule, allowing: list[
 
     @st.composite
     def candidates(draw: Any) -> dict[str, Any]:
-        row = drawer.draw(HypothesisSource(draw), None, aim, attempts=6)
+        row = draw_bytes(drawer, draw, None, aim, attempts=6)
         if row is None:
             from hypothesis import reject
 
@@ -182,10 +184,16 @@ def stricter(ctx: Context, spec: TableSpec) -> list[Finding]:
 
 
 def _search_refused(ctx: Context, spec: TableSpec, database_check: Rule, models: list[Rule]) -> dict[str, Any] | None:
-    """The smallest row every model CHECK allows and ``database_check`` alone refuses."""
+    """The smallest row every model CHECK allows and ``database_check`` alone refuses.
+
+    A NULL the models' CHECK lets through (a CHECK is not false on NULL) counts only where
+    the models leave the column nullable: ``rating IS NOT NULL AND ...`` in the database
+    refuses what an ``Optional`` rating may hold, but a NOT NULL model column never sends
+    NULL (and the NOT NULL mismatch itself is the schema lint's to report)."""
     others = [r for r in spec.check_rules() if r is not database_check]
     return _smallest_row(ctx, spec, database_check, [*models, *others], STRICTER, "stricter",
-                         Aim(violate=database_check, extra=tuple(models)), base_aim=Aim(extra=tuple(models)))
+                         Aim(violate=database_check, extra=tuple(models)), base_aim=Aim(extra=tuple(models)),
+                         model_not_null=ctx.intent.not_null.get(spec.qualified, frozenset()))
 
 
 def _stricter_finding(spec: TableSpec, database_check: Rule, models: list[ModelCheck],

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import psycopg
@@ -60,6 +61,16 @@ def qualified_ident(qualified: str) -> str:
     return sql.Identifier(schema, name).as_string(None)
 
 
+@lru_cache(maxsize=256)
+def _parent_key_sql(parent: str, columns: tuple[str, ...]) -> str:
+    """The ``%s``-th key of a parent (built once per foreign key: it runs for every row)."""
+    cols = ", ".join(_ident(c) for c in columns).replace("%", "%%")
+    present = " AND ".join(f"{_ident(c)} IS NOT NULL" for c in columns).replace("%", "%%")
+    table = qualified_ident(parent).replace("%", "%%")
+    return (f"SELECT {cols} FROM {table} WHERE {present} ORDER BY {cols} LIMIT 1 "
+            f"OFFSET (%s::bigint %% greatest((SELECT count(*) FROM {table} WHERE {present}), 1))")
+
+
 class Probe:
     """Database questions about generated rows, on one connection."""
 
@@ -67,6 +78,11 @@ class Probe:
         self.conn = conn
         self._counter = 0
         self.last_refusal: Outcome | None = None  # why the last typed row could not be evaluated
+        self._insert_heads: dict[tuple[str, tuple[str, ...]], tuple[str, list[str]]] = {}
+
+    def forget(self) -> None:
+        """Drop what was built from the schema (after DDL)."""
+        self._insert_heads.clear()
 
     # --- plumbing
 
@@ -124,17 +140,28 @@ class Probe:
     # --- SQL of rows
 
     def insert_sql(self, spec: TableSpec, row: Mapping[str, Any], returning: Sequence[str] = ()) -> str:
-        names = [n for n in row]
-        kinds = {n: spec.columns[n].kind.name if n in spec.columns else "" for n in names}
-        values = ", ".join(literal(row[n], kinds[n]) for n in names)
-        columns = ", ".join(_ident(n) for n in names)
-        text = (f"INSERT INTO {table_ident(spec)} ({columns}) VALUES ({values})" if names
-                else f"INSERT INTO {table_ident(spec)} DEFAULT VALUES")
-        if any(spec.table.column(n).identity == "always" for n in names):
-            text = text.replace(") VALUES (", ") OVERRIDING SYSTEM VALUE VALUES (", 1)
+        names = tuple(row)
+        if not names:
+            text = f"INSERT INTO {table_ident(spec)} DEFAULT VALUES"
+        else:
+            head, kinds = self._insert_head(spec, names)
+            text = f"{head}{', '.join(literal(row[n], kind) for n, kind in zip(names, kinds))})"
         if returning:
             text += " RETURNING " + ", ".join(_ident(c) for c in returning)
         return text
+
+    def _insert_head(self, spec: TableSpec, names: tuple[str, ...]) -> tuple[str, list[str]]:
+        """``INSERT INTO t (a, b) VALUES (`` and the kinds of the columns, built once per
+        column list: rows of a table are inserted by the hundred."""
+        key = (spec.qualified, names)
+        found = self._insert_heads.get(key)
+        if found is None:
+            kinds = [spec.columns[n].kind.name if n in spec.columns else "" for n in names]
+            overriding = any(spec.table.column(n).identity == "always" for n in names)
+            head = (f"INSERT INTO {table_ident(spec)} ({', '.join(_ident(n) for n in names)})"
+                    f"{' OVERRIDING SYSTEM VALUE' if overriding else ''} VALUES (")
+            found = self._insert_heads[key] = (head, kinds)
+        return found
 
     def typed_row(self, spec: TableSpec, row: Mapping[str, Any]) -> str:
         """``SELECT <literal>::<type> AS <column>, ...`` for every column of the table."""
@@ -149,14 +176,11 @@ class Probe:
 
     def parent_key(self, fk: ForeignKey, pick: int) -> tuple[Any, ...] | None:
         """The ``pick``-th key (modulo the row count, in key order) of the parent table."""
-        cols = ", ".join(_ident(c) for c in fk.parent_columns)
-        present = " AND ".join(f"{_ident(c)} IS NOT NULL" for c in fk.parent_columns)
-        parent = qualified_ident(fk.parent)
-        rows = self.query(
-            f"SELECT {cols} FROM {parent} WHERE {present} ORDER BY {cols} LIMIT 1 "
-            f"OFFSET ({int(pick)}::bigint % greatest((SELECT count(*) FROM {parent} WHERE {present}), 1))"
-        )
-        return tuple(rows[0]) if rows else None
+        with self._plugin(), self.conn.cursor() as cur:
+            # a parameter, and psycopg's own choice to prepare: it runs for every row drawn
+            cur.execute(_parent_key_sql(fk.parent, fk.parent_columns), [int(pick)])
+            found = cur.fetchone()
+        return tuple(found) if found else None
 
     def parent_keys(self, fk: ForeignKey, limit: int = 100_000) -> list[tuple[Any, ...]]:
         cols = ", ".join(_ident(c) for c in fk.parent_columns)

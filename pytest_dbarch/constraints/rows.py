@@ -1,8 +1,9 @@
 """Drawing one row of a table: CHECK branches, foreign keys, columns in order, then the checks.
 
-One algorithm, two sources of randomness: hypothesis (``HypothesisSource``, for
-``.rows()``: shrinkable, minimal failing rows) and ``random.Random`` (``RandomSource``,
-for ``.fill()``, ``.factory()`` and the built-in checks' base rows). For each CHECK a
+One algorithm, two sources of randomness: hypothesis (``decoded.ByteSource``: one
+``bytes`` choice per row, decoded slot by slot, for ``.rows()`` and the checks' searches:
+shrinkable, minimal failing rows) and ``random.Random`` (``RandomSource``, for
+``.fill()``, ``.factory()`` and the built-in checks' base rows). For each CHECK a
 branch of its DNF is picked that fits the columns' spaces so far; foreign keys take keys
 the parent table holds; columns are drawn in table order, a column compared with an
 earlier one (``start_date <= end_date``) bounded by that one's value. The finished row
@@ -13,6 +14,7 @@ the rows already in the table. ``DrawStats`` keeps the tally (the acceptance rat
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +27,7 @@ from hypothesis import strategies as st
 from pytest_dbarch.constraints import evaluate as ev
 from pytest_dbarch.constraints import values
 from pytest_dbarch.constraints.checks_parse import Compare, Conjunction, Length, Match, Members, Null, Other, Relation, Rule
+from pytest_dbarch.constraints.decoded import ByteSource, Layout
 from pytest_dbarch.constraints.evaluate import MIRROR
 from pytest_dbarch.constraints.schema import ForeignKey, TableSpec, UniqueKey
 from pytest_dbarch.constraints.spaces import Space, coerce as _coerce
@@ -46,42 +49,14 @@ class NoParentRows(DbarchError):
 
 
 class Source(Protocol):
+    """The choices of a draw; ``at`` names the column or foreign key a choice is for."""
+
     def pick(self, n: int) -> int: ...
-    def value(self, space: Space) -> Any: ...
-    def between(self, space: Space) -> Any: ...
-    def leave_null(self) -> bool: ...
-    def key_index(self) -> int: ...
+    def value(self, space: Space, at: str = "") -> Any: ...
+    def between(self, space: Space, at: str = "") -> Any: ...
+    def leave_null(self, at: str = "") -> bool: ...
+    def key_index(self, at: str = "") -> int: ...
     def salt(self) -> int: ...
-
-
-class HypothesisSource:
-    """Choices drawn by hypothesis, so failing rows shrink."""
-
-    def __init__(self, draw: Callable[[st.SearchStrategy[Any]], Any]) -> None:
-        self.draw = draw
-
-    def pick(self, n: int) -> int:
-        return int(self.draw(st.integers(0, n - 1)))
-
-    def value(self, space: Space) -> Any:
-        if space.single:
-            return space.allowed[0]  # type: ignore[index]
-        return self.draw(values.strategy(space))
-
-    def between(self, space: Space) -> Any:
-        """A value of a space narrowed for this row only (bounded by another column)."""
-        return values.between(space, self.draw)
-
-    def leave_null(self) -> bool:
-        return not self.draw(st.booleans())  # shrinks towards NULL, the simpler row
-
-    def key_index(self) -> int:
-        return int(self.draw(st.integers(0, 2**16)))
-
-    def salt(self) -> int:
-        """Seed for UNIQUE repairs, drawn whether or not one is needed: the choices a draw
-        makes must not depend on the database's state, or hypothesis sees a flaky strategy."""
-        return int(self.draw(st.integers(0, 2**32)))
 
 
 class RandomSource:
@@ -93,18 +68,18 @@ class RandomSource:
     def pick(self, n: int) -> int:
         return self.rng.randrange(n)
 
-    def value(self, space: Space) -> Any:
+    def value(self, space: Space, at: str = "") -> Any:
         if space.single:
             return space.allowed[0]  # type: ignore[index]
         return values.sampler(space)(self.rng)
 
-    def between(self, space: Space) -> Any:
+    def between(self, space: Space, at: str = "") -> Any:
         return self.value(space)
 
-    def leave_null(self) -> bool:
+    def leave_null(self, at: str = "") -> bool:
         return self.rng.random() < values.NULL_SHARE
 
-    def key_index(self) -> int:
+    def key_index(self, at: str = "") -> int:
         return self.rng.randrange(2**31)
 
     def salt(self) -> int:
@@ -240,6 +215,15 @@ class RowDrawer:
         self._exact: dict[tuple[int, int], bool] = {}
         self._leaves: dict[tuple[Any, ...], Plan] = {}
         self._leaf_lists: dict[tuple[Any, ...], list[Plan] | None] = {}
+        self._layout: Layout | None = None
+
+    @property
+    def layout(self) -> Layout:
+        """Where each choice of a row lies in the bytes ``draw_bytes`` decodes."""
+        if self._layout is None:
+            self._layout = Layout.of(self._base, {fk.name: fk.columns for fk in self.spec.foreign_keys},
+                                      len(self.spec.rules))
+        return self._layout
 
     def draw(self, source: Source, fixed: Mapping[str, Any] | None = None, aim: Aim | None = None,
              attempts: int = ATTEMPTS) -> dict[str, Any] | None:
@@ -279,7 +263,7 @@ class RowDrawer:
                     self.stats.reject(f"{relation.left} {relation.op} {relation.right}: no value fits")
                     return None
             try:
-                row[name] = source.between(space) if bounded else source.value(space)
+                row[name] = source.between(space, name) if bounded else source.value(space, name)
             except values.NoValue:
                 self.stats.reject(f"{name}: no value found")
                 return None
@@ -426,10 +410,10 @@ class RowDrawer:
         pinned: dict[str, Any] = {}
         spaces = plan.spaces
         for fk, required in plan.foreign_keys(self.spec, fixed):
-            if not required and fk.nullable and source.leave_null():
+            if not required and fk.nullable and source.leave_null(fk.name):
                 _null_out(pinned, spaces, fk)
                 continue
-            key = self.keys.key(fk, source.key_index()) if self.keys is not None else None
+            key = self.keys.key(fk, source.key_index(fk.name)) if self.keys is not None else None
             if key is None:
                 if fk.nullable and not required:
                     _null_out(pinned, spaces, fk)
@@ -531,11 +515,38 @@ class RowDrawer:
                     )
                 repaired[name] = free[0]
                 return repaired
+            shifted = self._shifted(row, movable, used, rng)
+            if shifted is not None:
+                return shifted
             for name in movable:
                 repaired[name] = values.sampler(used[name])(rng)
         except values.NoValue:
             return None
         return repaired
+
+    def _shifted(self, row: dict[str, Any], movable: list[str], used: Mapping[str, Space],
+                 rng: random.Random) -> dict[str, Any] | None:
+        """The key's columns moved together by one random distance, when they count in the
+        same steps (``tsrange(starts, ends)``): drawn apart, ``ends > starts`` would break."""
+        if len(movable) < 2 or len({used[c].kind for c in movable}) != 1 or any(row[c] is None for c in movable):
+            return None
+        units = values.units(used[movable[0]].kind)
+        if units is None:
+            return None
+        to_units, from_units = units
+        fresh = values.sampler(used[movable[0]])(rng)
+        if fresh is None:
+            return None
+        distance = to_units(fresh, False) - to_units(row[movable[0]], False)
+        shifted = dict(row)
+        try:
+            for name in movable:
+                shifted[name] = from_units(to_units(row[name], False) + distance)
+        except (OverflowError, ValueError):
+            return None
+        if any(self._base[c].admits(shifted[c]) is False for c in movable):
+            return None
+        return shifted
 
 
 def _bound_by_each_other(spaces: dict[str, Space], relation: Relation) -> bool:
@@ -615,9 +626,26 @@ def strategy(drawer: RowDrawer, overrides: Mapping[str, Any]) -> st.SearchStrate
         fixed = {name: draw(value) if isinstance(value, st.SearchStrategy) else value
                  for name, value in overrides.items()}
         aim = given_on_purpose(drawer.spec, fixed) if fixed else None
-        row = drawer.draw(HypothesisSource(draw), fixed, aim)
+        row = draw_bytes(drawer, draw, fixed, aim)
         if row is None:
             reject()
         return row  # type: ignore[return-value]
 
     return rows()
+
+
+def draw_bytes(drawer: RowDrawer, draw: Callable[[st.SearchStrategy[Any]], Any], fixed: Mapping[str, Any] | None,
+               aim: Aim | None, attempts: int = ATTEMPTS) -> dict[str, Any] | None:
+    """A row from one hypothesis choice (``decoded``): a fixed-size string of bytes, decoded
+    slot by slot. An attempt thrown away is followed by bytes derived from the same choice,
+    not by another choice: whether an attempt is thrown away can depend on the rows in the
+    table (a UNIQUE or exclusion collision), and hypothesis must see the same choices for
+    the same row whatever the table holds, or it calls the strategy flaky."""
+    layout = drawer.layout
+    data = draw(st.binary(min_size=layout.size, max_size=layout.size))
+    for attempt in range(attempts):
+        source = data if not attempt else hashlib.shake_256(data + attempt.to_bytes(2, "big")).digest(layout.size)
+        row = drawer.draw_once(ByteSource(source, layout), fixed or {}, aim or Aim())
+        if row is not None:
+            return row
+    return None

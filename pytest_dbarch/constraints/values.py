@@ -1,9 +1,8 @@
-"""Values of a ``Space``: a hypothesis strategy, and a plain sampler for bulk fills.
-
-Both read the same space, side by side per kind, so ``.rows()`` (hypothesis, with
-shrinking) and ``.fill()`` / ``.factory()`` (``random.Random``, thousands of rows a second,
-no per-example size limit) produce the same sort of data. Edges of numeric and date
-ranges are drawn on purpose: an off-by-one CHECK is found at its edge.
+"""Values of a ``Space`` drawn from a ``random.Random``: bulk fills, factories, the checks'
+base rows, and (on a generator fed by a slot's bytes) the kinds ``decoded`` has no
+decoder of its own for, so ``.rows()`` and ``.fill()`` produce the same sort of data.
+Edges of numeric and date ranges are drawn on purpose: an off-by-one CHECK is found at
+its edge.
 
 What PostgreSQL refuses is never produced: NUL in text (and in JSON strings), characters
 outside the database encoding, numbers that overflow ``numeric(p, s)`` or the integer
@@ -23,7 +22,6 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from hypothesis import strategies as st
 from psycopg.types.range import Range
 
 from pytest_dbarch.constraints import regex
@@ -37,129 +35,6 @@ _SOME_UNICODE = "éüßçñøåæœ€ЖДλπ中文日本語한국어🙂"
 
 class Unsupported(Exception):
     """No generator for this column type."""
-
-
-def _alphabet(kind: Kind) -> st.SearchStrategy[str]:
-    return _characters(kind.codec)
-
-
-@lru_cache(maxsize=8)
-def _characters(codec: str) -> st.SearchStrategy[str]:
-    """Characters the database encoding holds, NUL excluded. Given as code point ranges,
-    not ``codec=``: hypothesis would encode every code point to find them (seconds)."""
-    top = {"utf-8": 0x10FFFF, "latin-1": 0xFF}.get(codec, 0x7F)
-    return st.characters(max_codepoint=top, exclude_categories=("Cs",), exclude_characters="\x00")
-
-
-# --- hypothesis
-
-@lru_cache(maxsize=4096)
-def strategy(space: Space) -> st.SearchStrategy[Any]:
-    """A strategy for one column's value (None included when the space allows NULL)."""
-    if space.nulls == "must":
-        return st.none()
-    base = _base_strategy(space)
-    if _needs_filter(space):
-        base = base.filter(lambda v: space.admits(v) is not False)
-    if space.nulls == "may":
-        return st.one_of(st.none(), base)
-    return base
-
-
-def _needs_filter(space: Space) -> bool:
-    return bool(space.excluded or space.refused or len(space.patterns) > 1 or space.kind.padded
-                or (space.patterns and (space.min_len or space.max_len is not None)))
-
-
-def _base_strategy(space: Space) -> st.SearchStrategy[Any]:
-    kind = space.kind
-    if space.allowed is not None:
-        choices = space.choices()
-        if not choices:
-            return st.nothing()
-        return st.sampled_from(choices)
-    name = kind.name
-    if name == "int":
-        low, high = space.low, space.high
-        return st.integers(low, high) | st.sampled_from(_edges(low, high, 1))
-    if name in ("decimal", "money"):
-        places = kind.places or 0
-        low, high = _scaled(space.low, places), _scaled(space.high, places)
-        return (st.integers(low, high) | st.sampled_from(_edges(low, high, 1))).map(
-            lambda n: Decimal(n).scaleb(-places))
-    if name == "float":
-        return st.floats(space.low, space.high, allow_nan=False, allow_infinity=False, width=kind.width)
-    if name == "text":
-        return _text_strategy(space)
-    if name == "bool":
-        return st.booleans()
-    if name in ("date", "timestamp", "timestamptz"):
-        to_units, from_units = _UNITS[name](kind)
-        low, high = to_units(space.low, True), to_units(space.high, False)
-        return (st.integers(low, high) | st.sampled_from(sorted({low, high}))).map(from_units)
-    if name in ("time", "timetz"):
-        unit = 10 ** (6 - (kind.places if kind.places is not None else 6))
-        zone = st.just(_UTC) if name == "timetz" else st.none()
-        return st.times(timezones=zone).map(lambda t: t.replace(microsecond=t.microsecond // unit * unit))
-    if name == "interval":
-        return st.timedeltas(space.low, space.high)
-    if name == "uuid":
-        return st.uuids()
-    if name in ("json", "jsonb"):
-        return _json_strategy(kind)
-    if name == "bytea":
-        return st.binary(min_size=space.min_len, max_size=space.max_len if space.max_len is not None else 32)
-    if name in ("inet", "cidr"):
-        addresses = st.ip_addresses(v=4)
-        if name == "cidr":
-            return addresses.map(lambda a: ipaddress.ip_network((int(a) & 0xFFFFFF00, 24)))
-        return addresses
-    if name == "macaddr":
-        return st.from_regex(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", fullmatch=True)
-    if name == "enum":
-        return st.sampled_from(kind.labels) if kind.labels else st.nothing()
-    if name in ("bit", "varbit"):
-        size = kind.max_len or 1
-        pattern = f"[01]{{{size}}}" if name == "bit" else f"[01]{{0,{size}}}"
-        return st.from_regex(pattern, fullmatch=True)
-    if name == "array":
-        assert kind.element is not None
-        element = strategy(Space.of(kind.element, nullable=False))
-        return st.lists(element, min_size=space.min_len,
-                        max_size=space.max_len if space.max_len is not None else max(LIST_CAP, space.min_len))
-    if name == "range":
-        assert kind.element is not None
-        element = strategy(Space.of(kind.element, nullable=False))
-        to_units, from_units = _UNITS[kind.element.name](kind.element)
-        top = _range_top(kind.element)
-        short = _short_range(kind.element)
-
-        def shortly_after(pair: tuple[Any, int]) -> Range[Any]:
-            start = min(to_units(pair[0], False), top)
-            return Range(from_units(start), from_units(min(start + pair[1], top)), "[]")
-
-        # short ranges, as the sampler below draws them
-        return st.tuples(element, st.integers(0, short)).map(shortly_after)
-    if name == "tsvector":
-        return st.from_regex(r"[a-z]{1,8}( [a-z]{1,8}){0,3}", fullmatch=True)
-    if name == "xml":
-        return st.text(alphabet=string.ascii_letters + " ", max_size=20).map(lambda t: f"<v>{t}</v>")
-    raise Unsupported(kind.sql_type)
-
-
-def between(space: Space, draw: Callable[[st.SearchStrategy[Any]], Any]) -> Any:
-    """A value of a space made for one row (a column bounded by another column's value):
-    one plain integer draw where the kind counts in steps, so no strategy is built for a
-    space hypothesis will never see again (that costs more than the draw)."""
-    units = _UNITS.get(space.kind.name)
-    if (units is None or space.nulls != "never" or space.allowed is not None or space.excluded
-            or space.low is None or space.high is None):
-        return draw(strategy(space))
-    to_units, from_units = units(space.kind)
-    low, high = to_units(space.low, True), to_units(space.high, False)
-    if low > high:
-        raise NoValue(space)
-    return from_units(draw(st.integers(low, high)))
 
 
 _DAY_ZERO = dt.date(2000, 1, 1)  # what dates and times shrink towards
@@ -217,34 +92,11 @@ _UNITS = {"int": _int_units, "decimal": _decimal_units, "money": _decimal_units,
           "timestamp": _time_units, "timestamptz": _time_units}
 
 
-def _text_strategy(space: Space) -> st.SearchStrategy[str]:
-    kind = space.kind
-    max_len = space.max_len if space.max_len is not None else max(TEXT_CAP, space.min_len)
-    alphabet = _alphabet(kind)
-    if space.patterns:
-        pattern = space.patterns[0]
-        generated = st.from_regex(_compiled_generator(pattern), fullmatch=True, alphabet=alphabet)
-        return generated.filter(lambda v: space.min_len <= len(v) <= max_len and pattern.search(v) is not False)
-    text = st.text(alphabet, min_size=space.min_len, max_size=max_len)
-    if kind.padded:
-        text = text.map(lambda v: v.rstrip(" "))
-    return text
-
-
-def _compiled_generator(pattern: regex.Pattern) -> Any:
-    import re
-
-    return re.compile(pattern.generator, pattern.flags & ~re.DOTALL)
-
-
-def _json_strategy(kind: Kind) -> st.SearchStrategy[Any]:
-    text = st.text(_alphabet(kind), max_size=12)
-    scalars = (st.booleans() | st.integers(-(2**53), 2**53) | text
-               | st.floats(allow_nan=False, allow_infinity=False, width=32))
-    nested = st.recursive(st.none() | scalars,
-                          lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
-                          max_leaves=6)
-    return st.dictionaries(text, nested, max_size=4) | st.lists(nested, max_size=3) | scalars
+@lru_cache(maxsize=256)
+def units(kind: Kind) -> Units | None:
+    """How a kind counts in steps (integers, numerics, dates, timestamps), or None."""
+    found = _UNITS.get(kind.name)
+    return found(kind) if found is not None else None
 
 
 def _edges(low: int, high: int, step: int) -> list[int]:
@@ -262,7 +114,7 @@ def _naive(value: dt.datetime) -> dt.datetime:
     return value
 
 
-# --- random.Random, for bulk fills and factories
+# --- random.Random, for bulk fills and factories, and for ``decoded`` (on a slot's bytes)
 
 Sampler = Callable[[random.Random], Any]
 NULL_SHARE = 0.15
@@ -306,6 +158,11 @@ def column(space: Space, rng: random.Random, count: int) -> list[Any]:
             return drawn
     draw = sampler(space)
     return [draw(rng) for _ in range(count)]
+
+
+def _needs_filter(space: Space) -> bool:
+    return bool(space.excluded or space.refused or len(space.patterns) > 1 or space.kind.padded
+                or (space.patterns and (space.min_len or space.max_len is not None)))
 
 
 class NoValue(Exception):
@@ -497,7 +354,7 @@ def _text_sampler(space: Space) -> Sampler:
             return regex.sample(generator, flags, rng)
 
         return from_pattern
-    extra = "".join(c for c in _SOME_UNICODE if _encodable(c, kind.codec))
+    extra = "".join(c for c in _SOME_UNICODE if encodable(c, kind.codec))
     padded = kind.padded
     low = space.min_len
     typical = min(top, max(low, 12))
@@ -521,7 +378,8 @@ def _text_sampler(space: Space) -> Sampler:
 _LETTERS = bytes((string.ascii_letters + string.digits + " .").encode()) * 4
 
 
-def _encodable(char: str, codec: str) -> bool:
+def encodable(char: str, codec: str) -> bool:
+    """Whether the database encoding (as a Python codec) holds ``char``."""
     try:
         char.encode(codec)
     except UnicodeEncodeError:
