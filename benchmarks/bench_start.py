@@ -19,6 +19,8 @@ hits every variant alike (the first round is a warm-up and is left out):
                         pytest-dbarch costs a session that uses none of it
   pytest alone          one empty test, no plugin at all (``PYTEST_DISABLE_PLUGIN_AUTOLOAD=1``
                         and no ``-p``): the floor of any pytest plugin's session
+  floor: pytest +       no plugin, a test that imports psycopg: what any fixture handing
+    psycopg import      out a psycopg connection costs at least, with a server already up
   cold (cache off)      ``--dbarch-cache=off``: initdb and the migrations every time
                         (what every session cost before the cluster cache)
   kept server, dbarch   ``--dbarch-keep-server``: the first (warm-up) run starts the
@@ -97,6 +99,9 @@ def test_accounts(dbarch_psycopg):
     assert dbarch_psycopg.execute("SELECT count(*) FROM accounts").fetchone() == (0,)
 '''
 NO_DB_TEST = "def test_nothing():\n    pass\n"
+# The floor of any plugin that hands a test a psycopg connection: pytest, no plugin, and
+# the driver's import (connecting to a running server adds a few milliseconds more).
+DRIVER_ONLY_TEST = "def test_driver():\n    import psycopg\n\n    assert psycopg.connect\n"
 MANY_EMPTY = """\
 import pytest
 
@@ -133,6 +138,7 @@ def write_project(root: Path) -> None:
         (versions / f"{rev}.py").write_text(REVISION.format(rev=rev, down=down, sql=sql))
     (root / "test_one.py").write_text(ONE_TEST)
     (root / "test_nodb.py").write_text(NO_DB_TEST)
+    (root / "test_driver.py").write_text(DRIVER_ONLY_TEST)
     (root / "test_many.py").write_text(MANY_TESTS)
     (root / "test_many_empty.py").write_text(MANY_EMPTY)
 
@@ -237,6 +243,7 @@ def main() -> int:
                 "warm, dbarch only": pytest_runner(root, lean_env, *lean, "test_one.py"),
                 "no database, dbarch only": pytest_runner(root, lean_env, *lean, "test_nodb.py"),
                 "pytest alone, no plugin": pytest_runner(root, lean_env, "test_nodb.py"),
+                "floor: pytest + psycopg import": pytest_runner(root, lean_env, "test_driver.py"),
                 "cold (cache off), dbarch only": pytest_runner(root, lean_env, *lean, "--dbarch-cache=off",
                                                                "test_one.py"),
                 "kept server, dbarch only": pytest_runner(root, kept_env, *lean, "--dbarch-keep-server=on",
@@ -251,6 +258,7 @@ def main() -> int:
             ratio(times, "kept server, dbarch only", "bare initdb", "<= 0.8")
             ratio(times, "no database, dbarch only", "bare initdb")
             ratio(times, "pytest alone, no plugin", "bare initdb")
+            ratio(times, "floor: pytest + psycopg import", "bare initdb")
             med = {k: statistics.median(v) for k, v in times.items()}
             print(f"  warm start's cost over a session without a database: "
                   f"{med['warm, dbarch only'] - med['no database, dbarch only']:.3f} s")

@@ -74,6 +74,20 @@ class LiveUniques:
     def free(self, key: UniqueKey, column: str, candidates: list[Any]) -> list[Any]:
         return self.probe.free_values(self.spec, key, column, candidates)
 
+    def exhausted(self, key: UniqueKey) -> str | None:
+        """Why no new row can take ``key``, when its columns are foreign keys only and
+        every value their parents offer is taken (else None: a collision, not the end)."""
+        fks = [fk for fk in self.spec.foreign_keys if set(fk.columns) <= set(key.key_columns)]
+        covered = sorted(c for fk in fks for c in fk.columns)
+        if not key.plain or key.predicate is not None or covered != sorted(key.key_columns):
+            return None
+        offered, held = self.probe.key_room(self.spec, key, fks)
+        if held < offered:
+            return None
+        parents = ", ".join(dict.fromkeys(fk.parent for fk in fks))
+        return (f"{self.spec.qualified}: every value of UNIQUE {key.name} ({', '.join(key.key_columns)}) that the "
+                f"rows of {parents} offer is taken: {held} rows hold {offered} possible")
+
 
 class BatchUniques:
     """Plain UNIQUE keys kept unique within one batch (existing rows: ON CONFLICT)."""

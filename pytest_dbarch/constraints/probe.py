@@ -188,6 +188,17 @@ class Probe:
         return [tuple(r) for r in self.query(
             f"SELECT {cols} FROM {qualified_ident(fk.parent)} WHERE {present} ORDER BY {cols} LIMIT {int(limit)}")]
 
+    def key_room(self, spec: TableSpec, key: UniqueKey, fks: Sequence[ForeignKey]) -> tuple[int, int]:
+        """(how many key values the parents of ``fks`` offer at most, how many rows hold
+        one): for a plain UNIQUE key made of those foreign keys' columns only."""
+        offers = " * ".join(
+            "(SELECT count(*) FROM {} WHERE {})".format(
+                qualified_ident(fk.parent), " AND ".join(f"{_ident(c)} IS NOT NULL" for c in fk.parent_columns))
+            for fk in fks)
+        held = " AND ".join(f"{_ident(c)} IS NOT NULL" for c in key.key_columns)
+        offered, rows = self.query(f"SELECT {offers}, (SELECT count(*) FROM {table_ident(spec)} WHERE {held})")[0]
+        return int(offered), int(rows)
+
     def conflicts(self, spec: TableSpec, row: Mapping[str, Any], keys: Sequence[UniqueKey]) -> tuple[list[str], int]:
         """Names of the unique keys among ``keys`` that ``row`` collides with, and how many
         rows the table holds."""

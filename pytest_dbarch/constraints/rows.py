@@ -34,6 +34,7 @@ from pytest_dbarch.constraints.spaces import Space, coerce as _coerce
 from pytest_dbarch.errors import DbarchError
 
 ATTEMPTS = 12
+GIVE_UP_AFTER = 20  # draws in a row that kept nothing, after which a draw makes one attempt
 MAX_LEAVES = 512  # CHECK branch combinations listed up front; beyond, branches are chosen one by one
 REPAIRS = 8  # fresh values for a UNIQUE key that collides, before the row is given up
 SWEEP_AFTER = 3  # repairs before candidates are checked in bulk
@@ -112,6 +113,7 @@ class DrawStats:
     unverified: int = 0  # candidates kept with a CHECK only the server can decide, unasked (bulk fills)
     rejected: Counter[str] = field(default_factory=Counter)
     raised: tuple[dict[str, Any], Any] | None = None  # a candidate whose CHECK evaluation raised, and how
+    fruitless: int = 0  # draws in a row that kept no candidate (``draw_bytes``)
 
     def reject(self, reason: str) -> None:
         self.rejected[reason] += 1
@@ -499,6 +501,11 @@ class RowDrawer:
         movable = [c for c in key.key_columns if c in used and c not in fixed
                    and not any(c in fk.columns for fk in self.spec.foreign_keys)]
         if not movable:
+            exhausted = getattr(self.uniques, "exhausted", None)
+            why = exhausted(key) if exhausted is not None and not any(c in fixed for c in key.key_columns) else None
+            if why is not None:
+                raise KeysExhausted(why, "add rows to the parent tables first (e.g. dbarch_constraints.fill(parent, n)), "
+                                         "or draw fewer rows of this table")
             return None
         repaired = dict(row)
         try:
@@ -643,9 +650,14 @@ def draw_bytes(drawer: RowDrawer, draw: Callable[[st.SearchStrategy[Any]], Any],
     the same row whatever the table holds, or it calls the strategy flaky."""
     layout = drawer.layout
     data = draw(st.binary(min_size=layout.size, max_size=layout.size))
+    stats = drawer.stats
+    if stats.fruitless >= GIVE_UP_AFTER:
+        attempts = 1  # a table with no room left: let hypothesis' own give-up come quickly
     for attempt in range(attempts):
         source = data if not attempt else hashlib.shake_256(data + attempt.to_bytes(2, "big")).digest(layout.size)
         row = drawer.draw_once(ByteSource(source, layout), fixed or {}, aim or Aim())
         if row is not None:
+            stats.fruitless = 0
             return row
+    stats.fruitless += 1
     return None

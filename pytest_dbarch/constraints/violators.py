@@ -59,8 +59,13 @@ def check(ctx: Context, spec: TableSpec) -> list[Finding]:
     ctx.ensure_parents(spec)
     base = ctx.row(spec, "violators:base")
     if base is None:
-        return [Finding(RULE, Area.MODELS, Status.ERROR, f"{spec.qualified}: no valid row to build violators from",
-                        evidence=ctx.drawer(spec).stats.summary(), where=spec.qualified)]
+        # The generator's limit, not a defect of the table (e.g. rows already there leave an
+        # exclusion constraint little room): said, never failed on.
+        return [Finding(RULE, Area.MODELS, Status.WARNING,
+                        f"{spec.qualified}: violators not checked: no valid row to build them from",
+                        evidence=ctx.drawer(spec).stats.summary(), where=spec.qualified,
+                        fix="check the table while it holds fewer rows (e.g. in an empty test database), "
+                            f"or skip it: dbarch_constraints_skip = {spec.qualified}: <why>")]
     trials: list[Trial] = []
     for column in spec.table.columns:
         if (column.not_null or column.domain_not_null) and column.writable and column.identity != "always":
