@@ -118,6 +118,11 @@ class BatchUniques:
         taken = self.seen.get(key.name, set())
         return [c for c in candidates if (_hashable(c),) not in taken]
 
+    def exhausted(self, key: UniqueKey) -> str | None:
+        """Never known here: a batch is inserted with ON CONFLICT, and ``.fill`` reports
+        the rows it could not insert."""
+        return None
+
 
 def _hashable(value: Any) -> Any:
     if isinstance(value, list):

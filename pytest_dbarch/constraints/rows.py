@@ -97,6 +97,7 @@ class Uniques(Protocol):
 
     def conflicts(self, row: Mapping[str, Any]) -> list[str]: ...
     def free(self, key: UniqueKey, column: str, candidates: list[Any]) -> list[Any]: ...
+    def exhausted(self, key: UniqueKey) -> str | None: ...
 
 
 Verifier = Callable[[Mapping[str, Any], Sequence[Rule]], bool]
@@ -501,8 +502,7 @@ class RowDrawer:
         movable = [c for c in key.key_columns if c in used and c not in fixed
                    and not any(c in fk.columns for fk in self.spec.foreign_keys)]
         if not movable:
-            exhausted = getattr(self.uniques, "exhausted", None)
-            why = exhausted(key) if exhausted is not None and not any(c in fixed for c in key.key_columns) else None
+            why = None if self.uniques is None or any(c in fixed for c in key.key_columns) else self.uniques.exhausted(key)
             if why is not None:
                 raise KeysExhausted(why, "add rows to the parent tables first (e.g. dbarch_constraints.fill(parent, n)), "
                                          "or draw fewer rows of this table")
