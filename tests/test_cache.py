@@ -268,7 +268,8 @@ def test_store_copy_out_and_checksum(tmp_path: Path) -> None:
     assert oct(os.stat(copy / "base").st_mode & 0o777) == "0o700"
 
     stored = entry.data / "base" / "1" / "1259"
-    stored.write_bytes(b"\0" + stored.read_bytes()[1:])
+    data = stored.read_bytes()
+    stored.write_bytes(bytes([data[0] ^ 0xFF]) + data[1:])  # flipped: writing a 0 changed nothing 1 time in 256
     with pytest.raises(CorruptEntry, match="does not match its marker"):
         cache.copy_out(cache.lookup("k1"), tmp_path / "copy2")  # type: ignore[arg-type]
     assert not (tmp_path / "copy2").exists()
