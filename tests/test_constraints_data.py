@@ -113,6 +113,44 @@ def test_unique_holds_across_examples_and_against_rows_already_there(
     together()
 
 
+def test_unique_keys_a_before_insert_trigger_rewrites_are_judged_as_stored(
+        dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """Met on warehouse (PyPI): a BEFORE INSERT trigger sets ``normalized`` from ``name``,
+    so the value drawn for the UNIQUE column is not the one stored. Rows already hold every
+    name of at most one letter: the simplest rows hypothesis draws collide once lowered."""
+    dbarch_psycopg.execute("""
+        CREATE TABLE projects (id serial PRIMARY KEY, name varchar(20) NOT NULL, normalized text NOT NULL UNIQUE);
+        CREATE FUNCTION projects_normalize() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN NEW.normalized := lower(NEW.name); RETURN NEW; END $$;
+        CREATE TRIGGER projects_normalize BEFORE INSERT ON projects FOR EACH ROW EXECUTE FUNCTION projects_normalize();
+        INSERT INTO projects (name, normalized)
+            SELECT n, '' FROM (SELECT '' UNION ALL SELECT chr(c) FROM generate_series(32, 126) c WHERE c NOT BETWEEN 65 AND 90) AS names(n);""")
+    spec = dbarch_constraints.spec("projects")
+    assert spec.table.before_insert_triggers == ("projects_normalize",)
+
+    @settings(QUICK, max_examples=40)
+    @given(dbarch_constraints.rows("projects"))
+    def insert(row: dict[str, Any]) -> None:
+        outcome = dbarch_constraints._probe.insert(spec, row, keep=True)
+        assert outcome.ok, (outcome.describe(), row)
+
+    insert()
+
+    @settings(QUICK, max_examples=15)
+    @given(dbarch_constraints.lists("projects", min_size=2, max_size=4))
+    def together(rows: list[dict[str, Any]]) -> None:
+        with dbarch_psycopg.transaction(force_rollback=True):
+            for row in rows:
+                assert dbarch_constraints._probe.insert(spec, row, keep=True).ok, rows
+
+    together()
+    # the violator of UNIQUE normalized is rewritten by the trigger too: not a failure of the key
+    findings = dbarch_constraints.check("projects")
+    assert [(f.rule, f.title) for f in findings if f.is_problem] == []
+    [held] = [f for f in findings if f.rule == "constraints.rejects-violator"]
+    assert "UNIQUE projects_normalized_key: holds: a trigger or rule rewrote the row" in held.evidence
+
+
 def test_lists_keep_rows_apart_under_keys_only_the_database_can_judge(
         dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
     """An expression index (n % 3): three rows of a list must take the three remainders,
@@ -329,6 +367,71 @@ def test_fill_creates_parents_first_and_handles_self_references(
     assert dbarch_psycopg.execute("SELECT count(*) FROM teams WHERE lead_id IS NOT NULL").fetchone()[0] > 0  # type: ignore[index]
 
 
+def test_fill_gives_nullable_foreign_keys_parents_when_a_check_needs_one_set(
+        dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """Met on warehouse (PyPI, ``macaroons``): two nullable foreign keys, a CHECK that wants
+    exactly one of them set, both parents empty. Filling it (or a child of it) must give the
+    parents rows rather than give up."""
+    dbarch_psycopg.execute("""
+        CREATE TABLE people (id serial PRIMARY KEY, name text NOT NULL);
+        CREATE TABLE publishers (id serial PRIMARY KEY);
+        CREATE TABLE tokens (id serial PRIMARY KEY, person_id int REFERENCES people,
+                             publisher_id int REFERENCES publishers,
+                             CHECK ((person_id::text IS NULL) <> (publisher_id::text IS NULL)));
+        CREATE TABLE warnings (token_id int NOT NULL REFERENCES tokens ON DELETE CASCADE, note text);""")
+    assert dbarch_constraints.fill("tokens", 20) == 20
+    filled = dbarch_psycopg.execute(
+        "SELECT (SELECT count(*) FROM people) + (SELECT count(*) FROM publishers)").fetchone()[0]  # type: ignore[index]
+    assert filled > 0
+    dbarch_psycopg.execute("TRUNCATE tokens, people, publishers CASCADE")
+    findings = dbarch_constraints.check("warnings")
+    assert [(f.rule, f.status.value, f.title) for f in findings if f.is_problem] == []
+
+
+def test_valid_rows_of_a_key_made_of_foreign_keys_end_with_the_parents_keys(
+        dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """Met on warehouse (PyPI): one-to-one extension tables (``github_oidc_publishers.id``
+    references ``oidc_publishers.id``) and association tables hold one row per parent key.
+    The check's few parent rows run out of keys: the sample ends there, it is no error."""
+    dbarch_psycopg.execute("""
+        CREATE TABLE publishers (id serial PRIMARY KEY);
+        CREATE TABLE github_publishers (id int PRIMARY KEY REFERENCES publishers, repository text NOT NULL);
+        CREATE TABLE members (id serial PRIMARY KEY);
+        CREATE TABLE memberships (publisher_id int NOT NULL REFERENCES publishers,
+                                  member_id int NOT NULL REFERENCES members, UNIQUE (publisher_id, member_id));""")
+    findings = dbarch_constraints.check("github_publishers", "memberships")
+    assert [(f.rule, f.status.value, f.title) for f in findings if f.is_problem] == []
+    valid = {f.where: f.title for f in findings if f.rule == "constraints.valid-rows"}
+    assert "as many as the parent rows offer keys for" in valid["public.github_publishers"]
+    assert "as many as the parent rows offer keys for" in valid["public.memberships"]
+
+
+def test_violators_claim_redundancy_only_when_the_rules_show_it(
+        dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """Met on warehouse (PyPI): ``length(username) <= 50`` beside a regex CHECK was called
+    "implied by the other CHECKs" because no long enough match was drawn. A long match is
+    drawn now; a duplicate CHECK, a CHECK implied by another, and a UNIQUE key holding a
+    smaller one are proven redundant; anything else unfound is said to be unfound."""
+    dbarch_psycopg.execute("""
+        CREATE TABLE accounts (
+            id serial PRIMARY KEY, tenant int NOT NULL,
+            username text NOT NULL CHECK (username ~* '^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$'),
+            digest text CONSTRAINT digest_hex CHECK (digest ~ '^[a-f0-9]{8}$'),
+            score int CONSTRAINT score_positive CHECK (score > 0) CONSTRAINT score_above_five CHECK (score > 5),
+            CONSTRAINT username_length CHECK (length(username) <= 50),
+            CONSTRAINT digest_hex_again CHECK (digest ~ '^[a-f0-9]{8}$'),
+            CONSTRAINT one_per_tenant UNIQUE (tenant, username), CONSTRAINT username_key UNIQUE (username));""")
+    findings = dbarch_constraints.check("accounts")
+    problems = {f.where.rsplit(".", 1)[1]: (f.title, f.evidence) for f in findings if f.is_problem}
+    assert set(problems) == {"digest_hex", "digest_hex_again", "score_positive", "one_per_tenant"}, problems
+    assert "says the same" in problems["digest_hex"][1]
+    assert "implied by them" in problems["score_positive"][1]
+    assert "UNIQUE username_key on a part of its columns (username)" in problems["one_per_tenant"][1]
+    assert all("cannot be violated alone" in title for title, _ in problems.values())
+    [held] = [f for f in findings if f.rule == "constraints.rejects-violator" and not f.is_problem]
+    assert "CHECK username_length: refused with 23514" in held.evidence
+
+
 def test_a_cycle_of_not_null_foreign_keys_is_a_clear_error(
         dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
     dbarch_psycopg.execute("""
@@ -402,6 +505,26 @@ def test_checks_understand_triggers_and_partitions(dbarch_psycopg: psycopg.Conne
     assert "NOT NULL fulltext: holds: a trigger or rule rewrote the row" in held.evidence
     assert dbarch_constraints.fill("payments", 50) == 50
     assert dbarch_psycopg.execute("SELECT count(*) FROM payments_2024").fetchone()[0] > 0  # type: ignore[index]
+
+
+def test_referential_actions_find_the_child_a_before_insert_trigger_rewrote(
+        dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """Met on warehouse (PyPI): a BEFORE INSERT trigger sets a column from ``version``
+    (there ``is_prerelease``); the child row must be found again by what was stored, not
+    by what was drawn, or ON DELETE SET NULL reads as CASCADE (the child "gone")."""
+    dbarch_psycopg.execute("""
+        CREATE TABLE uploaders (id serial PRIMARY KEY);
+        CREATE TABLE releases (version text NOT NULL, canonical text,
+                               uploader_id int REFERENCES uploaders ON DELETE SET NULL ON UPDATE CASCADE);
+        CREATE FUNCTION releases_prerelease() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN NEW.canonical := 'canonical ' || lower(NEW.version); RETURN NEW; END $$;
+        CREATE TRIGGER releases_prerelease BEFORE INSERT ON releases FOR EACH ROW
+            EXECUTE FUNCTION releases_prerelease();""")
+    findings = dbarch_constraints.check("releases")
+    assert [(f.rule, f.title) for f in findings if f.is_problem] == []
+    [proven] = [f for f in findings if f.rule == "constraints.referential-action"]
+    assert "on delete of public.uploaders: SET NULL" in proven.evidence
+    assert "on update of public.uploaders: CASCADE" in proven.evidence
 
 
 def test_domains_draw_inside_their_checks_and_refuse_violators(

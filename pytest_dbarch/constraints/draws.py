@@ -63,12 +63,17 @@ class LiveUniques:
         self.spec = spec
         self.keys = [k for k in spec.uniques
                      if k.name not in ignore and not any(c in spec.left_out for c in k.columns)]
+        self.names = {k.name for k in self.keys}
         self.rows_seen = 0
 
     def conflicts(self, row: Mapping[str, Any]) -> list[str]:
         if not self.keys:
             return []
         hits, self.rows_seen = self.probe.conflicts(self.spec, row, self.keys)
+        if not hits and self.spec.table.before_insert_triggers:
+            stored = self.probe.stored_collision(self.spec, row)
+            if stored is not None and stored in self.names:
+                hits = [stored]
         return hits
 
     def free(self, key: UniqueKey, column: str, candidates: list[Any]) -> list[Any]:
@@ -145,7 +150,7 @@ class CheckRaised(Exception):
 
 def live_drawer(spec: TableSpec, probe: Probe, stats: DrawStats | None = None,
                 ignore_keys: frozenset[str] = frozenset(), keys: Any = None,
-                stop_on_raise: bool = False) -> RowDrawer:
+                stop_on_raise: bool = False, trust_plan: bool = False) -> RowDrawer:
     """Keys and UNIQUE probes asked of the database at every draw (``keys`` may be a
     ``CachedKeys``); ``ignore_keys``: UNIQUE keys a row may collide with (a violator of that
     key is being built); ``stop_on_raise``: a CHECK that raises on a candidate ends the draw
@@ -164,5 +169,6 @@ def live_drawer(spec: TableSpec, probe: Probe, stats: DrawStats | None = None,
                 raise CheckRaised(dict(row), refusal)
         return accepted
 
-    drawer = RowDrawer(spec, keys or LiveKeys(probe), LiveUniques(probe, spec, ignore_keys), verify, stats)
+    drawer = RowDrawer(spec, keys or LiveKeys(probe), LiveUniques(probe, spec, ignore_keys), verify, stats,
+                       trust_plan=trust_plan)
     return drawer

@@ -70,6 +70,7 @@ class Filler:
                             "no valid row can hold them", "give values the table's CHECKs accept")
         source = RandomSource(self.rng)
         inserted = 0
+        widened = False
         for _ in range(ROUNDS):
             wanted = n - inserted
             unverified = stats.unverified
@@ -82,6 +83,11 @@ class Filler:
                 inserted += self._copy(spec, batch, wanted)
             if inserted >= n:
                 return inserted
+            if not inserted and not widened:
+                widened = True
+                if self._fill_optional_parents(spec, n, fixed, _path + (spec.qualified,)):
+                    keys = self._parent_keys(spec, n, fixed, _path + (spec.qualified,))
+                    drawer = RowDrawer(spec, LoadedKeys(keys), BatchUniques(spec), None, stats, trust_plan=True)
         reasons = stats.summary()
         raise FillError(
             f"only {inserted} of {n} rows could be inserted into {spec.qualified} ({reasons})",
@@ -165,6 +171,23 @@ class Filler:
                 found = self.probe.parent_keys(fk)
             keys[fk.name] = found
         return keys
+
+    def _fill_optional_parents(self, spec: TableSpec, n: int, fixed: Mapping[str, Any],
+                               path: tuple[str, ...]) -> bool:
+        """Fill the empty parents of nullable foreign keys, once a round kept no row: a CHECK
+        may need one of them set (``(user_id IS NULL) <> (publisher_id IS NULL)``). Whether
+        any was filled; a parent that cannot be filled is left empty."""
+        filled = False
+        for fk in spec.foreign_keys:
+            if (not fk.nullable or fk.self_reference or fk.parent in path or any(c in fixed for c in fk.columns)
+                    or self.probe.parent_keys(fk, limit=1)):
+                continue
+            try:
+                self.fill(self.specs(fk.parent), parents_for(n), _path=path)
+            except FillError:
+                continue
+            filled = True
+        return filled
 
     def _nothing_to_collide_with(self, spec: TableSpec) -> bool:
         """Whether rows unique among themselves are unique in the table: no UNIQUE key over

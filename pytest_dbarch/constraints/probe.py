@@ -227,6 +227,16 @@ class Probe:
             return [f"(probe failed: {outcome.describe()})"], 0
         return list(outcome.returned[0]), int(outcome.returned[1])
 
+    def stored_collision(self, spec: TableSpec, row: Mapping[str, Any]) -> str | None:
+        """The UNIQUE or exclusion constraint ``row`` collides with once stored, found by
+        inserting it in a savepoint that is rolled back: for a table whose BEFORE INSERT
+        triggers may rewrite the row (``lower(name)`` into a key column), which no
+        comparison of the drawn values can tell."""
+        outcome = self.attempt(self.insert_sql(spec, row))
+        if not outcome.ok and outcome.sqlstate in ("23505", "23P01"):
+            return outcome.constraint
+        return None
+
     def free_values(self, spec: TableSpec, key: UniqueKey, column: str, candidates: Sequence[Any]) -> list[Any]:
         """The candidates for a single-column UNIQUE key that no row holds yet, in order."""
         if not candidates:

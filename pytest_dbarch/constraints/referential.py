@@ -67,7 +67,7 @@ def check(ctx: Context, spec: TableSpec) -> list[Finding]:
         for event in ("delete", "update"):
             observation = _observe(ctx, spec, fk, event, expected[event], source)
             if observation.agrees:
-                proven.append(f"{fk.name}: on {event} of {fk.parent}: {observation.observed} ({source} say "
+                proven.append(f"{fk.name}: on {event} of {fk.parent}: {observation.observed} ({source} {'say' if source == 'models' else 'says'} "
                               f"{observation.expected})")
             else:
                 findings.append(_finding(spec, fk, observation))
@@ -111,7 +111,7 @@ def _finding(spec: TableSpec, fk: ForeignKey, seen: Observation) -> Finding:
                "trigger on the parent) and remove it")
     return Finding(RULE, Area.MODELS, Status.FAILED,
                    f"{spec.qualified}: {verb} a {fk.parent} row {what} ({fk.name} on {columns}); "
-                   f"the {seen.source} say ON {event} {seen.expected}",
+                   f"the {seen.source} {'say' if seen.source == 'models' else 'says'} ON {event} {seen.expected}",
                    evidence=seen.detail, where=where, fix=fix)
 
 
@@ -139,12 +139,13 @@ def _observe(ctx: Context, spec: TableSpec, fk: ForeignKey, event: str, expected
         if child_row is None:
             seen.observed = f"could not draw a {spec.qualified} row for it"
             return seen
-        child = ctx.probe.insert(spec, child_row, keep=True)
-        if not child.ok:
+        identity = _identity(spec, fk)
+        child = ctx.probe.insert(spec, child_row, keep=True, returning=identity)
+        if not child.ok or child.returned is None:
             seen.observed = f"could not insert a {spec.qualified} row"
             seen.detail = child.describe()
             return seen
-        find_child = _locator(spec, fk, child_row)
+        find_child = _locator(spec, dict(zip(identity, child.returned)))
         where_parent = " AND ".join(f"{_ident(p)} = {literal(v)}" for p, v in zip(fk.parent_columns, inserted.returned))
         if event == "delete":
             statement = f"DELETE FROM {qualified_ident(fk.parent)} WHERE {where_parent}"
@@ -165,14 +166,23 @@ def _observe(ctx: Context, spec: TableSpec, fk: ForeignKey, event: str, expected
     return seen
 
 
-def _locator(spec: TableSpec, fk: ForeignKey, row: dict[str, Any]) -> str:
-    """A WHERE clause that finds the child row again after its key columns changed: its
-    other drawn columns (JSON ones, which have no equality, left out)."""
+def _identity(spec: TableSpec, fk: ForeignKey) -> list[str]:
+    """Columns that find the child row again after the action changed its key columns: a
+    primary or unique key without them, else every other column with an equality (the
+    stored values are compared, read back with RETURNING: a BEFORE trigger may have
+    rewritten what was sent)."""
+    for key in spec.uniques:
+        if key.plain and key.predicate is None and key.kind != "exclusion" and not set(key.key_columns) & set(fk.columns):
+            return list(key.key_columns)
+    return [c.name for c in spec.table.columns
+            if c.name not in fk.columns and c.type_name not in ("json", "xml", "_json", "_xml")]
+
+
+def _locator(spec: TableSpec, stored: dict[str, Any]) -> str:
+    """A WHERE clause matching the stored values of ``stored``'s columns."""
     parts = []
-    for name, value in row.items():
-        if name in fk.columns or name not in spec.columns or spec.columns[name].kind.name in ("json", "xml"):
-            continue
-        kind = spec.columns[name].kind.name
+    for name, value in stored.items():
+        kind = spec.columns[name].kind.name if name in spec.columns else ""
         parts.append(f"{_ident(name)} IS NOT DISTINCT FROM {literal(value, kind)}::{cast_type(spec.table.column(name))}")
     return " AND ".join(parts) or "true"
 

@@ -277,14 +277,16 @@ _CATEGORY_CHARS = {
 _MAX_EXTRA_REPEAT = 6
 
 
-def sample(pattern: str, flags: int, rng: random.Random) -> str:
-    """A string that (nearly always) fully matches ``pattern``; callers re-check it."""
+def sample(pattern: str, flags: int, rng: random.Random, stretch: int = 0) -> str:
+    """A string that (nearly always) fully matches ``pattern``; callers re-check it.
+    ``stretch``: repeat an open-ended repetition at least this often more than its minimum,
+    for a length bound the pattern alone rarely reaches (``length(name) > 50``)."""
     parsed = sre_parse.parse(pattern, flags)
     groups: dict[int, str] = {}
-    return _emit(parsed, rng, groups, bool(flags & re.IGNORECASE))
+    return _emit(parsed, rng, groups, bool(flags & re.IGNORECASE), stretch)
 
 
-def _emit(items: Any, rng: random.Random, groups: dict[int, str], fold: bool) -> str:
+def _emit(items: Any, rng: random.Random, groups: dict[int, str], fold: bool, stretch: int = 0) -> str:
     out: list[str] = []
     for op, arg in items:
         if op is sre_constants.LITERAL:
@@ -297,21 +299,25 @@ def _emit(items: Any, rng: random.Random, groups: dict[int, str], fold: bool) ->
         elif op is sre_constants.IN:
             out.append(_class_char(arg, rng))
         elif op is sre_constants.BRANCH:
-            out.append(_emit(rng.choice(arg[1]), rng, groups, fold))
+            out.append(_emit(rng.choice(arg[1]), rng, groups, fold, stretch))
         elif op is sre_constants.SUBPATTERN:
             group, _, _, body = arg
-            text = _emit(body, rng, groups, fold)
+            text = _emit(body, rng, groups, fold, stretch)
             if group:
                 groups[group] = text
             out.append(text)
         elif op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT, getattr(sre_constants, "POSSESSIVE_REPEAT", None)):
             low, high, body = arg
+            if stretch and high is sre_constants.MAXREPEAT:
+                low += stretch
+            elif stretch:
+                low = min(high, low + stretch)
             top = low + _MAX_EXTRA_REPEAT if high is sre_constants.MAXREPEAT else min(high, low + _MAX_EXTRA_REPEAT)
             out.extend(_emit(body, rng, groups, fold) for _ in range(rng.randint(low, top)))
         elif op is sre_constants.GROUPREF:
             out.append(groups.get(arg, ""))
         elif op is getattr(sre_constants, "ATOMIC_GROUP", None):
-            out.append(_emit(arg, rng, groups, fold))
+            out.append(_emit(arg, rng, groups, fold, stretch))
         # AT (anchors), ASSERT, ASSERT_NOT, GROUPREF_EXISTS: nothing to emit; callers re-check.
     return "".join(out)
 

@@ -30,7 +30,7 @@ from pytest_dbarch.constraints.context import Context, quiet
 from pytest_dbarch.constraints.draws import CheckRaised
 from pytest_dbarch.constraints.fill import FillError
 from pytest_dbarch.constraints.probe import Outcome
-from pytest_dbarch.constraints.rows import DrawStats, NoParentRows, narrow, strategy
+from pytest_dbarch.constraints.rows import DrawStats, KeysExhausted, NoParentRows, narrow, strategy
 from pytest_dbarch.constraints.schema import TableSpec
 from pytest_dbarch.findings import Area, Finding, Status
 
@@ -83,6 +83,16 @@ def check(ctx: Context, spec: TableSpec) -> list[Finding]:
         return [classify(ctx, spec, failure["row"], failure["outcome"], stats)]
     except NoParentRows as exc:
         return [_finding(spec, Status.ERROR, f"{spec.qualified}: rows need parent rows that do not exist", str(exc))]
+    except KeysExhausted as exc:
+        # A key made of foreign keys only (a one-to-one extension, an association table) holds
+        # as many rows as the few parent rows the check made offer: the sample ends there.
+        ctx.stats[spec.qualified] = stats
+        if kept["rows"]:
+            return [_finding(spec, Status.PASSED,
+                             f"{spec.qualified}: {kept['rows']} generated rows accepted (as many as the parent "
+                             "rows offer keys for)", f"{exc.cause}\n{stats.summary()}")]
+        return [_finding(spec, Status.WARNING, f"{spec.qualified}: no row could be drawn: its keys are all taken",
+                         f"{exc.cause}\n{stats.summary()}", fix=exc.fix)]
     except (hypothesis_errors.Unsatisfiable, hypothesis_errors.FailedHealthCheck):
         raising = _raised(ctx, spec, stats)
         if raising is not None:

@@ -351,7 +351,10 @@ def _text_sampler(space: Space) -> Sampler:
         generator, flags = pattern.generator, pattern.flags
 
         def from_pattern(rng: random.Random) -> str:
-            return regex.sample(generator, flags, rng)
+            text = regex.sample(generator, flags, rng)
+            if len(text) < space.min_len and rng.random() < 0.5:  # half the time: reach the bound
+                text = regex.sample(generator, flags, rng, stretch=space.min_len - len(text))
+            return text
 
         return from_pattern
     extra = "".join(c for c in _SOME_UNICODE if encodable(c, kind.codec))

@@ -18,6 +18,7 @@ One passed finding per table lists every constraint that held.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,7 @@ class Trial:
     row: dict[str, Any] | None = None
     outcome: Outcome | None = None
     why_none: str = ""  # no violator could be built: why
+    proven: bool = True  # why_none is a proof (a redundant constraint), not the search's limit
     skipped: str = ""
     millis: float = 0.0
     note: str = ""  # an accepted violator the database stored differently
@@ -105,6 +107,16 @@ def _violated(spec: TableSpec, trial: Trial) -> str | None:
         theirs = ", ".join("p." + sql.Identifier(c).as_string(None) for c in fk.parent_columns)
         present = " AND ".join(f"{sql.Identifier(c).as_string(None)} IS NOT NULL" for c in fk.columns)
         return f"({present} AND NOT EXISTS (SELECT 1 FROM {qualified_ident(fk.parent)} p WHERE ({theirs}) = ({mine})))"
+    if trial.kind in ("UNIQUE", "EXCLUDE") and trial.row is not None:
+        # the row still holds the key values it was sent with, which the first row holds
+        # too (a trigger normalising a key column from another one makes them differ)
+        key = next((k for k in spec.uniques if k.name == trial.name), None)
+        if key is None:
+            return None
+        same = [f"{sql.Identifier(c).as_string(None)} IS NOT DISTINCT FROM "
+                f"{literal(trial.row[c], spec.columns[c].kind.name)}::{cast_type(spec.table.column(c))}"
+                for c in key.columns if c in trial.row and c in spec.columns]
+        return f"({' AND '.join(same)})" if same else None
     return None
 
 
@@ -157,7 +169,7 @@ def _check(ctx: Context, spec: TableSpec, base: dict[str, Any], rule: Rule) -> T
     found = first(mutations(spec, base, rule, ctx.rng(f"mutate:{rule.name}")), only_this_fails)
     if found is not None:
         return _run(ctx, spec, trial, found)
-    trial.why_none = _why_unbreakable(spec, rule)
+    trial.why_none, trial.proven = _why_unbreakable(spec, rule)
     return trial
 
 
@@ -188,19 +200,44 @@ def _domain_check(ctx: Context, spec: TableSpec, base: dict[str, Any], rule: Rul
     found = first(mutations(spec, base, rule, ctx.rng(f"mutate:{rule.name}:{column}")), refused_by_it)
     if found is not None:
         return _run(ctx, spec, trial, found)
-    trial.why_none = _why_unbreakable(spec, rule)
+    trial.why_none, trial.proven = _why_unbreakable(spec, rule)
     return trial
 
 
-def _why_unbreakable(spec: TableSpec, rule: Rule) -> str:
+def _why_unbreakable(spec: TableSpec, rule: Rule) -> tuple[str, bool]:
+    """Why no row breaking only ``rule`` was found, and whether that is proven: a claim of
+    redundancy is made only when the rules' own shapes show it; a search that came back
+    empty says so, since the generator's limits (a regex with a length bound) are not the
+    schema's."""
     from pytest_dbarch.constraints.rows import narrow
 
+    same = [r.name for r in spec.check_rules() if r is not rule and r.sql == rule.sql]
+    if same:
+        return f"CHECK {same[0]} says the same: one of the two is redundant", True
     if rule.violations is not None and rule.understood:
         base = {name: c.space for name, c in spec.columns.items()}
         if not any(narrow(base, way) is not None for way in rule.violations):
-            return "no value of the columns' types and NOT NULLs breaks it: it is implied by them (redundant)"
-        return "every row that breaks it also breaks another CHECK: it is implied by them (redundant)"
-    return "no violating row was found among the candidates tried (the CHECK could not be read)"
+            return "no value of the columns' types and NOT NULLs breaks it: it is implied by them (redundant)", True
+        if _implied_by_others(spec, base, rule):
+            return "every row that breaks it also breaks another CHECK: it is implied by them (redundant)", True
+        return "no row breaking only this CHECK was found among the candidates tried (a limit of the search, not a proof)", False
+    return "no violating row was found among the candidates tried (the CHECK could not be read)", False
+
+
+def _implied_by_others(spec: TableSpec, base: dict[str, Any], rule: Rule, most: int = 1024) -> bool:
+    """Whether every way of breaking ``rule`` contradicts some way of meeting all the other
+    CHECKs on its columns, as far as the spaces can tell (False when they cannot)."""
+    from itertools import product
+
+    from pytest_dbarch.constraints.rows import narrow
+
+    others = [r for r in spec.check_rules() if r is not rule and r.columns & rule.columns]
+    if not others or any(r.dnf is None or not r.understood for r in others):
+        return False
+    ways = [rule.violations or [], *[r.dnf or [] for r in others]]
+    if math.prod(len(w) for w in ways) > most:
+        return False
+    return not any(narrow(base, [atom for way in combo for atom in way]) is not None for combo in product(*ways))
 
 
 def _unique(ctx: Context, spec: TableSpec, key: UniqueKey) -> Trial:
@@ -222,15 +259,24 @@ def _unique(ctx: Context, spec: TableSpec, key: UniqueKey) -> Trial:
         first_row = ctx.row(spec, f"violators:{key.name}:a", aim=aim)
         if first_row is None:
             trial.why_none = "no row inside the key's index could be drawn"
+            trial.proven = False
             return trial
         inserted = ctx.probe.insert(spec, first_row, keep=True, returning=key.columns)
         if not inserted.ok or inserted.returned is None:
             trial.why_none = f"the first row was refused: {inserted.describe()}"
+            trial.proven = False
             return trial
         pinned = dict(zip(key.columns, inserted.returned))
         second = ctx.row(spec, f"violators:{key.name}:b", fixed=pinned, aim=aim, ignore_keys=ignore)
         if second is None:
-            trial.why_none = "no second row with the same key fits the other constraints"
+            inner = next((k for k in spec.uniques if k is not key and k.plain and k.predicate is None
+                          and k.kind != "exclusion" and set(k.key_columns) <= set(key.key_columns)), None)
+            if inner is not None:
+                trial.why_none = (f"{inner.kind.upper()} {inner.name} on a part of its columns "
+                                  f"({', '.join(inner.key_columns)}) is broken with it: it is implied (redundant)")
+            else:
+                trial.why_none = "no second row with the same key fitting the other constraints was found"
+                trial.proven = False
             return trial
         return _run(ctx, spec, trial, second, deferrable=_deferrable(spec, key.name))
 
@@ -266,6 +312,7 @@ def _foreign_key(ctx: Context, spec: TableSpec, base: dict[str, Any], fk: Foreig
         if row is not None:
             return _run(ctx, spec, trial, row, deferrable=fk.constraint.deferrable)
     trial.why_none = "no key value absent from the parent fits the table's other constraints"
+    trial.proven = False
     return trial
 
 
@@ -314,9 +361,13 @@ def _findings(spec: TableSpec, trials: list[Trial]) -> list[Finding]:
             title = f"{spec.qualified}: {trial.label} accepts a row that violates it"
             fix = (f"make sure {trial.name} is enforced on {spec.qualified}: no disabled triggers "
                    "(session_replication_role, ALTER TABLE ... DISABLE TRIGGER), rules or triggers that drop the row")
-        elif trial.outcome is None:
+        elif trial.outcome is None and trial.proven:
             title = f"{spec.qualified}: {trial.label} cannot be violated alone"
             fix = f"drop {trial.name} if it is redundant, or check that it says what was meant"
+        elif trial.outcome is None:
+            title = f"{spec.qualified}: no row breaking only {trial.label} was found"
+            fix = (f"the generator could not build one, which proves nothing about {trial.name}; skip it in "
+                   "dbarch_constraints_skip with the reason, or report the table")
         else:
             title = f"{spec.qualified}: a row violating {trial.label} was refused by something else"
             fix = "check which constraint or trigger fires first, and that the intended one is there"

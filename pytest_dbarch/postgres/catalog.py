@@ -158,6 +158,10 @@ class Table:
     unlogged: bool = False
     comment: str | None = None
     partition_constraint: str | None = None  # of a partition: the rows its bounds admit (pg_get_partition_constraintdef)
+    # enabled row triggers that run BEFORE INSERT: they may rewrite a row before it is
+    # stored (a normalised name), so only an INSERT shows what the stored row collides with;
+    # tgtype bits 1 | 2 | 4 = ROW, BEFORE, INSERT
+    before_insert_triggers: tuple[str, ...] = ()
 
     @property
     def qualified(self) -> str:
@@ -307,7 +311,10 @@ _QUERIES: dict[str, str] = {
                ARRAY(SELECT pn.nspname || '.' || p.relname FROM pg_inherits i
                      JOIN pg_class p ON p.oid = i.inhparent
                      JOIN pg_namespace pn ON pn.oid = p.relnamespace
-                     WHERE i.inhrelid = c.oid ORDER BY i.inhseqno) AS parents
+                     WHERE i.inhrelid = c.oid ORDER BY i.inhseqno) AS parents,
+               ARRAY(SELECT t.tgname FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal
+                     AND t.tgenabled <> 'D' AND (t.tgtype & 7) = 7
+                     ORDER BY 1) AS before_insert_triggers
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('r', 'p', 'm', 'v', 'f') AND {_user('n')}
           AND {_not_extension_member('c.oid', 'pg_class')}
@@ -610,6 +617,7 @@ def _assemble(rows: dict[str, list[dict[str, Any]]], schemas: tuple[str, ...] | 
             unlogged=row["unlogged"],
             comment=row["comment"],
             partition_constraint=row["partition_constraint"],
+            before_insert_triggers=tuple(row["before_insert_triggers"]),
         )
         catalog.tables[table.qualified] = table
     catalog.enums = {f"{row['schema']}.{row['name']}": tuple(row["labels"]) for row in rows["enums"]}
