@@ -432,6 +432,40 @@ def test_violators_claim_redundancy_only_when_the_rules_show_it(
     assert "CHECK username_length: refused with 23514" in held.evidence
 
 
+def test_fill_grows_the_parents_of_a_key_made_of_foreign_keys(
+        dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """Met on CKAN (``file_owner``: its key is a foreign key to ``file``) and zou (an
+    association table): such a table holds one row per parent key, so the one parent row
+    made for a few children is not enough; the fill adds parent rows instead of failing."""
+    dbarch_psycopg.execute("""
+        CREATE TABLE files (id serial PRIMARY KEY, name text NOT NULL);
+        CREATE TABLE file_owner (file_id int PRIMARY KEY REFERENCES files, owner text NOT NULL);
+        CREATE TABLE transfers (id serial PRIMARY KEY, file_id int NOT NULL REFERENCES file_owner ON DELETE CASCADE);
+        CREATE TABLE tags (id serial PRIMARY KEY);
+        CREATE TABLE file_tags (file_id int NOT NULL REFERENCES files, tag_id int NOT NULL REFERENCES tags,
+                                UNIQUE (file_id, tag_id));""")
+    assert dbarch_constraints.fill("file_owner", 30) == 30
+    assert dbarch_constraints.fill("file_tags", 40) == 40
+    dbarch_psycopg.execute("TRUNCATE files, tags CASCADE")
+    findings = dbarch_constraints.check("transfers", "file_tags")
+    assert [(f.rule, f.status.value, f.title) for f in findings if f.is_problem] == []
+
+
+def test_checks_forget_parent_keys_a_rollback_removed(
+        dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """Met on zou (``entity.parent_id`` references ``entity``): each check runs in a
+    savepoint that is rolled back, and a parent key read inside it named a row that was
+    gone for the next check, whose violators were then refused by the wrong foreign key."""
+    dbarch_psycopg.execute("""
+        CREATE TABLE projects (id serial PRIMARY KEY);
+        CREATE TABLE people (id serial PRIMARY KEY);
+        CREATE TABLE entity (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), name text NOT NULL,
+                             parent_id uuid REFERENCES entity, project_id int NOT NULL REFERENCES projects,
+                             created_by int REFERENCES people, CONSTRAINT entity_uc UNIQUE (name, project_id));""")
+    findings = dbarch_constraints.check("entity")
+    assert [(f.rule, f.status.value, f.title) for f in findings if f.is_problem] == []
+
+
 def test_a_cycle_of_not_null_foreign_keys_is_a_clear_error(
         dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
     dbarch_psycopg.execute("""

@@ -43,6 +43,11 @@ def test_null_counts_and_cross_column_comparisons() -> None:
         (Null("a"), Null("b", negated=True)),
         (Null("a", negated=True), Null("b")),
     ]
+    # warehouse's macaroons: a cast is NULL exactly when its column is
+    assert rule("((((contact)::text IS NULL) <> ((a)::text IS NULL)))").dnf == [
+        (Null("contact"), Null("a", negated=True)),
+        (Null("contact", negated=True), Null("a")),
+    ]
     assert rule("(end_day >= start_day)").dnf == [(Relation("end_day", ">=", "start_day"),)]
     assert rule("(NOT active)").dnf == [(Compare("active", "=", False),)]
 

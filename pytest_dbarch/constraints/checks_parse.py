@@ -215,6 +215,17 @@ def _column_operand(node: exp.Expression, categories: Mapping[str, str]) -> str 
     return None
 
 
+def _cast_column(node: exp.Expression) -> str | None:
+    """The column under a cast, for IS [NOT] NULL: a cast is NULL exactly when its input is
+    (``user_id::text IS NULL`` on warehouse's macaroons)."""
+    node = _strip(node)
+    if isinstance(node, exp.Cast):
+        inner = _strip(node.this)
+        if isinstance(inner, exp.Column) and not inner.table:
+            return ev.column_name(inner)
+    return None
+
+
 def _constant(node: exp.Expression) -> Any:
     if any(True for _ in node.find_all(exp.Column)):
         return ev.OPAQUE
@@ -286,6 +297,8 @@ def _is(node: exp.Is, positive: bool, categories: Mapping[str, str]) -> _Formula
     target = node.expression
     column = _column_operand(node.this, categories)
     if isinstance(target, exp.Null):
+        if column is None:
+            column = _cast_column(node.this)
         if column is not None:
             return Null(column, negated=not positive)
         return _other(node, positive)  # (expression) IS NULL: left to evaluation

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import random
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +71,16 @@ class Context:
         """Rows drawn against the database; parent keys read once per parent (the checks
         change parents only through ``ensure_parents``, which forgets them)."""
         return live_drawer(spec, self.probe, stats, ignore_keys, self.keys, stop_on_raise)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Everything inside is undone afterwards, and the parent keys read meanwhile are
+        forgotten: they may name rows the rollback removed."""
+        try:
+            with self.probe.savepoint():
+                yield
+        finally:
+            self.keys.forget()
 
     def filler(self) -> Filler:
         return Filler(self.probe, self.specs, self.rng("fill"))

@@ -69,12 +69,19 @@ class Filler:
             raise FillError(f"the values given for {spec.qualified} break {', '.join(sorted(broken))}: "
                             "no valid row can hold them", "give values the table's CHECKs accept")
         source = RandomSource(self.rng)
+        tight = None if self_ref else self._tight_key(spec, fixed)
         inserted = 0
         widened = False
-        for _ in range(ROUNDS):
+        for round_ in range(ROUNDS):
             wanted = n - inserted
             unverified = stats.unverified
-            batch = self._draw(spec, drawer, source, wanted, fixed, self_ref)
+            # a round that kept few rows (CHECKs only the server reads, keys taken by rows
+            # already there) is followed by a bigger one; COPY takes no more than wanted
+            drawn = wanted if not round_ or self_ref else min(wanted * 4 ** round_, max(wanted, 10 * n))
+            if tight is not None:
+                batch = self._on_free_keys(spec, drawer, source, drawn, fixed, tight)
+            else:
+                batch = self._draw(spec, drawer, source, drawn, fixed, self_ref)
             direct = stats.unverified == unverified and not self_ref and self._nothing_to_collide_with(spec)
             copied = self._copy_directly(spec, batch[:wanted]) if batch and direct else None
             if copied is not None:
@@ -83,10 +90,13 @@ class Filler:
                 inserted += self._copy(spec, batch, wanted)
             if inserted >= n:
                 return inserted
-            if not inserted and not widened:
+            if not widened:
                 widened = True
-                if self._fill_optional_parents(spec, n, fixed, _path + (spec.qualified,)):
-                    keys = self._parent_keys(spec, n, fixed, _path + (spec.qualified,))
+                path = _path + (spec.qualified,)
+                grown = self._fill_optional_parents(spec, n, fixed, path) if not inserted else False
+                grown = self._grow_key_parents(spec, n - inserted, fixed, path) or grown
+                if grown:
+                    keys = self._parent_keys(spec, n, fixed, path)
                     drawer = RowDrawer(spec, LoadedKeys(keys), BatchUniques(spec), None, stats, trust_plan=True)
         reasons = stats.summary()
         raise FillError(
@@ -188,6 +198,55 @@ class Filler:
                 continue
             filled = True
         return filled
+
+    def _tight_key(self, spec: TableSpec, fixed: Mapping[str, Any]) -> list[ForeignKey] | None:
+        """The foreign keys making up a plain UNIQUE key of ``spec`` on their own (a
+        one-to-one extension, an association table), none of them pinned by ``fixed``: such
+        a table holds one row per combination of its parents' keys."""
+        for key in spec.uniques:
+            fks = [fk for fk in spec.foreign_keys if set(fk.columns) <= set(key.key_columns)]
+            covered = sorted(c for fk in fks for c in fk.columns)
+            if (key.plain and key.predicate is None and covered == sorted(key.key_columns)
+                    and not any(c in fixed for c in key.key_columns) and not any(fk.self_reference for fk in fks)):
+                return fks
+        return None
+
+    def _on_free_keys(self, spec: TableSpec, drawer: RowDrawer, source: RandomSource, wanted: int,
+                      fixed: dict[str, Any], fks: list[ForeignKey]) -> list[dict[str, Any]]:
+        """Rows on parent-key combinations no row holds yet, instead of random keys that
+        mostly collide once few are left."""
+        columns = [c for fk in fks for c in fk.columns]
+        free = self.probe.free_parent_keys(spec, fks, limit=min(10 * wanted + 10, 100_000))
+        self.rng.shuffle(free)
+        rows = []
+        for values in free[:wanted + max(2, wanted // 20)]:
+            row = drawer.draw(source, {**fixed, **dict(zip(columns, values))}, attempts=20)
+            if row is not None:
+                rows.append(row)
+        return rows
+
+    def make_room(self, spec: TableSpec, rows: int = 1) -> None:
+        """Parent rows enough for ``rows`` more rows of ``spec`` when a UNIQUE key made of
+        foreign keys only has no combination of parent keys left (a check about to insert
+        a row of a one-to-one extension whose parents are all taken)."""
+        fks = self._tight_key(spec, {})
+        if fks and len(self.probe.free_parent_keys(spec, fks, limit=rows)) < rows:
+            self._grow_key_parents(spec, rows, {}, (spec.qualified,))
+
+    def _grow_key_parents(self, spec: TableSpec, missing: int, fixed: Mapping[str, Any],
+                          path: tuple[str, ...]) -> bool:
+        """Add parent rows when a UNIQUE key made of foreign keys only has too few parent
+        keys left (the parents filled for a few children offer one or two). Whether any grew."""
+        grown = False
+        for fk in self._tight_key(spec, fixed) or []:
+            if fk.parent in path:
+                continue
+            try:
+                self.fill(self.specs(fk.parent), min(1000, missing), _path=path)
+            except FillError:
+                continue
+            grown = True
+        return grown
 
     def _nothing_to_collide_with(self, spec: TableSpec) -> bool:
         """Whether rows unique among themselves are unique in the table: no UNIQUE key over

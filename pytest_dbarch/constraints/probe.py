@@ -188,6 +188,22 @@ class Probe:
         return [tuple(r) for r in self.query(
             f"SELECT {cols} FROM {qualified_ident(fk.parent)} WHERE {present} ORDER BY {cols} LIMIT {int(limit)}")]
 
+    def free_parent_keys(self, spec: TableSpec, fks: Sequence[ForeignKey], limit: int) -> list[tuple[Any, ...]]:
+        """Combinations of the parents' keys for ``fks`` (their columns in order) that no row
+        of ``spec`` holds yet: the room left for a UNIQUE key made of those foreign keys."""
+        picked, present, same = [], [], []
+        for i, fk in enumerate(fks):
+            for mine, theirs in zip(fk.columns, fk.parent_columns):
+                picked.append(f"p{i}.{_ident(theirs)}")
+                present.append(f"p{i}.{_ident(theirs)} IS NOT NULL")
+                same.append((f"c.{_ident(mine)}", f"p{i}.{_ident(theirs)}"))
+        parents = " CROSS JOIN ".join(f"{qualified_ident(fk.parent)} p{i}" for i, fk in enumerate(fks))
+        taken = (f"SELECT 1 FROM {table_ident(spec)} c WHERE ({', '.join(a for a, _ in same)}) = "
+                 f"({', '.join(b for _, b in same)})")
+        return [tuple(r) for r in self.query(
+            f"SELECT {', '.join(picked)} FROM {parents} WHERE {' AND '.join(present)} AND NOT EXISTS ({taken}) "
+            f"LIMIT {int(limit)}")]
+
     def key_room(self, spec: TableSpec, key: UniqueKey, fks: Sequence[ForeignKey]) -> tuple[int, int]:
         """(how many key values the parents of ``fks`` offer at most, how many rows hold
         one): for a plain UNIQUE key made of those foreign keys' columns only."""

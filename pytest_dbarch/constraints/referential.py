@@ -118,10 +118,12 @@ def _finding(spec: TableSpec, fk: ForeignKey, seen: Observation) -> Finding:
 def _observe(ctx: Context, spec: TableSpec, fk: ForeignKey, event: str, expected: str, source: str) -> Observation:
     parent = ctx.specs(fk.parent)
     seen = Observation(event, expected, source, "could not build rows")
-    with ctx.probe.savepoint():
+    with ctx.savepoint():
         try:
             ctx.ensure_parents(parent)
             ctx.ensure_parents(spec)
+            ctx.filler().make_room(parent)  # a new parent row needs a free key of its own parents
+            ctx.keys.forget()
         except Exception as exc:  # a parent we cannot fill: say so, do not crash the run
             seen.detail = str(exc)
             return seen

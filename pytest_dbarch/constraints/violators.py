@@ -255,7 +255,7 @@ def _unique(ctx: Context, spec: TableSpec, key: UniqueKey) -> Trial:
         aims.append(key.predicate)
     aim = Aim(extra=tuple(aims))
     ignore = frozenset({key.name})
-    with ctx.probe.savepoint():
+    with ctx.savepoint():
         first_row = ctx.row(spec, f"violators:{key.name}:a", aim=aim)
         if first_row is None:
             trial.why_none = "no row inside the key's index could be drawn"
