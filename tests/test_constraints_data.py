@@ -455,13 +455,15 @@ def test_checks_forget_parent_keys_a_rollback_removed(
         dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
     """Met on zou (``entity.parent_id`` references ``entity``): each check runs in a
     savepoint that is rolled back, and a parent key read inside it named a row that was
-    gone for the next check, whose violators were then refused by the wrong foreign key."""
+    gone for the next check, whose violators were then refused by the wrong foreign key.
+    Its UNIQUE key includes the self-reference: the violator's parent row is inserted first."""
     dbarch_psycopg.execute("""
         CREATE TABLE projects (id serial PRIMARY KEY);
         CREATE TABLE people (id serial PRIMARY KEY);
         CREATE TABLE entity (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), name text NOT NULL,
                              parent_id uuid REFERENCES entity, project_id int NOT NULL REFERENCES projects,
-                             created_by int REFERENCES people, CONSTRAINT entity_uc UNIQUE (name, project_id));""")
+                             created_by int REFERENCES people,
+                             CONSTRAINT entity_uc UNIQUE (name, project_id, parent_id));""")
     findings = dbarch_constraints.check("entity")
     assert [(f.rule, f.status.value, f.title) for f in findings if f.is_problem] == []
 

@@ -256,6 +256,8 @@ def _unique(ctx: Context, spec: TableSpec, key: UniqueKey) -> Trial:
     aim = Aim(extra=tuple(aims))
     ignore = frozenset({key.name})
     with ctx.savepoint():
+        if any(fk.self_reference and set(fk.columns) & set(present) for fk in spec.foreign_keys):
+            _seed_self_reference(ctx, spec, key)
         first_row = ctx.row(spec, f"violators:{key.name}:a", aim=aim)
         if first_row is None:
             trial.why_none = "no row inside the key's index could be drawn"
@@ -279,6 +281,18 @@ def _unique(ctx: Context, spec: TableSpec, key: UniqueKey) -> Trial:
                 trial.proven = False
             return trial
         return _run(ctx, spec, trial, second, deferrable=_deferrable(spec, key.name))
+
+
+def _seed_self_reference(ctx: Context, spec: TableSpec, key: UniqueKey) -> None:
+    """A row for a key that includes a self-reference (zou's ``entity``: name, project and
+    parent): its parent must be a row of the table itself, so one is inserted first."""
+    for fk in spec.foreign_keys:
+        if fk.self_reference and ctx.probe.parent_keys(fk, limit=1):
+            return
+    seed = ctx.row(spec, f"violators:{key.name}:parent", ignore_keys=frozenset({key.name}))
+    if seed is not None:
+        ctx.probe.insert(spec, seed, keep=True)
+        ctx.keys.forget()
 
 
 def _deferrable(spec: TableSpec, name: str) -> bool:
