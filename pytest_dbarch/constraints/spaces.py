@@ -16,6 +16,7 @@ import math
 import uuid
 from dataclasses import dataclass, replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from functools import lru_cache
 from typing import Any
 
 from pytest_dbarch.constraints import evaluate as ev
@@ -308,9 +309,15 @@ class Space:
         return None if unsure else True
 
     def choices(self) -> tuple[Any, ...]:
-        """The allowed values that lie in the space, in a stable order."""
-        assert self.allowed is not None
-        return tuple(sorted((v for v in self.allowed if self.admits(v) is not False), key=_order_key))
+        """The allowed values that lie in the space, in a stable order (worked out once per
+        space: a row decodes its IN-list columns from it)."""
+        return _choices(self)
+
+
+@lru_cache(maxsize=4096)
+def _choices(space: Space) -> tuple[Any, ...]:
+    assert space.allowed is not None
+    return tuple(sorted((v for v in space.allowed if space.admits(v) is not False), key=_order_key))
 
 
 def _order_key(value: Any) -> tuple[str, Any]:
