@@ -167,7 +167,10 @@ def number(data: bytes, n: int) -> int:
     raw = 0
     for byte in data[:count]:
         raw = raw * RADIX + byte
-    return raw * (n + 1) // (_TOPS[count] + 1)
+    top = _TOPS[count]
+    if n > top:  # a range wider than the bytes can step through: coarse steps, ending on n itself
+        return raw * n // top
+    return raw * (n + 1) // (top + 1)  # every value of [0, n] takes an equal share of the bytes
 
 
 @lru_cache(maxsize=4096)
