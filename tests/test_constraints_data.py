@@ -80,6 +80,28 @@ def test_numeric_precision_and_edges_never_overflow(dbarch_psycopg: psycopg.Conn
     assert max(r["qty"] for r in seen) == 32767  # the edge is drawn on purpose
 
 
+def test_numeric_wider_than_pythons_28_digits(dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """Met on lago (billing): numeric(30, 5) amounts. Python's default decimal context
+    rounds to 28 digits, which turned the type's bound into 10**25, one digit too many."""
+    dbarch_psycopg.execute("CREATE TABLE wallets (credits numeric(30, 5) NOT NULL CHECK (credits >= 0), "
+                           "paid numeric(30, 5) NOT NULL, units numeric(60, 30), whole numeric(38, 0) NOT NULL)")
+    spec = dbarch_constraints.spec("wallets")
+
+    @QUICK
+    @given(dbarch_constraints.rows("wallets"))
+    def insert(row: dict[str, Any]) -> None:
+        outcome = dbarch_constraints._probe.insert(spec, row, keep=True)
+        assert outcome.ok, (outcome.describe(), row)
+
+    insert()
+    assert dbarch_constraints.fill("wallets", 500) == 500
+    extremes = dbarch_psycopg.execute("SELECT min(paid), max(credits), max(whole) FROM wallets").fetchone()
+    edge = "9" * 25 + "." + "9" * 5  # the largest numeric(30, 5); Decimal's own minus would round it
+    assert extremes == (Decimal("-" + edge), Decimal(edge), Decimal(10**38 - 1))  # the edges are drawn, exactly
+    findings = dbarch_constraints.check("wallets")
+    assert [(f.rule, f.title) for f in findings if f.is_problem] == []
+
+
 def test_unique_holds_across_examples_and_against_rows_already_there(
         dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
     """Pitfall: UNIQUE collisions across examples and with rows already present."""
@@ -466,6 +488,18 @@ def test_checks_forget_parent_keys_a_rollback_removed(
                              CONSTRAINT entity_uc UNIQUE (name, project_id, parent_id));""")
     findings = dbarch_constraints.check("entity")
     assert [(f.rule, f.status.value, f.title) for f in findings if f.is_problem] == []
+
+
+def test_json_checks_on_objects_do_not_crash_the_search(
+        dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """Met on lago: ``CHECK (jsonb_typeof(value) = 'object')``; the violator search tried
+    JSON objects against a set of excluded values and crashed (a dict cannot be hashed)."""
+    dbarch_psycopg.execute("CREATE TABLE item_metadata (id serial PRIMARY KEY, value jsonb NOT NULL "
+                           "CONSTRAINT value_is_object CHECK (jsonb_typeof(value) = 'object'))")
+    findings = dbarch_constraints.check("item_metadata")
+    assert [(f.rule, f.title) for f in findings if f.status.value in ("failed", "error")] == []
+    [held] = [f for f in findings if f.rule == "constraints.rejects-violator" and not f.is_problem]
+    assert "CHECK value_is_object: refused with 23514" in held.evidence
 
 
 def test_a_cycle_of_not_null_foreign_keys_is_a_clear_error(

@@ -22,7 +22,7 @@ from pytest_dbarch.constraints import evaluate as ev
 from pytest_dbarch.constraints import values
 from pytest_dbarch.constraints.checks_parse import Rule
 from pytest_dbarch.constraints.schema import TableSpec
-from pytest_dbarch.constraints.spaces import Space
+from pytest_dbarch.constraints.spaces import EXACT, Space
 
 
 def edge_values(rule: Rule, space: Space) -> list[Any]:
@@ -46,8 +46,9 @@ def _around(value: Any) -> list[Any]:
     if isinstance(value, int):
         return [value - 1, value, value + 1]
     if isinstance(value, Decimal):
-        step = Decimal(1).scaleb(value.as_tuple().exponent) if isinstance(value.as_tuple().exponent, int) else Decimal(1)
-        return [value - step, value, value + step, value - 1, value + 1]
+        exponent = value.as_tuple().exponent
+        step = Decimal(1).scaleb(exponent, context=EXACT) if isinstance(exponent, int) else Decimal(1)
+        return [EXACT.subtract(value, step), value, EXACT.add(value, step), EXACT.subtract(value, 1), EXACT.add(value, 1)]
     if isinstance(value, float):
         return [value - 1, value, value + 1]
     if isinstance(value, str):

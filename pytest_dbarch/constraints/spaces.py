@@ -15,7 +15,7 @@ import datetime as dt
 import math
 import uuid
 from dataclasses import dataclass, replace
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -23,6 +23,10 @@ from pytest_dbarch.constraints import evaluate as ev
 from pytest_dbarch.constraints.checks_parse import Atom, Compare, Length, Match, Members, Null
 from pytest_dbarch.constraints.regex import Pattern
 from pytest_dbarch.postgres.catalog import Column
+
+# Arithmetic on numeric(p, s) values: numeric takes up to 1000 digits, and Python's default
+# context rounds to 28 (numeric(30, 5)'s bound 10**25 - 10**-5 became 10**25, an overflow).
+EXACT = Context(prec=2100)
 
 _INT_RANGES = {"int2": 2**15, "int4": 2**31, "int8": 2**63, "oid": None}
 _TEXT = {"text", "varchar", "bpchar", "name", "citext", "char"}
@@ -86,8 +90,8 @@ def _scalar_kind(name: str, category: str, column: Column, labels: tuple[str, ..
     if name == "numeric":
         if column.precision:
             scale = column.scale or 0
-            limit = Decimal(10) ** (column.precision - scale) - Decimal(10) ** -scale
-            return Kind("decimal", sql_type, low=-limit, high=limit, places=scale)
+            limit = EXACT.subtract(EXACT.power(Decimal(10), column.precision - scale), EXACT.power(Decimal(10), -scale))
+            return Kind("decimal", sql_type, low=EXACT.minus(limit), high=limit, places=scale)  # -limit rounds
         limit = Decimal(10) ** 15
         return Kind("decimal", sql_type, low=-limit, high=limit, places=4)
     if name in ("float4", "float8"):
@@ -282,7 +286,7 @@ class Space:
             return False
         if self.allowed is not None and value not in self.allowed:
             return False
-        if value in self.excluded:
+        if self.excluded and _among(value, self.excluded):
             return False
         try:
             if self.low is not None and _greater(self.low, value):
@@ -312,6 +316,14 @@ class Space:
         """The allowed values that lie in the space, in a stable order (worked out once per
         space: a row decodes its IN-list columns from it)."""
         return _choices(self)
+
+
+def _among(value: Any, values: frozenset[Any]) -> bool:
+    """``value in values`` for JSON objects and arrays too (they cannot be hashed)."""
+    try:
+        return value in values
+    except TypeError:
+        return any(value == v for v in values)
 
 
 @lru_cache(maxsize=4096)
@@ -388,10 +400,10 @@ def _closed_bound(kind: Kind, op: str, value: Any) -> Any:
             rounded += 1 if upward else -1
         return rounded
     if name in ("decimal", "money"):
-        step = Decimal(1).scaleb(-(kind.places or 0))
-        rounded = value.quantize(step, rounding=ROUND_CEILING if upward else ROUND_FLOOR)
+        step = Decimal(1).scaleb(-(kind.places or 0), context=EXACT)
+        rounded = value.quantize(step, rounding=ROUND_CEILING if upward else ROUND_FLOOR, context=EXACT)
         if strict and rounded == value:
-            rounded += step if upward else -step
+            rounded = EXACT.add(rounded, step) if upward else EXACT.subtract(rounded, step)
         return rounded
     if name == "float":
         if strict:

@@ -25,7 +25,7 @@ from typing import Any
 from psycopg.types.range import Range
 
 from pytest_dbarch.constraints import regex
-from pytest_dbarch.constraints.spaces import Kind, Space
+from pytest_dbarch.constraints.spaces import EXACT, Kind, Space
 
 _UTC = dt.timezone.utc
 TEXT_CAP = 40  # longest text drawn when the type sets no limit
@@ -50,7 +50,7 @@ def _int_units(kind: Kind) -> Units:
 
 def _decimal_units(kind: Kind) -> Units:
     places = kind.places or 0
-    return (lambda v, up: _scaled(v, places)), (lambda n: Decimal(n).scaleb(-places))
+    return (lambda v, up: _scaled(v, places)), (lambda n: Decimal(n).scaleb(-places, context=EXACT))
 
 
 def _date_units(kind: Kind) -> Units:
@@ -104,8 +104,33 @@ def _edges(low: int, high: int, step: int) -> list[int]:
     return sorted({c for c in candidates if low <= c <= high})
 
 
+_JSON_KEYS = ("name", "k", "tag", "ok", "id", "note")
+
+
+def _json_scalar(rng: random.Random) -> Any:
+    pick = rng.random()
+    if pick < 0.6:
+        return "".join(rng.choice(string.ascii_letters) for _ in range(rng.randint(0, 8)))
+    if pick < 0.85:
+        return rng.randint(-1000, 1000)
+    return rng.random() < 0.5
+
+
+def _json_document(rng: random.Random) -> Any:
+    """A JSON document: mostly an object (``{}`` first), sometimes an array or a scalar, so
+    a CHECK on its shape (``jsonb_typeof(doc) = 'object'``) has rows on both sides. Never
+    Python's None at the top: that would be SQL NULL, not JSON null."""
+    shape = rng.random()
+    if shape < 0.7:
+        keys = rng.sample(_JSON_KEYS, rng.randint(0, 3))
+        return {key: _json_scalar(rng) for key in keys}
+    if shape < 0.85:
+        return [_json_scalar(rng) for _ in range(rng.randint(0, 3))]
+    return _json_scalar(rng)
+
+
 def _scaled(value: Decimal, places: int) -> int:
-    return int(value.scaleb(places))
+    return int(value.scaleb(places, context=EXACT))
 
 
 def _naive(value: dt.datetime) -> dt.datetime:
@@ -193,7 +218,7 @@ def _base_sampler(space: Space) -> Sampler:
     if name in ("decimal", "money"):
         places = kind.places or 0
         ints = _int_sampler(_scaled(space.low, places), _scaled(space.high, places))
-        return lambda rng: Decimal(ints(rng)).scaleb(-places)
+        return lambda rng: Decimal(ints(rng)).scaleb(-places, context=EXACT)
     if name == "float":
         low, high = space.low, space.high
         lo = max(low if low is not None else -1e9, -1e9)
@@ -224,7 +249,7 @@ def _base_sampler(space: Space) -> Sampler:
     if name == "uuid":
         return lambda rng: uuid.UUID(int=rng.getrandbits(128), version=4)
     if name in ("json", "jsonb"):
-        return lambda rng: {"k": rng.randrange(1000), "tag": rng.choice(["a", "b", "c"]), "ok": rng.random() < 0.5}
+        return _json_document
     if name == "bytea":
         top = space.max_len if space.max_len is not None else 32
         return lambda rng: rng.randbytes(rng.randint(space.min_len, max(space.min_len, min(top, 32))))
