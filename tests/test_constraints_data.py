@@ -502,6 +502,26 @@ def test_json_checks_on_objects_do_not_crash_the_search(
     assert "CHECK value_is_object: refused with 23514" in held.evidence
 
 
+def test_fill_moves_rows_past_those_a_partial_unique_index_drops(
+        dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """Met on lago (billing): one active version per quote, a partial UNIQUE index on the
+    foreign key. Staged rows that meet it are dropped by ON CONFLICT; the ones after them
+    must still be moved in, not cut off by a LIMIT taken before the conflicts."""
+    dbarch_psycopg.execute("""
+        CREATE TYPE quote_status AS ENUM ('draft', 'approved', 'voided', 'sent');
+        CREATE TABLE quotes (id serial PRIMARY KEY);
+        CREATE TABLE quote_versions (
+            id serial PRIMARY KEY, quote_id int NOT NULL REFERENCES quotes,
+            status quote_status NOT NULL DEFAULT 'draft', approved_at timestamp,
+            CONSTRAINT approved_at_matches_status CHECK ((status = 'approved') = (approved_at IS NOT NULL)));
+        CREATE UNIQUE INDEX one_active_version ON quote_versions (quote_id) WHERE status IN ('draft', 'approved');
+        CREATE TABLE order_forms (id serial PRIMARY KEY, quote_version_id int NOT NULL REFERENCES quote_versions);""")
+    assert dbarch_constraints.fill("quote_versions", 12) == 12
+    dbarch_psycopg.execute("TRUNCATE quotes, quote_versions CASCADE")
+    findings = dbarch_constraints.check("order_forms")
+    assert [(f.rule, f.title) for f in findings if f.is_problem] == []
+
+
 def test_a_cycle_of_not_null_foreign_keys_is_a_clear_error(
         dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
     dbarch_psycopg.execute("""

@@ -30,6 +30,7 @@ from pytest_dbarch.origin import plugin_statements
 
 ROUNDS = 6
 DIRECT = "dbarch_fill_direct"
+MOVE_PASSES = 50  # windows of staged rows moved into the table, at most, per round
 
 
 class FillError(DbarchError):
@@ -291,13 +292,14 @@ class Filler:
         kinds = {n: spec.columns[n].kind.name if n in spec.columns else "" for n in names}
         stage = sql.Identifier(f"dbarch_fill_{spec.table.oid}").as_string(None)
         columns = ", ".join(sql.Identifier(n).as_string(None) for n in names)
-        self.probe.query(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ("
+        ordinal = sql.Identifier("dbarch_fill_row").as_string(None)
+        self.probe.query(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({ordinal} int, "
                          + ", ".join(f"{sql.Identifier(n).as_string(None)} text" for n in names) + ")")
         self.probe.query(f"TRUNCATE {stage}")
         with plugin_statements(), self.probe.conn.cursor() as cur:
-            with cur.copy(f"COPY {stage} ({columns}) FROM STDIN".encode()) as copy:
-                for row in rows:
-                    copy.write_row([text_value(row.get(n), kinds[n]) for n in names])
+            with cur.copy(f"COPY {stage} ({ordinal}, {columns}) FROM STDIN".encode()) as copy:
+                for i, row in enumerate(rows):
+                    copy.write_row([i, *(text_value(row.get(n), kinds[n]) for n in names)])
         typed = []
         for column in spec.table.columns:
             ident = sql.Identifier(column.name).as_string(None)
@@ -307,13 +309,24 @@ class Filler:
                   if r.kind in ("check", "partition") and not (r.columns & set(spec.left_out))]
         where = " AND ".join(checks) or "true"
         overriding = " OVERRIDING SYSTEM VALUE" if any(spec.table.column(n).identity == "always" for n in names) else ""
-        statement = (f"INSERT INTO {table_ident(spec)} ({columns}){overriding} SELECT {columns} FROM "
-                     f"(SELECT {', '.join(typed)} FROM {stage}) AS c WHERE {where} LIMIT {int(wanted)} ON CONFLICT DO NOTHING")
-        outcome = self.probe.attempt(statement, keep=True)
+        # A window of the staged rows at a time, as many as are still wanted: ON CONFLICT
+        # drops rows that meet one already there (a partial UNIQUE index on a parent key),
+        # and a plain LIMIT would have stopped at the first ones, colliding or not.
+        inserted = start = passes = 0
+        while inserted < wanted and start < len(rows) and passes < MOVE_PASSES:
+            window = wanted - inserted
+            statement = (f"INSERT INTO {table_ident(spec)} ({columns}){overriding} SELECT {columns} FROM "
+                         f"(SELECT {', '.join(typed)} FROM {stage} WHERE {ordinal} >= {start} AND {ordinal} < "
+                         f"{start + window}) AS c WHERE {where} ON CONFLICT DO NOTHING")
+            outcome = self.probe.attempt(statement, keep=True)
+            if not outcome.ok:
+                self.probe.query(f"DROP TABLE {stage}")
+                return inserted + self._one_by_one(spec, rows[start:], wanted - inserted)
+            inserted += max(outcome.rowcount, 0)
+            start += window
+            passes += 1
         self.probe.query(f"DROP TABLE {stage}")
-        if outcome.ok:
-            return max(outcome.rowcount, 0)
-        return self._one_by_one(spec, rows, wanted)
+        return inserted
 
     def _one_by_one(self, spec: TableSpec, rows: list[dict[str, Any]], wanted: int) -> int:
         """The bulk move failed (a trigger, a CHECK that raises): keep the rows that insert."""
