@@ -442,16 +442,22 @@ def test_violators_claim_redundancy_only_when_the_rules_show_it(
             score int CONSTRAINT score_positive CHECK (score > 0) CONSTRAINT score_above_five CHECK (score > 5),
             CONSTRAINT username_length CHECK (length(username) <= 50),
             CONSTRAINT digest_hex_again CHECK (digest ~ '^[a-f0-9]{8}$'),
-            CONSTRAINT one_per_tenant UNIQUE (tenant, username), CONSTRAINT username_key UNIQUE (username));""")
-    findings = dbarch_constraints.check("accounts")
+            CONSTRAINT one_per_tenant UNIQUE (tenant, username), CONSTRAINT username_key UNIQUE (username));
+        CREATE TABLE thresholds (id serial PRIMARY KEY, subscription int NOT NULL, amount int NOT NULL,
+                                 recurring boolean NOT NULL);
+        -- lago: a partial key on a part of the other's columns catches only recurring rows
+        CREATE UNIQUE INDEX amount_per_subscription ON thresholds (amount, subscription, recurring);
+        CREATE UNIQUE INDEX one_recurring ON thresholds (subscription, recurring) WHERE recurring IS TRUE;""")
+    findings = dbarch_constraints.check("accounts", "thresholds")
     problems = {f.where.rsplit(".", 1)[1]: (f.title, f.evidence) for f in findings if f.is_problem}
     assert set(problems) == {"digest_hex", "digest_hex_again", "score_positive", "one_per_tenant"}, problems
     assert "says the same" in problems["digest_hex"][1]
     assert "implied by them" in problems["score_positive"][1]
     assert "UNIQUE username_key on a part of its columns (username)" in problems["one_per_tenant"][1]
     assert all("cannot be violated alone" in title for title, _ in problems.values())
-    [held] = [f for f in findings if f.rule == "constraints.rejects-violator" and not f.is_problem]
-    assert "CHECK username_length: refused with 23514" in held.evidence
+    held = "\n".join(f.evidence for f in findings if f.rule == "constraints.rejects-violator" and not f.is_problem)
+    assert "CHECK username_length: refused with 23514" in held
+    assert "UNIQUE amount_per_subscription: refused with 23505" in held
 
 
 def test_fill_grows_the_parents_of_a_key_made_of_foreign_keys(

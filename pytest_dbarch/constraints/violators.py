@@ -57,6 +57,9 @@ class Trial:
         return f"{self.kind} {self.name} on {self.column}" if self.column else f"{self.kind} {self.name}"
 
 
+UNIQUE_ATTEMPTS = 4  # first rows tried for a UNIQUE violator
+
+
 def check(ctx: Context, spec: TableSpec) -> list[Finding]:
     ctx.ensure_parents(spec)
     base = ctx.row(spec, "violators:base")
@@ -255,32 +258,35 @@ def _unique(ctx: Context, spec: TableSpec, key: UniqueKey) -> Trial:
         aims.append(key.predicate)
     aim = Aim(extra=tuple(aims))
     ignore = frozenset({key.name})
-    with ctx.savepoint():
-        if any(fk.self_reference and set(fk.columns) & set(present) for fk in spec.foreign_keys):
-            _seed_self_reference(ctx, spec, key)
-        first_row = ctx.row(spec, f"violators:{key.name}:a", aim=aim)
-        if first_row is None:
-            trial.why_none = "no row inside the key's index could be drawn"
-            trial.proven = False
-            return trial
-        inserted = ctx.probe.insert(spec, first_row, keep=True, returning=key.columns)
-        if not inserted.ok or inserted.returned is None:
-            trial.why_none = f"the first row was refused: {inserted.describe()}"
-            trial.proven = False
-            return trial
-        pinned = dict(zip(key.columns, inserted.returned))
-        second = ctx.row(spec, f"violators:{key.name}:b", fixed=pinned, aim=aim, ignore_keys=ignore)
-        if second is None:
-            inner = next((k for k in spec.uniques if k is not key and k.plain and k.predicate is None
-                          and k.kind != "exclusion" and set(k.key_columns) <= set(key.key_columns)), None)
-            if inner is not None:
-                trial.why_none = (f"{inner.kind.upper()} {inner.name} on a part of its columns "
-                                  f"({', '.join(inner.key_columns)}) is broken with it: it is implied (redundant)")
-            else:
+    inner = next((k for k in spec.uniques if k is not key and k.plain and k.predicate is None
+                  and k.kind != "exclusion" and set(k.key_columns) <= set(key.key_columns)), None)
+    if inner is not None and key.plain and not key.nulls_not_distinct:
+        # two rows equal (and present) on the key are equal on the smaller one too
+        trial.why_none = (f"{inner.kind.upper()} {inner.name} on a part of its columns "
+                          f"({', '.join(inner.key_columns)}) is broken with it: it is implied (redundant)")
+        return trial
+    trial.proven = False
+    for attempt in range(UNIQUE_ATTEMPTS):  # another first row: a partial key on a part of
+        suffix = f":{attempt}" if attempt else ""  # its columns may only catch some of them
+        with ctx.savepoint():
+            if any(fk.self_reference and set(fk.columns) & set(present) for fk in spec.foreign_keys):
+                _seed_self_reference(ctx, spec, key)
+            first_row = ctx.row(spec, f"violators:{key.name}:a{suffix}", aim=aim)
+            if first_row is None:
+                trial.why_none = "no row inside the key's index could be drawn"
+                return trial
+            inserted = ctx.probe.insert(spec, first_row, keep=True, returning=key.columns)
+            if not inserted.ok or inserted.returned is None:
+                trial.why_none = f"the first row was refused: {inserted.describe()}"
+                continue
+            pinned = dict(zip(key.columns, inserted.returned))
+            second = ctx.row(spec, f"violators:{key.name}:b{suffix}", fixed=pinned, aim=aim, ignore_keys=ignore)
+            if second is None:
                 trial.why_none = "no second row with the same key fitting the other constraints was found"
-                trial.proven = False
-            return trial
-        return _run(ctx, spec, trial, second, deferrable=_deferrable(spec, key.name))
+                continue
+            trial.proven = True
+            return _run(ctx, spec, trial, second, deferrable=_deferrable(spec, key.name))
+    return trial
 
 
 def _seed_self_reference(ctx: Context, spec: TableSpec, key: UniqueKey) -> None:
