@@ -528,6 +528,28 @@ def test_fill_moves_rows_past_those_a_partial_unique_index_drops(
     assert [(f.rule, f.title) for f in findings if f.is_problem] == []
 
 
+def test_a_partition_missing_its_siblings_foreign_key_is_named(
+        dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """Met on pagila (2024): ``payment_p2022_07`` lacks the foreign keys its six sibling
+    partitions declare, so a payment there keeps a customer id whose customer is gone. The
+    finding names that partition, not a sibling's key that did nothing wrong."""
+    dbarch_psycopg.execute("""
+        CREATE TABLE customers (id serial PRIMARY KEY);
+        CREATE TABLE payments (id serial, customer_id int NOT NULL, paid_on date NOT NULL,
+                               PRIMARY KEY (id, paid_on)) PARTITION BY RANGE (paid_on);
+        CREATE TABLE payments_old PARTITION OF payments FOR VALUES FROM ('1990-01-01') TO ('1990-01-02');
+        CREATE TABLE payments_new PARTITION OF payments FOR VALUES FROM ('1990-01-02') TO ('2100-01-01');
+        ALTER TABLE payments_old ADD FOREIGN KEY (customer_id) REFERENCES customers;""")
+    findings = dbarch_constraints.check("payments")
+    problems = [f for f in findings if f.is_problem]
+    assert [(f.status.value, f.where) for f in problems] == [("failed", "public.payments_new.customer_id")]
+    assert all("partition public.payments_new has no foreign key on customer_id to public.customers" in f.title
+               for f in problems)
+    dbarch_psycopg.execute("ALTER TABLE payments_new ADD FOREIGN KEY (customer_id) REFERENCES customers")
+    dbarch_constraints.refresh()
+    assert [f.title for f in dbarch_constraints.check("payments") if f.is_problem] == []
+
+
 def test_a_cycle_of_not_null_foreign_keys_is_a_clear_error(
         dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
     dbarch_psycopg.execute("""

@@ -67,8 +67,11 @@ def check(ctx: Context, spec: TableSpec) -> list[Finding]:
         for event in ("delete", "update"):
             observation = _observe(ctx, spec, fk, event, expected[event], source)
             if observation.agrees:
-                proven.append(f"{fk.name}: on {event} of {fk.parent}: {observation.observed} ({source} {'say' if source == 'models' else 'says'} "
-                              f"{observation.expected})")
+                proven.append(f"{fk.name}: on {event} of {fk.parent}: {observation.observed} ({source} "
+                              f"{'say' if source == 'models' else 'says'} {observation.expected})")
+            elif observation.observed == "unprotected partition":
+                findings.append(_finding(spec, fk, observation))
+                break  # one cause, whatever the event: the partition has no such key at all
             else:
                 findings.append(_finding(spec, fk, observation))
     if proven:
@@ -89,6 +92,15 @@ def _finding(spec: TableSpec, fk: ForeignKey, seen: Observation) -> Finding:
                        evidence=seen.detail, where=where)
     verb = "deleting" if seen.event == "delete" else "changing the key of"
     columns = ", ".join(fk.columns)
+    if seen.observed == "unprotected partition":
+        return Finding(RULE, Area.MODELS, Status.FAILED,
+                       f"{spec.qualified}: partition {seen.conflict} has no foreign key on {columns} to "
+                       f"{fk.parent}: its rows keep keys whose parent is gone ({verb} a parent did nothing "
+                       f"to its row; other partitions declare {fk.name})",
+                       evidence=seen.detail, where=f"{seen.conflict}.{', '.join(fk.columns)}",
+                       fix=f"ALTER TABLE {seen.conflict} ADD FOREIGN KEY ({', '.join(_ident(c) for c in fk.columns)}) "
+                           f"REFERENCES {qualified_ident(fk.parent)} ({', '.join(_ident(c) for c in fk.parent_columns)}) "
+                           "NOT VALID, then VALIDATE CONSTRAINT (or declare the key on the partitioned table itself)")
     if seen.observed == "conflict":
         return Finding(RULE, Area.MODELS, Status.FAILED,
                        f"{spec.qualified}: {verb} a {fk.parent} row is refused: the ON {event} {seen.expected} "
@@ -142,12 +154,13 @@ def _observe(ctx: Context, spec: TableSpec, fk: ForeignKey, event: str, expected
             seen.observed = f"could not draw a {spec.qualified} row for it"
             return seen
         identity = _identity(spec, fk)
-        child = ctx.probe.insert(spec, child_row, keep=True, returning=identity)
+        child = ctx.probe.insert(spec, child_row, keep=True, returning=[*identity, "tableoid"])
         if not child.ok or child.returned is None:
             seen.observed = f"could not insert a {spec.qualified} row"
             seen.detail = child.describe()
             return seen
         find_child = _locator(spec, dict(zip(identity, child.returned)))
+        landed = _partition_without(ctx, fk, child.returned[-1]) if fk.from_partition else None
         where_parent = " AND ".join(f"{_ident(p)} = {literal(v)}" for p, v in zip(fk.parent_columns, inserted.returned))
         if event == "delete":
             statement = f"DELETE FROM {qualified_ident(fk.parent)} WHERE {where_parent}"
@@ -161,11 +174,23 @@ def _observe(ctx: Context, spec: TableSpec, fk: ForeignKey, event: str, expected
             statement += f"; SET CONSTRAINTS {sql.Identifier(spec.table.schema, fk.name).as_string(None)} IMMEDIATE"
         outcome = ctx.probe.attempt(statement, keep=True)
         seen.observed, seen.detail = _what_happened(ctx, spec, fk, find_child, key, outcome)
+        if landed is not None and seen.observed in ("nothing", "SET NULL", "SET DEFAULT", "CASCADE"):
+            seen.observed, seen.conflict = "unprotected partition", landed
         if seen.observed == "conflict":
             seen.conflict = outcome.constraint or (f"NOT NULL on {outcome.column}" if outcome.column else "")
         seen.detail = f"parent {fk.parent}: {dict(zip(fk.parent_columns, inserted.returned))}\n" \
                       f"child {spec.qualified}: {child_row}\n{statement}\n{seen.detail}"
     return seen
+
+
+def _partition_without(ctx: Context, fk: ForeignKey, oid: int) -> str | None:
+    """The partition the child row landed in, when it lacks a foreign key like ``fk`` (same
+    columns, same parent) that its siblings declare: its rows are not protected."""
+    partition = next((t for t in ctx.catalog if t.oid == oid), None)
+    if partition is None:
+        return None
+    has = any(c.columns == fk.columns and c.ref == fk.parent for c in partition.foreign_keys)
+    return None if has else partition.qualified
 
 
 def _identity(spec: TableSpec, fk: ForeignKey) -> list[str]:
