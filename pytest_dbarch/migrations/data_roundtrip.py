@@ -21,7 +21,7 @@ be removed is returned, never swallowed: the caller rebuilds the database.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -315,18 +315,14 @@ def remove(conn: psycopg.Connection[Any], seeded: Seeded) -> list[str]:
     same data; what is left behind (a row that cannot be deleted, or a table whose row
     count differs from before seeding), one line each. Nothing is swallowed."""
     left: list[str] = []
-    for row in reversed(seeded.rows):
-        # IS NOT DISTINCT FROM: a table without a primary key is matched on every column, NULLs too.
-        matches = sql.SQL(" AND ").join(
-            sql.SQL("{}::text IS NOT DISTINCT FROM %s").format(sql.Identifier(k)) for k in row.keys
-        )
-        delete = sql.SQL("DELETE FROM {} WHERE {}").format(_ident(row.table), matches)
-        try:
-            with conn.transaction():
-                conn.execute(delete, row.values, prepare=False)
-        except psycopg.Error as exc:
-            shown = ", ".join(f"{k}={v}" for k, v in zip(row.keys, row.values))
-            left.append(f"{row.table}: row {shown} cannot be deleted: {str(exc).strip().splitlines()[0]}")
+    if not _remove_all(conn, seeded.rows):
+        for row in reversed(seeded.rows):  # one by one, to say which row cannot go
+            try:
+                with conn.transaction():
+                    conn.execute(_delete(row), row.values, prepare=False)
+            except psycopg.Error as exc:
+                shown = ", ".join(f"{k}={v}" for k, v in zip(row.keys, row.values))
+                left.append(f"{row.table}: row {shown} cannot be deleted: {str(exc).strip().splitlines()[0]}")
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         conn.commit()
     if seeded.counts:
@@ -336,6 +332,32 @@ def remove(conn: psycopg.Connection[Any], seeded: Seeded) -> list[str]:
             if after is not None and after != before:
                 left.append(f"{table}: {after} rows after removing the seeded ones, {before} before seeding")
     return left
+
+
+def _delete(row: Written, values: Sequence[Any] | None = None) -> sql.Composed:
+    """DELETE of one seeded row: with placeholders, or with ``values`` written in.
+    IS NOT DISTINCT FROM: a table without a primary key is matched on every column, NULLs too."""
+    matches = sql.SQL(" AND ").join(
+        sql.SQL("{}::text IS NOT DISTINCT FROM {}").format(
+            sql.Identifier(k), sql.Placeholder() if values is None else sql.Literal(values[i])
+        )
+        for i, k in enumerate(row.keys)
+    )
+    return sql.SQL("DELETE FROM {} WHERE {}").format(_ident(row.table), matches)
+
+
+def _remove_all(conn: psycopg.Connection[Any], rows: list[Written]) -> bool:
+    """Every seeded row deleted, newest first, in one round trip (one savepoint, the
+    DELETEs sent as one script); False, with nothing deleted, if any of them fails."""
+    if not rows:
+        return True
+    script = sql.SQL("; ").join(_delete(row, row.values) for row in reversed(rows)).as_bytes(conn)
+    try:
+        with conn.transaction():
+            conn.execute(script, prepare=False)
+    except psycopg.Error:
+        return False
+    return True
 
 
 def insert_with_defaults(
