@@ -81,7 +81,8 @@ QUERIES: dict[str, str] = {
                a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
                CASE WHEN a.attcollation <> t.typcollation THEN co.collname END,
                {_comment('c.oid', 'pg_class', 'a.attnum')},
-               (SELECT string_agg(x::text, ' ' ORDER BY x::text) FROM unnest(a.attacl) x)
+               CASE WHEN a.attacl IS NOT NULL THEN  -- most columns have none: no aggregate for them
+                   (SELECT string_agg(x::text, ' ' ORDER BY x::text) FROM unnest(a.attacl) x) END
         FROM pg_attribute a
         JOIN pg_class c ON c.oid = a.attrelid
         JOIN pg_namespace n ON n.oid = c.relnamespace
