@@ -246,13 +246,16 @@ def _advance_sequences(conn: psycopg.Connection[Any], table: str, columns: list[
         )
 
 
-def seed(conn: psycopg.Connection[Any], before: Snapshot, after: Snapshot) -> Seeded:
-    """Write rows into the tables the revision changed; remember them by key."""
+def seed(
+    conn: psycopg.Connection[Any], before: Snapshot, after: Snapshot, reader: psycopg.Connection[Any] | None = None
+) -> Seeded:
+    """Write rows into the tables the revision changed; remember them by key (``reader``:
+    see row_counts)."""
     seeded = Seeded()
     columns_before = {name for kind, name in before.objects if kind == "column"}
     tables = changed_tables(before, after)
     if tables:
-        seeded.counts = row_counts(conn)
+        seeded.counts = row_counts(conn, reader)
     for table in tables:
         seeded.considered.append(table)
         columns = _columns(conn, table)
@@ -295,22 +298,31 @@ WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
 """
 
 
-def row_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
-    """Rows in every user table (one statement; the scratch tables are small)."""
-    names = [r[0] for r in conn.execute(_TABLES).fetchall()]
+def row_counts(conn: psycopg.Connection[Any], reader: psycopg.Connection[Any] | None = None) -> dict[str, int]:
+    """Rows in every user table (one statement; the scratch tables are small).
+
+    ``reader``: an autocommit connection to the same database that runs nothing else.
+    When ``conn`` has no transaction open, everything it wrote is committed and the
+    reader sees the same rows; there the statements stay prepared (the migrations'
+    connection forgets its prepared statements at every DDL), which halves the cost.
+    """
+    idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    on = reader if reader is not None and idle and not reader.closed else conn
+    prepare = True if on is reader else False
+    names = [r[0] for r in on.execute(_TABLES, prepare=prepare or None).fetchall()]
     counts: dict[str, int] = {}
     for start in range(0, len(names), 200):
         chunk = names[start : start + 200]
         query = sql.SQL(" UNION ALL ").join(
             sql.SQL("SELECT {}, count(*) FROM {}").format(sql.Literal(name), sql.SQL(name)) for name in chunk
         )
-        counts.update({name: n for name, n in conn.execute(query, prepare=False).fetchall()})
-    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-        conn.rollback()
+        counts.update({name: n for name, n in on.execute(query, prepare=prepare).fetchall()})
+    if on.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        on.rollback()
     return counts
 
 
-def remove(conn: psycopg.Connection[Any], seeded: Seeded) -> list[str]:
+def remove(conn: psycopg.Connection[Any], seeded: Seeded, reader: psycopg.Connection[Any] | None = None) -> list[str]:
     """Delete every seeded row again, newest first, so every revision starts from the
     same data; what is left behind (a row that cannot be deleted, or a table whose row
     count differs from before seeding), one line each. Nothing is swallowed."""
@@ -326,7 +338,7 @@ def remove(conn: psycopg.Connection[Any], seeded: Seeded) -> list[str]:
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         conn.commit()
     if seeded.counts:
-        now = row_counts(conn)
+        now = row_counts(conn, reader)
         for table, before in sorted(seeded.counts.items()):
             after = now.get(table)
             if after is not None and after != before:
