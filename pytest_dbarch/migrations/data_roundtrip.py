@@ -129,9 +129,15 @@ def _ident(table: str) -> sql.Composable:
     return sql.Identifier(*table.split(".")) if "." in table else sql.Identifier(table)
 
 
-def _columns(conn: psycopg.Connection[Any], table: str) -> list[Column]:
+def _columns(conn: psycopg.Connection[Any], table: str, reader: psycopg.Connection[Any] | None = None) -> list[Column]:
+    """The table's columns as the generator needs them. Read on ``reader`` (see row_counts)
+    when ``conn`` has no transaction open: there the query stays prepared, and its
+    planning was most of its cost."""
     regclass = table if "." in table else f"public.{table}"
     quoted = ".".join(f'"{part}"' for part in regclass.split("."))
+    idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    if reader is not None and idle and not reader.closed:
+        return [Column(*row) for row in reader.execute(_COLUMNS, (quoted,), prepare=True).fetchall()]
     return [Column(*row) for row in conn.execute(_COLUMNS, (quoted,)).fetchall()]
 
 
@@ -258,7 +264,7 @@ def seed(
         seeded.counts = row_counts(conn, reader)
     for table in tables:
         seeded.considered.append(table)
-        columns = _columns(conn, table)
+        columns = _columns(conn, table, reader)
         keys = [c.name for c in columns if c.is_key] or [c.name for c in columns]
         compared = [c.name for c in columns if f"{table}.{c.name}" in columns_before]
         new_keys = [k for k in keys if f"{table}.{k}" not in columns_before]
@@ -373,7 +379,11 @@ def _remove_all(conn: psycopg.Connection[Any], rows: list[Written]) -> bool:
 
 
 def insert_with_defaults(
-    conn: psycopg.Connection[Any], before: Snapshot, downgraded: Snapshot, tables: list[str]
+    conn: psycopg.Connection[Any],
+    before: Snapshot,
+    downgraded: Snapshot,
+    tables: list[str],
+    reader: psycopg.Connection[Any] | None = None,
 ) -> list[str]:
     """After the downgrade: an INSERT into ``tables`` relying on the defaults they had
     before the revision must work. Rolled back."""
@@ -386,7 +396,7 @@ def insert_with_defaults(
         }
         if not defaulted:
             continue
-        columns = _columns(conn, table)
+        columns = _columns(conn, table, reader)
         try:
             with conn.transaction(force_rollback=True):
                 result = _insert(conn, table, columns, PROBE, defaulted)

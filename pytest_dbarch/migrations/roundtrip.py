@@ -510,7 +510,7 @@ class RoundTrip:
         from pytest_dbarch.migrations import data_roundtrip
 
         tables = data_roundtrip.changed_tables(s0, self._s1) + data_roundtrip.changed_tables(s0, s2)
-        return data_roundtrip.insert_with_defaults(self.runner.connection(), s0, s2, tables)
+        return data_roundtrip.insert_with_defaults(self.runner.connection(), s0, s2, tables, self._reader)
 
     def _verify(self, seeded: Any) -> tuple[list[Any] | None, list[str]]:
         """(problems with the seeded rows, what could not be removed again)."""
