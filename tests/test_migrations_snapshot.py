@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
-import pytest
 
 from pytest_dbarch.migrations import snapshot
-from pytest_dbarch.postgres.info import ServerInfo
-
-
-@pytest.fixture(scope="module")
-def dsn(dbarch_server: ServerInfo) -> Iterator[str]:
-    name = f"dbarch_snapshot_{secrets.token_hex(4)}"
-    with psycopg.connect(dbarch_server.dsn(), autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield dbarch_server.dsn(name)
-        finally:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+from tests.test_migrations_lint import lint_dsn  # noqa: F401  (a database of this module's own)
 
 
 def indexes(snap: snapshot.Snapshot) -> dict[str, str]:
@@ -37,8 +23,8 @@ def rendered(conn: psycopg.Connection[Any]) -> dict[str, str]:
     return {snapshot.qualified(schema, name): text for schema, name, text in rows}
 
 
-def test_index_definitions_follow_renames_between_committed_steps(dsn: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as ddl, psycopg.connect(dsn, autocommit=True) as reader:
+def test_index_definitions_follow_renames_between_committed_steps(lint_dsn: str) -> None:  # noqa: F811
+    with psycopg.connect(lint_dsn, autocommit=True) as ddl, psycopg.connect(lint_dsn, autocommit=True) as reader:
         ddl.execute("CREATE SCHEMA snap_a")
         ddl.execute("CREATE TABLE snap_a.t (id int PRIMARY KEY, name text, note text)")
         ddl.execute("CREATE INDEX t_name ON snap_a.t (name DESC NULLS LAST) INCLUDE (note)")
@@ -61,10 +47,10 @@ def test_index_definitions_follow_renames_between_committed_steps(dsn: str) -> N
         ddl.execute("DROP SCHEMA snap_b CASCADE")
 
 
-def test_index_definitions_follow_changes_inside_one_transaction(dsn: str) -> None:
+def test_index_definitions_follow_changes_inside_one_transaction(lint_dsn: str) -> None:  # noqa: F811
     """Rows a transaction changes twice keep one xmin: a snapshot taken inside the
     transaction must not reuse what an earlier snapshot of the same transaction read."""
-    with psycopg.connect(dsn) as conn:
+    with psycopg.connect(lint_dsn) as conn:
         conn.execute("CREATE SCHEMA snap_c")
         conn.execute("CREATE TABLE snap_c.t (id int PRIMARY KEY, name text)")
         conn.execute("CREATE INDEX t_name ON snap_c.t (name)")

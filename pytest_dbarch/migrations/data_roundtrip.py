@@ -314,15 +314,15 @@ def row_counts(conn: psycopg.Connection[Any], reader: psycopg.Connection[Any] | 
     """
     idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     on = reader if reader is not None and idle and not reader.closed else conn
-    prepare = True if on is reader else False
-    names = [r[0] for r in on.execute(_TABLES, prepare=prepare or None).fetchall()]
+    prepared = on is reader
+    names = [r[0] for r in on.execute(_TABLES, prepare=True if prepared else None).fetchall()]
     counts: dict[str, int] = {}
     for start in range(0, len(names), 200):
         chunk = names[start : start + 200]
         query = sql.SQL(" UNION ALL ").join(
             sql.SQL("SELECT {}, count(*) FROM {}").format(sql.Literal(name), sql.SQL(name)) for name in chunk
         )
-        counts.update({name: n for name, n in on.execute(query, prepare=prepare).fetchall()})
+        counts.update({name: n for name, n in on.execute(query, prepare=prepared).fetchall()})
     if on.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         on.rollback()
     return counts
