@@ -9,7 +9,8 @@ mirrors, skipped when a mirror is missing) this runs, on one server, in one go:
   ``test_up_down_consistency``) in a pytest subprocess with ``-p no:dbarch``, on a fresh
   database of the same server;
 - the floor (``history_floor.py``): the checker's own walk with every check taken out
-  (upgrade, downgrade, upgrade again per revision, env.py once), and pytest-alembic's
+  (upgrade, downgrade, upgrade again per revision, env.py once), the same walk with only
+  the schema round trip (catalog snapshots and comparisons), and pytest-alembic's
   two-step walk without its env.py per step: what no check can go below.
 
 and prints wall times and their ratio, with the machine's load average next to them.
@@ -183,19 +184,25 @@ def main() -> None:
                           f"({floor['round_trip_steps']:.0f} steps, {floor['round_trip_rebuilds']:.0f} rebuilds); "
                           f"two-step walk, env.py once: {floor['two_steps']:.1f} s "
                           f"({floor['two_step_count']:.0f} steps) (load {load()})")
+                    print(f"  walk + schema snapshots and comparisons only (no lint, locks, data): "
+                          f"{floor['schema_only']:.1f} s ({floor['schema_steps']:.0f} steps, "
+                          f"{floor['schema_rebuilds']:.0f} rebuilds)")
             rows.append((history.name, count, ours, theirs, tally(findings), floor))
     finally:
         if databases is not None:
             databases.close()
     print("\n| history | revisions | dbarch | pytest-alembic | ratio | floor: our walk, no checks (ratio) "
-          "| floor: two steps, env.py once | problems |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| walk + schema snapshots only (ratio) | floor: two steps, env.py once | problems |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, count, ours, theirs, problems, floor in rows:
         ratio = f"{ours / theirs:.2f}x" if theirs else "-"
         walk = floor.get("round_trip")
         walk_text = f"{walk:.1f} s ({walk / theirs:.2f}x)" if walk and theirs else (f"{walk:.1f} s" if walk else "-")
         two = f"{floor['two_steps']:.1f} s" if floor else "-"
-        print(f"| {name} | {count} | {ours:.1f} s | {theirs:.1f} s | {ratio} | {walk_text} | {two} | {problems} |")
+        schema = floor.get("schema_only")
+        schema_text = f"{schema:.1f} s ({schema / theirs:.2f}x)" if schema and theirs else (f"{schema:.1f} s" if schema else "-")
+        print(f"| {name} | {count} | {ours:.1f} s | {theirs:.1f} s | {ratio} | {walk_text} | {schema_text} | {two} "
+              f"| {problems} |")
     print(f"load average after the run: {load()}")
 
 

@@ -8,6 +8,9 @@ lint and no lock report:
   upgraded again; the rebuilds a failing step forces) with the catalog reads and the
   data round trip taken out. It cannot see a schema difference, so it rebuilds less
   often than the real check: a floor, not an estimate.
+- ``schema only``: the same walk with its catalog snapshots and schema comparisons (the
+  round-trip check itself), still without lint, lock report or data round trip: what
+  the one check pytest-alembic's up/down test compares with costs on its own.
 - ``two steps``: pytest-alembic's shape (upgrade revision by revision to head, then
   downgrade revision by revision until the first downgrade fails), without its cost of
   running env.py again for every step.
@@ -40,6 +43,16 @@ def round_trip_floor(ini: Path, databases: object) -> tuple[float, int, int]:
 
     started = time.perf_counter()
     outcome = Blind(AlembicRunner(ini), Scratch(databases), rootdir=ini.parent, data=False).run()  # type: ignore[arg-type]
+    return time.perf_counter() - started, outcome.steps, outcome.rebuilds
+
+
+def schema_floor(ini: Path, databases: object) -> tuple[float, int, int]:
+    from pytest_dbarch.migrations.alembic_runner import AlembicRunner
+    from pytest_dbarch.migrations.roundtrip import RoundTrip
+    from pytest_dbarch.migrations.scratch import Scratch
+
+    started = time.perf_counter()
+    outcome = RoundTrip(AlembicRunner(ini), Scratch(databases), rootdir=ini.parent, data=False).run()  # type: ignore[arg-type]
     return time.perf_counter() - started, outcome.steps, outcome.rebuilds
 
 
@@ -86,11 +99,13 @@ def main() -> None:
     databases.start()
     try:
         round_trip, steps, rebuilds = round_trip_floor(ini, databases)
+        schema, schema_steps, schema_rebuilds = schema_floor(ini, databases)
         two_steps, two_step_count = two_step_floor(ini, databases)
     finally:
         databases.close()
     print(json.dumps({
         "round_trip": round_trip, "round_trip_steps": steps, "round_trip_rebuilds": rebuilds,
+        "schema_only": schema, "schema_steps": schema_steps, "schema_rebuilds": schema_rebuilds,
         "two_steps": two_steps, "two_step_count": two_step_count,
     }))
 

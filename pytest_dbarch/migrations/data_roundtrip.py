@@ -21,7 +21,7 @@ be removed is returned, never swallowed: the caller rebuilds the database.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,9 +129,15 @@ def _ident(table: str) -> sql.Composable:
     return sql.Identifier(*table.split(".")) if "." in table else sql.Identifier(table)
 
 
-def _columns(conn: psycopg.Connection[Any], table: str) -> list[Column]:
+def _columns(conn: psycopg.Connection[Any], table: str, reader: psycopg.Connection[Any] | None = None) -> list[Column]:
+    """The table's columns as the generator needs them. Read on ``reader`` (see row_counts)
+    when ``conn`` has no transaction open: there the query stays prepared, and its
+    planning was most of its cost."""
     regclass = table if "." in table else f"public.{table}"
     quoted = ".".join(f'"{part}"' for part in regclass.split("."))
+    idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    if reader is not None and idle and not reader.closed:
+        return [Column(*row) for row in reader.execute(_COLUMNS, (quoted,), prepare=True).fetchall()]
     return [Column(*row) for row in conn.execute(_COLUMNS, (quoted,)).fetchall()]
 
 
@@ -246,16 +252,19 @@ def _advance_sequences(conn: psycopg.Connection[Any], table: str, columns: list[
         )
 
 
-def seed(conn: psycopg.Connection[Any], before: Snapshot, after: Snapshot) -> Seeded:
-    """Write rows into the tables the revision changed; remember them by key."""
+def seed(
+    conn: psycopg.Connection[Any], before: Snapshot, after: Snapshot, reader: psycopg.Connection[Any] | None = None
+) -> Seeded:
+    """Write rows into the tables the revision changed; remember them by key (``reader``:
+    see row_counts)."""
     seeded = Seeded()
     columns_before = {name for kind, name in before.objects if kind == "column"}
     tables = changed_tables(before, after)
     if tables:
-        seeded.counts = row_counts(conn)
+        seeded.counts = row_counts(conn, reader)
     for table in tables:
         seeded.considered.append(table)
-        columns = _columns(conn, table)
+        columns = _columns(conn, table, reader)
         keys = [c.name for c in columns if c.is_key] or [c.name for c in columns]
         compared = [c.name for c in columns if f"{table}.{c.name}" in columns_before]
         new_keys = [k for k in keys if f"{table}.{k}" not in columns_before]
@@ -295,42 +304,47 @@ WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
 """
 
 
-def row_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
-    """Rows in every user table (one statement; the scratch tables are small)."""
-    names = [r[0] for r in conn.execute(_TABLES).fetchall()]
+def row_counts(conn: psycopg.Connection[Any], reader: psycopg.Connection[Any] | None = None) -> dict[str, int]:
+    """Rows in every user table (one statement; the scratch tables are small).
+
+    ``reader``: an autocommit connection to the same database that runs nothing else.
+    When ``conn`` has no transaction open, everything it wrote is committed and the
+    reader sees the same rows; there the statements stay prepared (the migrations'
+    connection forgets its prepared statements at every DDL), which halves the cost.
+    """
+    idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    on = reader if reader is not None and idle and not reader.closed else conn
+    prepared = on is reader
+    names = [r[0] for r in on.execute(_TABLES, prepare=True if prepared else None).fetchall()]
     counts: dict[str, int] = {}
     for start in range(0, len(names), 200):
         chunk = names[start : start + 200]
         query = sql.SQL(" UNION ALL ").join(
             sql.SQL("SELECT {}, count(*) FROM {}").format(sql.Literal(name), sql.SQL(name)) for name in chunk
         )
-        counts.update({name: n for name, n in conn.execute(query, prepare=False).fetchall()})
-    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-        conn.rollback()
+        counts.update({name: n for name, n in on.execute(query, prepare=prepared).fetchall()})
+    if on.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        on.rollback()
     return counts
 
 
-def remove(conn: psycopg.Connection[Any], seeded: Seeded) -> list[str]:
+def remove(conn: psycopg.Connection[Any], seeded: Seeded, reader: psycopg.Connection[Any] | None = None) -> list[str]:
     """Delete every seeded row again, newest first, so every revision starts from the
     same data; what is left behind (a row that cannot be deleted, or a table whose row
     count differs from before seeding), one line each. Nothing is swallowed."""
     left: list[str] = []
-    for row in reversed(seeded.rows):
-        # IS NOT DISTINCT FROM: a table without a primary key is matched on every column, NULLs too.
-        matches = sql.SQL(" AND ").join(
-            sql.SQL("{}::text IS NOT DISTINCT FROM %s").format(sql.Identifier(k)) for k in row.keys
-        )
-        delete = sql.SQL("DELETE FROM {} WHERE {}").format(_ident(row.table), matches)
-        try:
-            with conn.transaction():
-                conn.execute(delete, row.values, prepare=False)
-        except psycopg.Error as exc:
-            shown = ", ".join(f"{k}={v}" for k, v in zip(row.keys, row.values))
-            left.append(f"{row.table}: row {shown} cannot be deleted: {str(exc).strip().splitlines()[0]}")
+    if not _remove_all(conn, seeded.rows):
+        for row in reversed(seeded.rows):  # one by one, to say which row cannot go
+            try:
+                with conn.transaction():
+                    conn.execute(_delete(row), row.values, prepare=False)
+            except psycopg.Error as exc:
+                shown = ", ".join(f"{k}={v}" for k, v in zip(row.keys, row.values))
+                left.append(f"{row.table}: row {shown} cannot be deleted: {str(exc).strip().splitlines()[0]}")
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         conn.commit()
     if seeded.counts:
-        now = row_counts(conn)
+        now = row_counts(conn, reader)
         for table, before in sorted(seeded.counts.items()):
             after = now.get(table)
             if after is not None and after != before:
@@ -338,8 +352,38 @@ def remove(conn: psycopg.Connection[Any], seeded: Seeded) -> list[str]:
     return left
 
 
+def _delete(row: Written, values: Sequence[Any] | None = None) -> sql.Composed:
+    """DELETE of one seeded row: with placeholders, or with ``values`` written in.
+    IS NOT DISTINCT FROM: a table without a primary key is matched on every column, NULLs too."""
+    matches = sql.SQL(" AND ").join(
+        sql.SQL("{}::text IS NOT DISTINCT FROM {}").format(
+            sql.Identifier(k), sql.Placeholder() if values is None else sql.Literal(values[i])
+        )
+        for i, k in enumerate(row.keys)
+    )
+    return sql.SQL("DELETE FROM {} WHERE {}").format(_ident(row.table), matches)
+
+
+def _remove_all(conn: psycopg.Connection[Any], rows: list[Written]) -> bool:
+    """Every seeded row deleted, newest first, in one round trip (one savepoint, the
+    DELETEs sent as one script); False, with nothing deleted, if any of them fails."""
+    if not rows:
+        return True
+    script = sql.SQL("; ").join(_delete(row, row.values) for row in reversed(rows)).as_bytes(conn)
+    try:
+        with conn.transaction():
+            conn.execute(script, prepare=False)
+    except psycopg.Error:
+        return False
+    return True
+
+
 def insert_with_defaults(
-    conn: psycopg.Connection[Any], before: Snapshot, downgraded: Snapshot, tables: list[str]
+    conn: psycopg.Connection[Any],
+    before: Snapshot,
+    downgraded: Snapshot,
+    tables: list[str],
+    reader: psycopg.Connection[Any] | None = None,
 ) -> list[str]:
     """After the downgrade: an INSERT into ``tables`` relying on the defaults they had
     before the revision must work. Rolled back."""
@@ -352,7 +396,7 @@ def insert_with_defaults(
         }
         if not defaulted:
             continue
-        columns = _columns(conn, table)
+        columns = _columns(conn, table, reader)
         try:
             with conn.transaction(force_rollback=True):
                 result = _insert(conn, table, columns, PROBE, defaulted)

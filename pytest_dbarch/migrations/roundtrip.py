@@ -147,7 +147,7 @@ class RoundTrip:
         self._db: ScratchDatabase | None = None
         self._checkpoint: _Checkpoint | None = None
         self._s1 = snapshot.Snapshot()
-        self._reader: Any = None  # the catalog-reading connection (see _snap)
+        self._reader: Any = None  # the catalog-reading connection (see _snap), also counts rows
 
     # --- the walk ---
 
@@ -325,9 +325,9 @@ class RoundTrip:
         from pytest_dbarch.migrations import data_roundtrip
 
         conn = self.runner.connection()
-        if data_roundtrip.remove(conn, seeded) or self._snap() != expected:
+        if data_roundtrip.remove(conn, seeded, self._reader) or self._snap() != expected:
             return False
-        return set(data_roundtrip.row_counts(conn)) <= set(seeded.counts)
+        return set(data_roundtrip.row_counts(conn, self._reader)) <= set(seeded.counts)
 
     # --- verdicts ---
 
@@ -431,7 +431,7 @@ class RoundTrip:
         if seeded is not None:
             from pytest_dbarch.migrations import data_roundtrip
 
-            leaked = data_roundtrip.remove(self.runner.connection(), seeded)
+            leaked = data_roundtrip.remove(self.runner.connection(), seeded, self._reader)
         self.outcome.add(
             "round-trip",
             rev.id,
@@ -504,13 +504,13 @@ class RoundTrip:
             return None
         from pytest_dbarch.migrations import data_roundtrip
 
-        return data_roundtrip.seed(self.runner.connection(), s0, s1)
+        return data_roundtrip.seed(self.runner.connection(), s0, s1, self._reader)
 
     def _check_defaults(self, rev: Revision, s0: snapshot.Snapshot, s2: snapshot.Snapshot) -> list[str]:
         from pytest_dbarch.migrations import data_roundtrip
 
         tables = data_roundtrip.changed_tables(s0, self._s1) + data_roundtrip.changed_tables(s0, s2)
-        return data_roundtrip.insert_with_defaults(self.runner.connection(), s0, s2, tables)
+        return data_roundtrip.insert_with_defaults(self.runner.connection(), s0, s2, tables, self._reader)
 
     def _verify(self, seeded: Any) -> tuple[list[Any] | None, list[str]]:
         """(problems with the seeded rows, what could not be removed again)."""
@@ -519,7 +519,7 @@ class RoundTrip:
         from pytest_dbarch.migrations import data_roundtrip
 
         problems = data_roundtrip.verify(self.runner.connection(), seeded)
-        leaked = data_roundtrip.remove(self.runner.connection(), seeded)
+        leaked = data_roundtrip.remove(self.runner.connection(), seeded, self._reader)
         return problems, leaked
 
     def _data_verdict(

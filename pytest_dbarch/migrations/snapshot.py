@@ -51,6 +51,22 @@ def _acl(column: str, kind: str, owner: str) -> str:
     )
 
 
+# An index on plain columns with built-in operator classes, collations and access method:
+# ``pg_get_indexdef`` (the costliest part of a snapshot on the server) prints nothing but
+# what its own catalog rows (pg_index, its pg_class row), its table's pg_class row, its
+# schema and its table's column names hold. A row version is its oid and xmin (every
+# change to a catalog row writes a new version with the writing transaction's id, and
+# oids and transaction ids are never reused within a run), so such an index is rendered
+# once per version of those rows and column names (see _index_definitions). Rows that
+# VACUUM froze show xmin 2 for every version: rendered every time. Expressions,
+# predicates and user-defined classes can print other objects' names: rendered every time.
+_PLAIN_INDEX = (
+    "(x.indexprs IS NULL AND x.indpred IS NULL AND i.relam < 16384 "
+    "AND NOT EXISTS (SELECT 1 FROM unnest(x.indclass::oid[]) o WHERE o >= 16384) "
+    "AND NOT EXISTS (SELECT 1 FROM unnest(x.indcollation::oid[]) o WHERE o >= 16384) "
+    "AND '2'::xid NOT IN (x.xmin, i.xmin, t.xmin, n.xmin))"
+)
+
 _RELATION_ACL_KIND = "(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END)::\"char\""
 
 RELKINDS = {
@@ -81,7 +97,8 @@ QUERIES: dict[str, str] = {
                a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
                CASE WHEN a.attcollation <> t.typcollation THEN co.collname END,
                {_comment('c.oid', 'pg_class', 'a.attnum')},
-               (SELECT string_agg(x::text, ' ' ORDER BY x::text) FROM unnest(a.attacl) x)
+               CASE WHEN a.attacl IS NOT NULL THEN  -- most columns have none: no aggregate for them
+                   (SELECT string_agg(x::text, ' ' ORDER BY x::text) FROM unnest(a.attacl) x) END
         FROM pg_attribute a
         JOIN pg_class c ON c.oid = a.attrelid
         JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -103,8 +120,10 @@ QUERIES: dict[str, str] = {
         WHERE {_user('n')}
         ORDER BY 1, 2, 3""",
     "indexes": f"""
-        SELECT n.nspname, t.relname, i.relname, pg_get_indexdef(i.oid), x.indisvalid,
-               {_comment('i.oid', 'pg_class')}
+        SELECT n.nspname, t.relname, i.relname,
+               CASE WHEN NOT {_PLAIN_INDEX} THEN pg_get_indexdef(i.oid) END, x.indisvalid,
+               {_comment('i.oid', 'pg_class')},
+               CASE WHEN {_PLAIN_INDEX} THEN concat_ws(' ', i.oid, x.xmin, i.xmin, t.xmin, n.xmin) END
         FROM pg_index x
         JOIN pg_class i ON i.oid = x.indexrelid
         JOIN pg_class t ON t.oid = x.indrelid
@@ -233,11 +252,57 @@ def take(conn: Any, exclude: Iterable[str] = ()) -> Snapshot:
         with conn.pipeline():  # one round trip for all the queries
             cursors = {kind: conn.cursor().execute(query, prepare=True) for kind, query in QUERIES.items()}
         rows = {kind: cursor.fetchall() for kind, cursor in cursors.items()}
+        # Inside a transaction block, rows it changed twice show the same xmin: no cache there.
+        known = _INDEX_DEFINITIONS if idle else {}
+        rows["indexes"] = _index_definitions(conn, rows["indexes"], rows["columns"], known)
     finally:
         if idle and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.rollback()
-    return build(rows, set(exclude))
+    return _built(rows, frozenset(exclude))
 
+
+# The last few (catalog rows, snapshot) pairs: a round trip that restores the schema reads
+# the very rows of an earlier snapshot (after the downgrade those of before the upgrade,
+# after upgrading again those of the first upgrade); comparing the rows is far cheaper
+# than building the snapshot again from them.
+_RECENT: list[tuple[dict[str, list[tuple[Any, ...]]], frozenset[str], Snapshot]] = []
+
+
+def _built(rows: dict[str, list[tuple[Any, ...]]], exclude: frozenset[str]) -> Snapshot:
+    for seen, excluded, snap in _RECENT:
+        if excluded == exclude and seen == rows:
+            return Snapshot(dict(snap.objects))
+    snap = build(rows, set(exclude))
+    _RECENT.insert(0, (rows, exclude, snap))
+    del _RECENT[4:]
+    return Snapshot(dict(snap.objects))
+
+
+# (row versions, the table's column names) of a plain index -> pg_get_indexdef's text.
+_INDEX_DEFINITIONS: dict[tuple[str, tuple[str, ...]], str] = {}
+
+
+def _index_definitions(
+    conn: Any, rows: list[tuple[Any, ...]], columns: list[tuple[Any, ...]], known: dict[Any, str]
+) -> list[tuple[Any, ...]]:
+    """The index rows with every definition filled in (see _PLAIN_INDEX): ``known`` ones
+    from the cache, new ones rendered in one more query, sent only when an index changed."""
+    names: dict[tuple[str, str], list[str]] = {}
+    for column in columns:
+        names.setdefault((column[0], column[1]), []).append(column[2])
+    keys = [
+        (row[6], tuple(names.get((row[0], row[1]), ()))) if row[3] is None else None for row in rows
+    ]
+    missing = {key for key in keys if key is not None and key not in known}
+    if missing:
+        if len(known) > 100_000:
+            known.clear()
+        oids = {key[0].split(" ", 1)[0]: key for key in missing}
+        for oid, definition in conn.execute(
+            "SELECT o::text, pg_get_indexdef(o) FROM unnest(%s::oid[]) o", (list(oids),)
+        ).fetchall():
+            known[oids[oid]] = definition
+    return [row[:6] if key is None else (*row[:3], known[key], *row[4:6]) for row, key in zip(rows, keys)]
 
 def _fields(**fields: Any) -> dict[str, str]:
     out = {}
