@@ -76,6 +76,6 @@ def check_table(ctx: Context, spec: TableSpec) -> list[Finding]:
                                         f"{spec.qualified}: not checked, no free key for the rows it needs",
                                         evidence=exc.cause, where=spec.qualified, fix=exc.fix))
             except DbarchError as exc:
-                findings.append(Finding(rule, Area.MODELS, Status.ERROR, f"{spec.qualified}: {exc.cause}",
-                                        where=spec.qualified, fix=exc.fix))
+                title = exc.cause if exc.cause.startswith(spec.qualified) else f"{spec.qualified}: {exc.cause}"
+                findings.append(Finding(rule, Area.MODELS, Status.ERROR, title, where=spec.qualified, fix=exc.fix))
     return findings
