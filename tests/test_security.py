@@ -75,7 +75,8 @@ def test_hold(dbarch_psycopg, dbarch_server):
             "SELECT DISTINCT type || ' ' || auth_method FROM pg_hba_file_rules ORDER BY 1").fetchall()],
         "password": info.get("password"),
     }}
-    pathlib.Path({facts!r}).write_text(json.dumps(facts))
+    pathlib.Path({facts!r} + ".part").write_text(json.dumps(facts))
+    pathlib.Path({facts!r} + ".part").replace({facts!r})  # whole, or not there at all
     deadline = time.monotonic() + 60
     while not pathlib.Path({done!r}).exists() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -131,7 +132,7 @@ class Holder:
 
     def facts(self) -> dict:
         deadline = time.monotonic() + 90
-        while not self.facts_path.exists():
+        while not self.facts_path.exists():  # written to a side file, then renamed into place
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.finish()
                 pytest.fail(f"inner session never reached its database:\n{self.output}")
