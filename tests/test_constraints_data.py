@@ -561,6 +561,24 @@ def test_a_partition_missing_its_siblings_foreign_key_is_named(
     assert [f.title for f in dbarch_constraints.check("payments") if f.is_problem] == []
 
 
+def test_a_parent_trigger_refusing_the_change_is_no_referential_failure(
+        dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """Met on lago: a BEFORE UPDATE trigger on ``roles`` raises "Predefined role cannot be
+    modified". The key change never reached the foreign key, so its ON UPDATE action is not
+    to blame: a warning that it was not checked, not a failure."""
+    dbarch_psycopg.execute("""
+        CREATE TABLE roles (id serial PRIMARY KEY, name text NOT NULL);
+        CREATE FUNCTION roles_frozen() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'Predefined role cannot be modified'; END $$;
+        CREATE TRIGGER roles_frozen BEFORE UPDATE ON roles FOR EACH ROW EXECUTE FUNCTION roles_frozen();
+        CREATE TABLE membership_roles (id serial PRIMARY KEY, role_id int NOT NULL REFERENCES roles);""")
+    findings = [f for f in dbarch_constraints.check("membership_roles") if f.rule == "constraints.referential-action"]
+    assert [(f.status.value, f.title) for f in findings if f.is_problem] == [
+        ("warning", "public.membership_roles: membership_roles_role_id_fkey on update not checked: "
+                    "could not change the parent row")]
+    assert "on delete of public.roles: NO ACTION" in next(f for f in findings if not f.is_problem).evidence
+
+
 def test_a_cycle_of_not_null_foreign_keys_is_a_clear_error(
         dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
     dbarch_psycopg.execute("""

@@ -269,7 +269,11 @@ def _what_happened(ctx: Context, spec: TableSpec, fk: ForeignKey, find_child: st
     if not outcome.ok:
         if outcome.sqlstate in ("23503", "23001"):
             return "NO ACTION", f"refused: {outcome.describe()}"
-        return "conflict", f"refused: {outcome.describe()}"
+        if (outcome.sqlstate or "").startswith("23") and outcome.table != fk.parent.split(".", 1)[1]:
+            return "conflict", f"refused: {outcome.describe()}"  # the action's effect on the child
+        # a trigger on the parent (lago's roles: "Predefined role cannot be modified"), or the
+        # parent's own constraint: the foreign key's action never ran
+        return "could not change the parent row", f"refused before the action ran: {outcome.describe()}"
     if outcome.rowcount == 0:
         return "kept", "0 parent rows changed"
     columns = ", ".join(_ident(c) for c in fk.columns)
