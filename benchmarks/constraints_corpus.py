@@ -1,8 +1,10 @@
 """Constraint property tests on real schemas: ``.rows()`` and ``.check()`` on every table.
 
 The schemas are other projects' (never copied here): the Alembic histories of
-``corpus.py`` upgraded to head (warehouse, CKAN, zou), lago's Rails ``db/structure.sql``
-and pagila's schema, each read from a local git mirror at a pinned commit. For each:
+``corpus.py`` upgraded to head (warehouse, CKAN, zou), lago's Rails ``db/structure.sql``,
+pagila's schema and MusicBrainz's core schema (its ``admin/sql`` scripts in the order its
+``InitDb.pl`` runs them, in schema ``musicbrainz``), each read from a local git mirror at a
+pinned commit. For each:
 
 - ``rows``: every table gets ``max_examples`` rows from ``.rows(table)`` under
   hypothesis, each inserted (empty parents filled first with ``.fill(parent, 5)``); the
@@ -49,7 +51,15 @@ DUMPS = {
     "lago": ("getlago/lago-api", "1b1c24a6a", "db/structure.sql"),
     "pagila": ("devrimgunduz/pagila", "5ba5a57", "pagila-schema.sql"),
 }
-UNRUNNABLE = re.compile(r"(?m)^(CREATE EXTENSION IF NOT EXISTS pg_partman.*|.*OWNER TO .*)$")
+# Schemas built from several scripts: name -> (owner/repo, commit, [paths], schema the tables live in)
+SCRIPTS = {
+    "musicbrainz": ("metabrainz/musicbrainz-server", "11cd769a59", [
+        f"admin/sql/{part}.sql" for part in (
+            "Extensions", "CreateCollations", "CreateTypes", "CreateTables", "CreatePrimaryKeys",
+            "CreateSearchConfiguration", "CreateFunctions", "CreateIndexes", "CreateFKConstraints",
+            "CreateConstraints", "CreateViews", "CreateTriggers")], "musicbrainz"),
+}
+UNRUNNABLE = re.compile(r"(?m)^(CREATE EXTENSION IF NOT EXISTS pg_partman.*|.*OWNER TO .*|\\.*)$")
 SKIPPED_TABLES = {"schema_migrations", "ar_internal_metadata", "alembic_version"}
 ROWS_PER_TABLE = 30
 
@@ -65,6 +75,26 @@ def load_dump(name: str) -> Callable[[str, str], None] | str:
     def load(dsn: str, url: str) -> None:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(UNRUNNABLE.sub("", text).encode())
+
+    return load
+
+
+def load_scripts(name: str) -> Callable[[str, str], None] | str:
+    repo, commit, paths, schema = SCRIPTS[name]
+    git_dir = corpus.MIRRORS / repo.replace("/", "+") / "repo"
+    if not git_dir.is_dir():
+        return f"no git mirror of {repo} at {git_dir}"
+    texts = [subprocess.run(["git", "--git-dir", str(git_dir), "show", f"{commit}:{path}"],
+                            capture_output=True, text=True, check=True).stdout for path in paths]
+
+    def load(dsn: str, url: str) -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            database = conn.info.dbname
+            conn.execute(f"CREATE SCHEMA {schema}")
+            conn.execute(f"ALTER DATABASE {database} SET search_path = {schema}, public")
+        with psycopg.connect(dsn, autocommit=True) as conn:  # a new session sees the search_path
+            for text in texts:
+                conn.execute(UNRUNNABLE.sub("", text).encode())
 
     return load
 
@@ -92,7 +122,8 @@ def tables_of(conn: psycopg.Connection[Any]) -> list[str]:
     found = catalog_module.read(conn)
     return [name for name, table in found.tables.items()
             if table.kind in ("table", "partitioned table") and not table.is_partition
-            and table.schema == "public" and table.name not in SKIPPED_TABLES]
+            and table.schema in ("public", *(schema for *_, schema in SCRIPTS.values()))
+            and table.name not in SKIPPED_TABLES]
 
 
 def rows_trial(conn: psycopg.Connection[Any], api: Constraints, tables: list[str]) -> None:
@@ -142,13 +173,14 @@ def check_trial(api: Constraints, tables: list[str]) -> None:
 def main() -> None:
     args = sys.argv[1:]
     modes = [a for a in args if a in ("rows", "check")] or ["rows", "check"]
-    names = [a for a in args if a not in ("rows", "check")] or [*(h.name for h in corpus.HISTORIES), *DUMPS]
+    names = [a for a in args if a not in ("rows", "check")] or [*(h.name for h in corpus.HISTORIES), *DUMPS, *SCRIPTS]
     scratch = Path(tempfile.mkdtemp(prefix="dbarch-constraints-corpus-"))
     databases = Databases(Settings(dsn=os.environ.get("DBARCH_DSN"), sources={"dsn": "env"}), "corpus")
     try:
         server = databases.start()
         for name in names:
-            loader = load_dump(name) if name in DUMPS else load_history(name, scratch)
+            loader = (load_dump(name) if name in DUMPS else load_scripts(name) if name in SCRIPTS
+                      else load_history(name, scratch))
             if isinstance(loader, str):
                 print(f"{name}: skipped: {loader}")
                 continue

@@ -508,6 +508,38 @@ def test_json_checks_on_objects_do_not_crash_the_search(
     assert "CHECK value_is_object: refused with 23514" in held.evidence
 
 
+def test_a_regex_on_char_n_sees_the_padding(dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """Met on MusicBrainz: ``iswc char(15) CHECK (iswc ~ '^T-?\\d{3}.?\\d{3}.?\\d{3}[-.]?\\d$')``.
+    PostgreSQL matches a regex or LIKE against char(n) with its trailing spaces, so only
+    15-character codes pass; rows of a shorter code were drawn as valid and refused. An
+    explicit ``::text`` cast drops the padding: there a short code is fine."""
+    dbarch_psycopg.execute(r"""
+        CREATE TABLE iswc (id serial PRIMARY KEY,
+            iswc char(15) NOT NULL CONSTRAINT iswc_format CHECK (iswc ~ E'^T-?\\d{3}.?\\d{3}.?\\d{3}[-.]?\\d$'),
+            code char(6) CONSTRAINT code_prefix CHECK (code LIKE 'AB%9'),
+            loose char(8) CONSTRAINT loose_format CHECK (loose::text ~ '^[a-z]{2,4}$'))""")
+    spec = dbarch_constraints.spec("iswc")
+    seen: list[dict[str, Any]] = []
+
+    @QUICK
+    @given(dbarch_constraints.rows("iswc"))
+    def insert(row: dict[str, Any]) -> None:
+        outcome = dbarch_constraints._probe.insert(spec, row, keep=True)
+        assert outcome.ok, (outcome.describe(), row)
+        seen.append(row)
+
+    insert()
+    assert {len(row["iswc"]) for row in seen} == {15}
+    assert all(row["code"] is None or len(row["code"]) == 6 for row in seen)
+    assert any(row["loose"] is not None and len(row["loose"]) < 8 for row in seen)
+    assert dbarch_constraints.fill("iswc", 200) == 200
+    findings = dbarch_constraints.check("iswc")
+    assert [(f.rule, f.title) for f in findings if f.is_problem] == []
+    [held] = [f for f in findings if f.rule == "constraints.rejects-violator"]
+    for name in ("iswc_format", "code_prefix", "loose_format"):
+        assert f"CHECK {name}: refused with 23514" in held.evidence
+
+
 def test_fill_moves_rows_past_those_a_partial_unique_index_drops(
         dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
     """Met on lago (billing): one active version per quote, a partial UNIQUE index on the
@@ -577,6 +609,37 @@ def test_a_parent_trigger_refusing_the_change_is_no_referential_failure(
         ("warning", "public.membership_roles: membership_roles_role_id_fkey on update not checked: "
                     "could not change the parent row")]
     assert "on delete of public.roles: NO ACTION" in next(f for f in findings if not f.is_problem).evidence
+
+
+def test_fill_grows_parents_a_trigger_refuses_and_says_what_the_server_said(
+        dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """Met on MusicBrainz: a BEFORE INSERT trigger refuses a link whose link_type is
+    deprecated. The one parent row filled for five links was, so every row was refused and
+    the error blamed the table's CHECKs and UNIQUE keys. Now the parents grow once, and when
+    nothing gets in the error quotes the server."""
+    dbarch_psycopg.execute("""
+        CREATE TABLE kinds (id serial PRIMARY KEY, retired boolean NOT NULL);
+        CREATE TABLE things (id serial PRIMARY KEY, kind_id int NOT NULL REFERENCES kinds);
+        CREATE FUNCTION refuse_retired() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF (SELECT retired FROM kinds WHERE id = NEW.kind_id) THEN
+                RAISE EXCEPTION 'kind % is retired', NEW.kind_id;
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER refuse_retired BEFORE INSERT ON things FOR EACH ROW EXECUTE FUNCTION refuse_retired();
+        INSERT INTO kinds (retired) VALUES (true);
+        CREATE TABLE walls (id serial PRIMARY KEY, note text);
+        CREATE FUNCTION refuse_all() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'walls are read-only'; END $$;
+        CREATE TRIGGER refuse_all BEFORE INSERT ON walls FOR EACH ROW EXECUTE FUNCTION refuse_all();""")
+    assert dbarch_constraints.fill("things", 5) == 5
+    retired = dbarch_psycopg.execute(
+        "SELECT count(*) FROM things JOIN kinds ON kinds.id = kind_id WHERE retired").fetchone()[0]  # type: ignore[index]
+    assert retired == 0
+    with pytest.raises(FillError, match=r"PostgreSQL refused the others one by one: P0001: walls are read-only "
+                                        r"\(\d+ rows\).*\n  fix: a trigger"):
+        dbarch_constraints.fill("walls", 3)
 
 
 def test_a_cycle_of_not_null_foreign_keys_is_a_clear_error(

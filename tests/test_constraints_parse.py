@@ -101,6 +101,38 @@ def test_evaluator_agrees_with_postgresql(dbarch_psycopg: psycopg.Connection, ex
     assert verdict == server, (expression, row)
 
 
+# char(n): a regex or LIKE sees the padding, ``=`` and a ``::text`` cast do not.
+PADDED_CASES: list[tuple[str, dict[str, Any]]] = [
+    ("(code ~ '^ab$'::text)", {"code": "ab"}),
+    ("(code ~ '^ab  $'::text)", {"code": "ab"}),
+    ("(code ~~ 'ab'::text)", {"code": "ab"}),
+    ("(code ~~ 'ab%'::text)", {"code": "ab"}),
+    ("((code)::text ~ '^ab$'::text)", {"code": "ab"}),
+    ("(code = 'ab'::bpchar)", {"code": "ab"}),
+    ("(rpad((code)::text, 3, 'x'::text) = 'abx'::text)", {"code": "ab"}),
+    ("(lpad((code)::text, 1) = 'a'::text)", {"code": "ab"}),
+]
+
+
+@pytest.mark.parametrize(("expression", "row"), PADDED_CASES)
+def test_char_n_matches_agree_with_postgresql(dbarch_psycopg: psycopg.Connection, expression: str,
+                                             row: dict[str, Any]) -> None:
+    dbarch_psycopg.execute("CREATE TEMP TABLE t (code char(4))")
+    dbarch_psycopg.execute("INSERT INTO t VALUES (%s)", [row["code"]])
+    server = dbarch_psycopg.execute(f"SELECT ({expression}) IS NOT FALSE FROM t").fetchone()[0]  # type: ignore[index]
+    verdict = Rule.of("r", expression, {"code": "S"}, ["code"], padded={"code": 4}).holds(row)
+    assert verdict is not ev.OPAQUE, expression
+    assert verdict == server, (expression, row)
+
+
+def test_a_regex_on_char_n_is_aimed_at_with_the_padding() -> None:
+    [(match,)] = Rule.of("r", "(code ~ '^[A-Z]{3}$'::text)", {"code": "S"}, ["code"], padded={"code": 4}).dnf
+    assert match.column == "code" and match.pattern.pad_to == 4
+    assert match.pattern.search("ABC") is False and match.pattern.search("ABCD") is False
+    [(cast,)] = Rule.of("r", "((code)::text ~ '^[A-Z]{3}$'::text)", {"code": "S"}, ["code"], padded={"code": 4}).dnf
+    assert cast.pattern.pad_to is None and cast.pattern.search("ABC") is True
+
+
 def test_text_order_and_volatile_functions_are_left_to_the_server() -> None:
     assert rule("(code > 'm'::text)").holds({"code": "z"}) is ev.OPAQUE  # collation decides
     assert rule("(at < now())").holds({"at": dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)}) is ev.OPAQUE

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Union
 
@@ -143,8 +143,11 @@ class Rule:
 
     @classmethod
     def of(cls, name: str, sql: str, categories: Mapping[str, str], all_columns: Iterable[str],
-           kind: str = "check", tree: exp.Expression | None = None) -> Rule:
+           kind: str = "check", tree: exp.Expression | None = None, padded: Mapping[str, int] | None = None) -> Rule:
+        """``padded``: the char(n) columns and their n."""
         tree = tree if tree is not None else parse(sql)
+        if tree is not None and padded:
+            tree = pad_matched(tree, padded)
         columns = columns_of(tree) if tree is not None else frozenset(all_columns)
         return cls(name, sql, tree, columns, kind, dict(categories))
 
@@ -311,11 +314,43 @@ def _is(node: exp.Is, positive: bool, categories: Mapping[str, str]) -> _Formula
     return _other(node, positive)
 
 
+_MATCHES = (exp.RegexpLike, exp.RegexpILike, exp.Like, exp.ILike, exp.SimilarTo)
+
+
+def pad_matched(tree: exp.Expression, padded: Mapping[str, int]) -> exp.Expression:
+    """The tree with each char(n) column that a regex or LIKE reads wrapped in
+    ``rpad(column, n)``: PostgreSQL matches the padded value (``'ab'::char(4) ~ '^ab$'`` is
+    false), while our rows hold it without the trailing spaces, as ``=`` and ``length()``
+    see it. An explicit ``::text`` cast drops the padding and is left alone."""
+
+    def pad(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, _MATCHES):
+            operand = _strip(node.this)
+            if isinstance(operand, exp.Column) and not operand.table and ev.column_name(operand) in padded:
+                width = padded[ev.column_name(operand)]
+                node = node.copy()
+                node.set("this", exp.Pad(this=operand.copy(), expression=exp.Literal.number(width), is_left=False))
+        return node
+
+    return tree.transform(pad)
+
+
+def _padded_operand(node: exp.Expression) -> tuple[str, int] | None:
+    """``rpad(column, n)`` (as ``pad_matched`` writes it): the column and n."""
+    if not isinstance(node, exp.Pad) or node.args.get("is_left") or node.args.get("fill_pattern") is not None:
+        return None
+    operand, width = _strip(node.this), node.expression
+    if not isinstance(operand, exp.Column) or operand.table or not isinstance(width, exp.Literal) or width.is_string:
+        return None
+    return ev.column_name(operand), int(width.this)
+
+
 def _match(node: exp.Expression, positive: bool, categories: Mapping[str, str]) -> _Formula:
     negated = bool(node.args.get("negate"))
     if negated:
         positive = not positive
-    column = _column_operand(node.this, categories)
+    padded = _padded_operand(node.this)
+    column = padded[0] if padded else _column_operand(node.this, categories)
     pattern = _constant(node.expression)
     if column is None or not isinstance(pattern, str) or node.args.get("flag") is not None:
         return _other(node, positive)
@@ -327,6 +362,8 @@ def _match(node: exp.Expression, positive: bool, categories: Mapping[str, str]) 
             compiled = regex.translate(pattern, insensitive)
     except regex.Untranslatable:
         return _other(node, positive)
+    if padded:
+        compiled = replace(compiled, pad_to=padded[1])
     return Match(column, compiled, negated=not positive)
 
 

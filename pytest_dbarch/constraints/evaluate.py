@@ -572,6 +572,27 @@ def _length(node: exp.Length) -> Fn:
     return length
 
 
+def _pad(node: exp.Pad) -> Fn:
+    """``rpad`` / ``lpad``: cut to the width, then filled (with spaces unless told)."""
+    inner, width = _text(compiled(node.this)), compiled(node.expression)
+    fill = _text(compiled(node.args["fill_pattern"])) if node.args.get("fill_pattern") is not None else _const(" ")
+    left = bool(node.args.get("is_left"))
+
+    def pad(row: Mapping[str, Any]) -> Any:
+        value, size, filler = inner(row), width(row), fill(row)
+        if OPAQUE in (value, size, filler) or not isinstance(size, int) or isinstance(size, bool):
+            return OPAQUE
+        if value is None or size is None or filler is None:
+            return None
+        value = value[:max(size, 0)]
+        if not filler or len(value) >= size:
+            return value
+        padding = (filler * (size // len(filler) + 1))[:size - len(value)]
+        return padding + value if left else value + padding
+
+    return pad
+
+
 def _case_fold(method: str) -> Callable[[exp.Expression], Fn]:
     def build(node: exp.Expression) -> Fn:
         inner = _text(compiled(node.this))
@@ -790,6 +811,7 @@ _BUILDERS: dict[type[exp.Expression], Callable[[Any], Fn]] = {
     exp.RegexpLike: _regexp,
     exp.RegexpILike: _regexp,
     exp.Length: _length,
+    exp.Pad: _pad,
     exp.Lower: _case_fold("lower"),
     exp.Upper: _case_fold("upper"),
     exp.Trim: _trim,

@@ -11,6 +11,7 @@ NOT NULL self-reference gets keys from the batch itself (the first row points at
 
 from __future__ import annotations
 
+import collections
 import math
 import random
 from collections.abc import Callable, Mapping
@@ -30,6 +31,7 @@ from pytest_dbarch.origin import plugin_statements
 
 ROUNDS = 6
 DIRECT = "dbarch_fill_direct"
+PARENT_GROWTH = 20  # parent rows added once when the server refused every row for a reason of its own
 MOVE_PASSES = 50  # windows of staged rows moved into the table, at most, per round
 
 
@@ -50,6 +52,8 @@ class Filler:
         self.specs = specs
         self.rng = rng
         self.stats: dict[str, DrawStats] = {}
+        # what the server said when it refused rows inserted one by one, per table
+        self.refusals: dict[str, collections.Counter[str]] = {}
 
     def fill(self, spec: TableSpec, n: int, fixed: Mapping[str, Any] | None = None,
              _path: tuple[str, ...] = ()) -> int:
@@ -64,6 +68,7 @@ class Filler:
         self_ref = [fk for fk in spec.foreign_keys if fk.self_reference and not fk.nullable
                     and not any(c in fixed for c in fk.columns)]
         stats = self.stats.setdefault(spec.qualified, DrawStats())
+        self.refusals[spec.qualified] = collections.Counter()
         drawer = RowDrawer(spec, LoadedKeys(keys), BatchUniques(spec), None, stats, trust_plan=True)
         broken = [name for name in given_on_purpose(spec, fixed).ignore if any(r.name == name for r in spec.rules)]
         if broken:
@@ -96,10 +101,22 @@ class Filler:
                 path = _path + (spec.qualified,)
                 grown = self._fill_optional_parents(spec, n, fixed, path) if not inserted else False
                 grown = self._grow_key_parents(spec, n - inserted, fixed, path) or grown
+                if not inserted and self.refusals.get(spec.qualified):
+                    grown = self._grow_parents(spec, fixed, path) or grown
                 if grown:
                     keys = self._parent_keys(spec, n, fixed, path)
                     drawer = RowDrawer(spec, LoadedKeys(keys), BatchUniques(spec), None, stats, trust_plan=True)
         reasons = stats.summary()
+        refused = self.refusals.get(spec.qualified)
+        if refused:
+            said = "; ".join(f"{reason} ({count} rows)" for reason, count in refused.most_common(3))
+            raise FillError(
+                f"only {inserted} of {n} rows could be inserted into {spec.qualified}: PostgreSQL refused the "
+                f"others one by one: {said} ({reasons})",
+                "a trigger or a CHECK calling a function decides with data the generator cannot see (often a "
+                "parent row's): pass values it accepts, .fill(table, n, column=value), or fill the parent "
+                "tables first with rows it accepts",
+            )
         raise FillError(
             f"only {inserted} of {n} rows could be inserted into {spec.qualified} ({reasons})",
             "check the table's CHECKs and UNIQUE keys leave room for that many rows, or pass fixed "
@@ -249,6 +266,22 @@ class Filler:
             grown = True
         return grown
 
+    def _grow_parents(self, spec: TableSpec, fixed: Mapping[str, Any], path: tuple[str, ...]) -> bool:
+        """Add rows to every parent once the server refused each row for a reason of its own:
+        a trigger that reads the parent (MusicBrainz refuses a link whose link_type is
+        deprecated; the one parent filled for a few children was) lets rows of other parents
+        through. Whether any grew."""
+        grown = False
+        for fk in spec.foreign_keys:
+            if fk.self_reference or fk.parent in path or any(c in fixed for c in fk.columns):
+                continue
+            try:
+                self.fill(self.specs(fk.parent), PARENT_GROWTH, _path=path)
+            except FillError:
+                continue
+            grown = True
+        return grown
+
     def _nothing_to_collide_with(self, spec: TableSpec) -> bool:
         """Whether rows unique among themselves are unique in the table: no UNIQUE key over
         drawn columns, or every one plain (kept unique in the batch) and the table empty."""
@@ -331,9 +364,13 @@ class Filler:
     def _one_by_one(self, spec: TableSpec, rows: list[dict[str, Any]], wanted: int) -> int:
         """The bulk move failed (a trigger, a CHECK that raises): keep the rows that insert."""
         kept = 0
+        refused = self.refusals.setdefault(spec.qualified, collections.Counter())
         for row in rows:
             if kept >= wanted:
                 break
-            if self.probe.insert(spec, row, keep=True).ok:
+            outcome = self.probe.insert(spec, row, keep=True)
+            if outcome.ok:
                 kept += 1
+            else:
+                refused[outcome.describe().splitlines()[0][:200]] += 1
         return kept

@@ -52,7 +52,8 @@ def check(ctx: Context, spec: TableSpec) -> list[Finding]:
         if reason:
             enforced.append(f"{model_check.name}: skipped: {reason}")
             continue
-        rule = Rule.of(model_check.name, model_check.sql, spec.categories, spec.categories, kind="model")
+        rule = Rule.of(model_check.name, model_check.sql, spec.categories, spec.categories, kind="model",
+                       padded=spec.padded)
         unknown = sorted(c for c in rule.columns if not spec.table.has_column(c))
         if unknown:
             enforced.append(f"{model_check.name}: not compared, the database lacks {', '.join(unknown)} "
@@ -150,7 +151,8 @@ def _smallest_row(ctx: Context, spec: TableSpec, refusing: Rule, allowing: list[
 
 
 def stricter(ctx: Context, spec: TableSpec) -> list[Finding]:
-    pairs = [(m, Rule.of(m.name, m.sql, spec.categories, spec.categories, kind="model"))
+    pairs = [(m, Rule.of(m.name, m.sql, spec.categories, spec.categories, kind="model",
+                                   padded=spec.padded))
              for m in ctx.intent.checks.get(spec.qualified, [])]
     pairs = [(m, r) for m, r in pairs if all(spec.table.has_column(c) for c in r.columns)
              and not r.columns & set(spec.left_out)]

@@ -66,6 +66,7 @@ class Pattern:
     python: str  # the translation, for re.search with ``flags``
     flags: int
     locale_sensitive: bool  # classes, word boundaries or case folding: exact on ASCII only
+    pad_to: int | None = None  # matched against a char(n) value: PostgreSQL sees its padding
 
     @property
     def compiled(self) -> re.Pattern[str]:
@@ -75,6 +76,8 @@ class Pattern:
         """Whether PostgreSQL's ``~`` matches; None when only the server can tell."""
         if self.locale_sensitive and not value.isascii():
             return None
+        if self.pad_to is not None:
+            value = value.rstrip(" ").ljust(self.pad_to)
         return self.compiled.search(value) is not None
 
     @property

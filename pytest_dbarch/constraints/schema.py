@@ -90,6 +90,10 @@ class TableSpec:
     def categories(self) -> dict[str, str]:
         return {c.name: c.category for c in self.table.columns}
 
+    @cached_property
+    def padded(self) -> dict[str, int]:
+        return padded_widths(self.table)
+
     def column(self, name: str) -> Column:
         return self.table.column(name)
 
@@ -104,8 +108,14 @@ def left_to_database(column: Column) -> bool:
     return bool(column.default and column.default.startswith("nextval("))
 
 
+def padded_widths(table: Table) -> dict[str, int]:
+    """char(n) columns and their n: a regex or LIKE sees their padding (``Rule.of``)."""
+    return {c.name: c.length for c in table.columns if c.type_name == "bpchar" and c.length}
+
+
 def build(table: Table, catalog: Catalog) -> TableSpec:
     categories = {c.name: c.category for c in table.columns}
+    padded = padded_widths(table)
     names = [c.name for c in table.columns]
     columns: dict[str, ColumnSpec] = {}
     left_out: list[str] = []
@@ -129,10 +139,10 @@ def build(table: Table, catalog: Catalog) -> TableSpec:
             tree = parse(expression)
             renamed = rename_column(tree, "value", column.name) if tree is not None else None
             rules.append(Rule.of(name or f"{column.domain} check", expression, categories, names,
-                                 kind="domain", tree=renamed))
+                                 kind="domain", tree=renamed, padded=padded))
     for constraint in table.checks:
         if constraint.expression:
-            rules.append(Rule.of(constraint.name, constraint.expression, categories, names))
+            rules.append(Rule.of(constraint.name, constraint.expression, categories, names, padded=padded))
     partitions = _partition_rule(table, catalog, categories, names)
     if partitions is not None:
         rules.append(partitions)
@@ -182,7 +192,8 @@ def _uniques(table: Table, categories: dict[str, str], names: list[str]) -> list
         columns = key_columns
         predicate = None
         if index.predicate:
-            predicate = Rule.of(f"{index.name} predicate", index.predicate, categories, names, kind="predicate")
+            predicate = Rule.of(f"{index.name} predicate", index.predicate, categories, names, kind="predicate",
+                                padded=padded_widths(table))
             columns = tuple(dict.fromkeys(columns + tuple(sorted(predicate.columns))))
         kind = "primary key" if index.primary else ("unique" if index.constraint else "unique index")
         keys.append(UniqueKey(index.constraint or index.name, columns, key_sql, key_columns, predicate,
@@ -207,7 +218,8 @@ def _exclusions(table: Table, categories: dict[str, str], names: list[str]) -> l
         columns = key_columns
         predicate = None
         if index.predicate:
-            predicate = Rule.of(f"{constraint.name} predicate", index.predicate, categories, names, kind="predicate")
+            predicate = Rule.of(f"{constraint.name} predicate", index.predicate, categories, names, kind="predicate",
+                                padded=padded_widths(table))
             columns = tuple(dict.fromkeys(columns + tuple(sorted(predicate.columns))))
         keys.append(UniqueKey(constraint.name, columns, key_sql, key_columns, predicate, False, "exclusion",
                               plain and all(op == "=" for op in operators), operators))
