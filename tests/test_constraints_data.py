@@ -14,8 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from sqlalchemy import CheckConstraint, DateTime, ForeignKey, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from pytest_dbarch.constraints import valid_rows
+from pytest_dbarch.constraints.context import Context, Skips, check_settings
 from pytest_dbarch.constraints.fill import FillError
-from pytest_dbarch.constraints.rows import NoParentRows
+from pytest_dbarch.constraints.intent import Intent
+from pytest_dbarch.constraints.rows import DrawStats, NoParentRows
 from pytest_dbarch.errors import DbarchError
 
 QUICK = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
@@ -640,6 +643,78 @@ def test_fill_grows_parents_a_trigger_refuses_and_says_what_the_server_said(
     with pytest.raises(FillError, match=r"PostgreSQL refused the others one by one: P0001: walls are read-only "
                                         r"\(\d+ rows\).*\n  fix: a trigger"):
         dbarch_constraints.fill("walls", 3)
+
+
+SEARCH_HINTS = """
+    CREATE TABLE alias_types (id serial PRIMARY KEY, name text NOT NULL);
+    CREATE TABLE tags (id serial PRIMARY KEY, uses int NOT NULL DEFAULT 0);
+    CREATE TABLE aliases (
+        id serial PRIMARY KEY, type int REFERENCES alias_types, name text NOT NULL, sort_name text NOT NULL,
+        locale text, primary_for_locale boolean NOT NULL DEFAULT false, tag int REFERENCES tags,
+        a1 int, a2 int, a3 int, a4 int, a5 int, a6 int, a7 int, a8 int,
+        CONSTRAINT primary_check CHECK ((locale IS NULL AND primary_for_locale IS FALSE) OR locale IS NOT NULL),
+        CONSTRAINT search_hints_are_empty CHECK (type <> 3 OR (type = 3 AND sort_name = name AND locale IS NULL
+            AND primary_for_locale IS FALSE)),
+        CONSTRAINT wide CHECK (a1 IS NULL OR num_nonnulls(a2, a3, a4, a5, a6, a7, a8) <> 7 OR name = sort_name));
+    CREATE FUNCTION simplify_search_hints() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NEW.type = 3 THEN
+            NEW.sort_name := NEW.name; NEW.locale := NULL;
+            IF TG_ARGV[0] = 'consistent' THEN NEW.primary_for_locale := false; END IF;
+        END IF;
+        RETURN NEW;
+    END $$;
+    CREATE TRIGGER search_hint BEFORE INSERT ON aliases FOR EACH ROW EXECUTE FUNCTION simplify_search_hints('consistent');
+    CREATE TABLE area_aliases (LIKE aliases INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
+    CREATE TRIGGER search_hint BEFORE INSERT ON area_aliases FOR EACH ROW EXECUTE FUNCTION simplify_search_hints('as MusicBrainz');
+    CREATE FUNCTION count_tag() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        UPDATE tags SET uses = uses + 1 WHERE id = NEW.tag;
+        RETURN NEW;
+    END $$;
+    CREATE TRIGGER count_tag AFTER INSERT ON aliases FOR EACH ROW EXECUTE FUNCTION count_tag();
+"""
+
+
+def test_checks_on_triggers_that_rewrite_rows_and_on_wide_checks(
+        dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """Met on MusicBrainz's alias tables: (1) a CHECK over eleven columns made the violator
+    search list billions of combinations and the run was killed for lack of memory; (2) a
+    violator of ``search_hints_are_empty`` needs type = 3, which the parent lacked, so the
+    foreign key refused it first; with that parent inserted, the BEFORE INSERT trigger
+    rewrites it so the CHECK holds, a pass, not an accepted violator; (3) the same trigger
+    nulls ``locale`` and ``primary_check`` then refuses a row that met it as sent: a warning
+    about the schema, not an error of ours; (4) an AFTER INSERT trigger's counter overflowing
+    on generated parent data is a warning naming the function."""
+    dbarch_psycopg.execute(SEARCH_HINTS)
+    findings = {(f.rule, f.where): f for f in dbarch_constraints.check("aliases")}
+    problems = [(f.rule, f.status.value, f.title) for f in findings.values() if f.status.value in ("failed", "error")]
+    assert problems == []
+    [violators] = [f for (rule, _), f in findings.items() if rule == "constraints.rejects-violator"
+                   and f.where == "public.aliases"]
+    assert "CHECK wide: refused with 23514" in violators.evidence
+    assert "CHECK search_hints_are_empty: holds: a trigger or rule rewrote the row" in violators.evidence
+
+    hint = {"type": 3, "name": "a", "sort_name": "a", "locale": "en", "primary_for_locale": True}
+    dbarch_psycopg.execute("INSERT INTO alias_types (id, name) VALUES (3, 'search hint') ON CONFLICT DO NOTHING")
+    spec = dbarch_constraints.spec("aliases")
+    ctx = Context(dbarch_constraints._probe, dbarch_constraints.catalog, dbarch_constraints.spec, Intent(),
+                  check_settings(), Skips(), 1)
+    refusal = dbarch_constraints._probe.insert(dbarch_constraints.spec("area_aliases"), hint)
+    assert refusal.constraint == "primary_check"
+    rewritten = valid_rows.classify(ctx, dbarch_constraints.spec("area_aliases"), hint, refusal, DrawStats())
+    assert rewritten.status.value == "warning", rewritten.title
+    assert "a BEFORE INSERT trigger turned a valid row into one primary_check refuses" in rewritten.title
+    assert "BEFORE INSERT triggers: search_hint" in rewritten.evidence
+    assert dbarch_constraints._probe.insert(spec, hint).ok  # the consistent trigger keeps the CHECK
+
+    dbarch_psycopg.execute("INSERT INTO tags (uses) VALUES (2147483647)")
+    tag = dbarch_psycopg.execute("SELECT max(id) FROM tags").fetchone()[0]  # type: ignore[index]
+    overflow = dbarch_constraints._probe.insert(spec, {"name": "b", "sort_name": "b", "tag": tag})
+    assert overflow.sqlstate == "22003" and overflow.in_function
+    raised = valid_rows.classify(ctx, spec, {"name": "b", "sort_name": "b", "tag": tag}, overflow, DrawStats())
+    assert raised.status.value == "warning" and "a function raised 22003" in raised.title
+    assert "count_tag() line" in raised.evidence
 
 
 def test_a_cycle_of_not_null_foreign_keys_is_a_clear_error(

@@ -187,3 +187,22 @@ def test_generated_strings_match_whole_patterns(dbarch_psycopg: psycopg.Connecti
         matched = dbarch_psycopg.execute("SELECT array_agg(s ~ %s) FROM unnest(%s::text[]) AS s",
                                          [pattern, drawn]).fetchone()[0]  # type: ignore[index]
         assert all(matched), (pattern, drawn)
+
+
+def test_combinations_of_many_columns_are_sampled_not_listed() -> None:
+    """Met on MusicBrainz: the violator search listed every combination of the values tried
+    for each column a CHECK reads; eleven columns of eight values each are 8.6 billion
+    tuples, and the run was killed for lack of memory. Past a bound they are sampled."""
+    import random
+
+    from pytest_dbarch.constraints.search import LISTED_COMBINATIONS, _combinations
+
+    wide = [list(range(8))] * 11
+    picked = _combinations(wide, 60, random.Random(1))
+    assert len(picked) == len(set(picked)) == 60
+    assert all(len(combo) == 11 and all(0 <= v < 8 for v in combo) for combo in picked)
+    assert len({combo[0] for combo in picked}) > 1  # spread, not the first corner of the product
+    narrow = [[0, 1]] * 3
+    assert sorted(_combinations(narrow, 100, random.Random(1))) == sorted(
+        (a, b, c) for a in (0, 1) for b in (0, 1) for c in (0, 1))
+    assert 2 ** 3 <= LISTED_COMBINATIONS

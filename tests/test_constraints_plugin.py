@@ -208,7 +208,7 @@ def test_counterexamples_shrink_to_the_boundary_and_the_simplest_values(external
     result = external_pytester.runpytest("-s", "-p", "no:randomly")
     output = result.stdout.str()
     result.assert_outcomes(passed=1, failed=1)
-    assert "public.orders: a row meeting every constraint was refused (P0001), probably by a trigger" in output
+    assert "public.orders: a row meeting every constraint was refused (P0001) by a trigger: qty 100 is too large" in output
     row = "qty=100, note=None, placed=datetime.date(2000, 1, 1), price=Decimal('0.01')"
     assert f"row: {row}" in output
     assert "PostgreSQL: P0001: qty 100 is too large" in output

@@ -40,6 +40,12 @@ class Outcome:
     message: str = ""
     returned: tuple[Any, ...] | None = None
     rowcount: int = -1  # rows the (last) INSERT / UPDATE / DELETE touched
+    context: str = ""  # where the error arose, when inside a function ("PL/pgSQL function f() line 3 ...")
+
+    @property
+    def in_function(self) -> bool:
+        """Whether the error was raised inside a function (a trigger's, most often)."""
+        return "function" in self.context
 
     def describe(self) -> str:
         if self.ok:
@@ -112,7 +118,7 @@ class Probe:
                 cur.execute(f"ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}".encode(), prepare=False)
                 diag = exc.diag
                 return Outcome(False, diag.sqlstate, diag.constraint_name, diag.column_name, diag.table_name,
-                               diag.message_primary or str(exc))
+                               diag.message_primary or str(exc), context=diag.context or "")
             returned = None
             rowcount = -1
             while True:

@@ -35,6 +35,7 @@ from pytest_dbarch.errors import DbarchError
 
 ATTEMPTS = 12
 GIVE_UP_AFTER = 20  # draws in a row that kept nothing, after which a draw makes one attempt
+SERVER_REFUSED = "refused by the server's evaluation"  # a reason rows are thrown away
 MAX_LEAVES = 512  # CHECK branch combinations listed up front; beyond, branches are chosen one by one
 REPAIRS = 8  # fresh values for a UNIQUE key that collides, before the row is given up
 SWEEP_AFTER = 3  # repairs before candidates are checked in bulk
@@ -485,7 +486,7 @@ class RowDrawer:
             self.stats.server_checked += 1
             keep = [r for r in unsure if r is not aim.violate]
             if keep and not self.verifier(row, keep):
-                return "refused by the server's evaluation"
+                return SERVER_REFUSED
             if aim.violate in unsure and self.verifier(row, [aim.violate]):
                 return f"{aim.violate.name} still holds"  # type: ignore[union-attr]
         return None

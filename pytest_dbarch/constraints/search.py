@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import math
 import random
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -104,11 +105,33 @@ def mutations(spec: TableSpec, base: Mapping[str, Any], rule: Rule, rng: random.
     for name, value in single:
         rows.append({**base, name: _unkey(value)})
     if len(columns) > 1:
-        combos = list(itertools.product(*(options[c] for c in columns)))
-        rng.shuffle(combos)
-        for combo in combos[: max(0, limit - len(rows))]:
+        for combo in _combinations([options[c] for c in columns], max(0, limit - len(rows)), rng):
             rows.append({**base, **{c: _unkey(v) for c, v in zip(columns, combo)}})
     return rows[:limit]
+
+
+LISTED_COMBINATIONS = 100_000  # above this, combinations are sampled, never listed
+
+
+def _combinations(options: list[list[Any]], wanted: int, rng: random.Random) -> list[tuple[Any, ...]]:
+    """``wanted`` different combinations of one value per option list, in random order. A
+    CHECK over many columns has too many to list (MusicBrainz's artist_alias reads eleven
+    columns: eight options each make 8.6 billion), so past ``LISTED_COMBINATIONS`` they are
+    drawn one by one."""
+    if not wanted:
+        return []
+    if math.prod(len(o) for o in options) <= LISTED_COMBINATIONS:
+        combos = list(itertools.product(*options))
+        rng.shuffle(combos)
+        return combos[:wanted]
+    picked: dict[tuple[int, ...], tuple[Any, ...]] = {}
+    for _ in range(20 * wanted):
+        if len(picked) >= wanted:
+            break
+        at = tuple(rng.randrange(len(o)) for o in options)
+        if at not in picked:
+            picked[at] = tuple(o[i] for o, i in zip(options, at))
+    return list(picked.values())
 
 
 class _Hashable:
