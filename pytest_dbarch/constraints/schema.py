@@ -10,7 +10,7 @@ sorts tables so that parents a NOT NULL foreign key needs come first.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from psycopg import sql
@@ -147,6 +147,7 @@ def build(table: Table, catalog: Catalog) -> TableSpec:
     if partitions is not None:
         rules.append(partitions)
     uniques = _uniques(table, categories, names)
+    uniques += _partition_uniques(table, catalog, uniques, categories, names)
     foreign_keys = [_foreign_key(table, fk, columns) for fk in table.foreign_keys]
     if table.kind == "partitioned table":  # keys declared on every partition bind the parent's rows too
         seen = {(fk.columns, fk.parent) for fk in foreign_keys}
@@ -199,6 +200,30 @@ def _uniques(table: Table, categories: dict[str, str], names: list[str]) -> list
         keys.append(UniqueKey(index.constraint or index.name, columns, key_sql, key_columns, predicate,
                               index.nulls_not_distinct, kind, plain))
     return keys + _exclusions(table, categories, names)
+
+
+def _partition_uniques(table: Table, catalog: Catalog, own: list[UniqueKey], categories: dict[str, str],
+                       names: list[str]) -> list[UniqueKey]:
+    """UNIQUE indexes a partition has and its partitioned table lacks (MusicBrainz's
+    ``artist_release_nonva_idx_uniq``): keys of the rows its bounds admit, as if partial."""
+    if table.kind != "partitioned table":
+        return []
+    inherited = {key.keys for key in own}
+    keys = []
+    for partition in catalog:
+        if table.qualified not in partition.parents or not partition.partition_constraint:
+            continue
+        for key in _uniques(partition, categories, names):
+            if key.keys in inherited or key.kind == "exclusion":
+                continue
+            bound = f"({partition.partition_constraint})"
+            if key.predicate is not None:
+                bound += f" AND ({key.predicate.sql})"
+            predicate = Rule.of(f"{key.name} predicate", bound, categories, names, kind="predicate",
+                                padded=padded_widths(table))
+            columns = tuple(dict.fromkeys(key.key_columns + tuple(sorted(predicate.columns))))
+            keys.append(replace(key, columns=columns, predicate=predicate))
+    return keys
 
 
 def _exclusions(table: Table, categories: dict[str, str], names: list[str]) -> list[UniqueKey]:
