@@ -13,6 +13,7 @@ database does what its DDL says (triggers and rules can make it lie).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,22 +141,20 @@ def _observe(ctx: Context, spec: TableSpec, fk: ForeignKey, event: str, expected
         except Exception as exc:  # a parent we cannot fill: say so, do not crash the run
             seen.detail = str(exc)
             return seen
-        parent_row = ctx.row(parent, f"referential:{fk.name}:parent")
+        parent_row, inserted = _insert_one(ctx, parent, f"referential:{fk.name}:parent", {}, fk.parent_columns)
         if parent_row is None:
             seen.observed = f"could not draw a {fk.parent} row"
             return seen
-        inserted = ctx.probe.insert(parent, parent_row, keep=True, returning=fk.parent_columns)
         if not inserted.ok or inserted.returned is None:
             seen.observed = f"could not insert a {fk.parent} row"
             seen.detail = inserted.describe()
             return seen
         key = dict(zip(fk.columns, inserted.returned))
-        child_row = ctx.row(spec, f"referential:{fk.name}:child", fixed=key)
+        identity = _identity(spec, fk)
+        child_row, child = _insert_one(ctx, spec, f"referential:{fk.name}:child", key, [*identity, "tableoid"])
         if child_row is None:
             seen.observed = f"could not draw a {spec.qualified} row for it"
             return seen
-        identity = _identity(spec, fk)
-        child = ctx.probe.insert(spec, child_row, keep=True, returning=[*identity, "tableoid"])
         if not child.ok or child.returned is None:
             seen.observed = f"could not insert a {spec.qualified} row"
             seen.detail = child.describe()
@@ -182,6 +181,22 @@ def _observe(ctx: Context, spec: TableSpec, fk: ForeignKey, event: str, expected
         seen.detail = f"parent {fk.parent}: {dict(zip(fk.parent_columns, inserted.returned))}\n" \
                       f"child {spec.qualified}: {child_row}\n{statement}\n{seen.detail}"
     return seen
+
+
+def _insert_one(ctx: Context, spec: TableSpec, salt: str, fixed: dict[str, Any], returning: Sequence[str],
+                tries: int = 4) -> tuple[dict[str, Any] | None, Outcome]:
+    """A drawn row inserted (kept), trying up to ``tries`` rows: a trigger may refuse some
+    for a rule of its own (MusicBrainz refuses a relationship of a deprecated type). The
+    last row and outcome when none goes in; (None, ...) when none could be drawn."""
+    row, outcome = None, Outcome(False)
+    for attempt in range(tries):
+        drawn = ctx.row(spec, salt + (f":{attempt}" if attempt else ""), fixed=fixed or None)
+        if drawn is None:
+            break
+        row, outcome = drawn, ctx.probe.insert(spec, drawn, keep=True, returning=returning)
+        if outcome.ok:
+            break
+    return row, outcome
 
 
 def _unprotected_partitions(ctx: Context, spec: TableSpec, reported: set[str]) -> list[Finding]:
