@@ -148,6 +148,7 @@ class RoundTrip:
         self._checkpoint: _Checkpoint | None = None
         self._s1 = snapshot.Snapshot()
         self._reader: Any = None  # the catalog-reading connection (see _snap), also counts rows
+        self._tracker: snapshot.Tracker | None = None  # snapshots on it, each reading what changed
 
     # --- the walk ---
 
@@ -605,15 +606,19 @@ class RoundTrip:
         committed by then). On the migrations' connection every ROLLBACK, DROP or ALTER
         makes psycopg forget its prepared statements, so the catalog queries were planned
         again for every snapshot (about half of a snapshot's cost); this connection runs
-        nothing else, so they are planned once per database."""
+        nothing else, so they are planned once per database. The tracker reads again only
+        the relations a step changed (see snapshot.Tracker)."""
         import psycopg
 
         assert self._db is not None
         if self._reader is None:
             self._reader = psycopg.connect(self._db.dsn, autocommit=True)
-        return snapshot.take(self._reader, [self.runner.version_table])
+            self._tracker = snapshot.Tracker(self._reader)
+        assert self._tracker is not None
+        return self._tracker.take([self.runner.version_table])
 
     def _close_reader(self) -> None:
+        self._tracker = None
         if self._reader is not None:
             try:
                 self._reader.close()
