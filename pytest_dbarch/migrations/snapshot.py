@@ -531,11 +531,12 @@ WHERE d.objoid >= 16384 AND d.classoid IN ('pg_class'::regclass, 'pg_constraint'
 GROUP BY 1, 2"""
 
 # The kinds of rows to read again for a relation whose marks changed in a catalog (0: its
-# own pg_class row); any other change (a new or dropped relation, pg_depend) reads all.
+# own pg_class row; the numbers are RELATION_MARKS' second column).
 _KINDS_OF = {
     0: ("relations",), 1: ("constraints",), 2: ("indexes", "columns"), 3: ("triggers",), 4: ("policies",),
-    5: ("relations",), 6: ("columns",), 7: ("sequences",), 8: ("columns",), 10: ("relations",), 11: ("columns",),
-    12: ("constraints",), 13: ("indexes", "columns"), 14: ("triggers",),
+    5: ("relations",), 6: ("columns",), 7: ("sequences",), 8: ("columns",),
+    9: ("relations", "columns", "indexes", "sequences"),  # owned by, extension membership (these kinds filter by it)
+    10: ("relations",), 11: ("columns",), 12: ("constraints",), 13: ("indexes", "columns"), 14: ("triggers",),
 }
 
 # (kind, oid, qualified name, row version, the name exists elsewhere)
@@ -762,11 +763,6 @@ def _changed(
             if now_rel[:2] != then_rel[:2]:
                 return None  # renamed or moved
             catalogs = {c for c in now_rel[2].keys() | then_rel[2].keys() if now_rel[2].get(c) != then_rel[2].get(c)}
-            if all(c in _KINDS_OF for c in catalogs):
-                for c in catalogs:
-                    for kind in _KINDS_OF[c]:
-                        scope[kind].add(oid)
-                continue
         else:  # a new or dropped relation: its name in another schema may change how others print
             if names is None:
                 names = {}
@@ -774,6 +770,10 @@ def _changed(
                     names.setdefault(name, set()).add(schema)
             if len(names[(now_rel or then_rel)[1]]) > 1:  # type: ignore[index]
                 return None
-        for kind in scope:
-            scope[kind].add(oid)
+            # A dropped relation's rows are simply left out; a new one's are read for the
+            # catalogs it has rows in.
+            catalogs = set(now_rel[2]) if now_rel is not None else set()
+        for c in catalogs:
+            for kind in _KINDS_OF[c]:
+                scope[kind].add(oid)
     return scope, others != last.others
