@@ -86,6 +86,9 @@ def _leftover_table(line: str) -> str:
     return line.split(":", 1)[0].removeprefix("public.")
 
 
+_WRITES = {"INSERT", "UPDATE", "DELETE", "WITH", "MERGE"}
+
+
 class DataWrites:
     """StatementObserver: the tables a step wrote rows to (INSERT / UPDATE / DELETE), so
     a data migration's own changes are told apart from data a round trip lost."""
@@ -97,8 +100,13 @@ class DataWrites:
         pass
 
     def before_statement(self, statement: RanStatement, connection: Any) -> None:
-        from pytest_dbarch.migrations.statements import describe
+        from pytest_dbarch.migrations.statements import describe, lex
 
+        # Only these statements write rows: the others (a downgrade's DDL, mostly) are not
+        # described at all, which would parse each one (milliseconds apiece).
+        tokens = lex(statement.sql).tokens
+        if not tokens or tokens[0].upper not in _WRITES:
+            return
         d = describe(statement.sql)
         if d.kind in ("insert", "update", "delete"):
             self.tables.update(t.strip('"').removeprefix("public.") for t in d.tables)
