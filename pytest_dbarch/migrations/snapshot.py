@@ -516,10 +516,13 @@ UNION ALL SELECT polrelid, 4, count(*), sum(xmin::text::int8) FROM pg_policy GRO
 UNION ALL SELECT ev_class, 5, count(*), sum(xmin::text::int8) FROM pg_rewrite WHERE ev_class >= 16384 GROUP BY 1
 UNION ALL SELECT adrelid, 6, count(*), sum(xmin::text::int8) FROM pg_attrdef WHERE adrelid >= 16384 GROUP BY 1
 UNION ALL SELECT seqrelid, 7, count(*), sum(xmin::text::int8) FROM pg_sequence WHERE seqrelid >= 16384 GROUP BY 1
-UNION ALL SELECT attrelid, 8, count(*), sum(xmin::text::int8) FROM pg_attribute
-WHERE attrelid >= 16384 AND attnum > 0 GROUP BY 1
+UNION ALL SELECT a.attrelid, 8, count(*), sum(a.xmin::text::int8)
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'c') AND a.attrelid >= 16384 AND a.attnum > 0 GROUP BY 1
 UNION ALL SELECT objid, 9, count(*), sum(xmin::text::int8) FROM pg_depend
-WHERE classid = 'pg_class'::regclass AND objid >= 16384 AND deptype IN ('a', 'i', 'e') GROUP BY 1
+WHERE classid = 'pg_class'::regclass AND objid >= 16384
+  AND (deptype = 'e' OR deptype IN ('a', 'i') AND objid IN (SELECT seqrelid FROM pg_sequence))  -- owned by
+GROUP BY 1
 UNION ALL SELECT coalesce(k.conrelid, x.indrelid, t.tgrelid, d.objoid),
        CASE WHEN k.oid IS NOT NULL THEN 12 WHEN x.indexrelid IS NOT NULL THEN 13 WHEN t.oid IS NOT NULL THEN 14
             WHEN d.objsubid = 0 THEN 10 ELSE 11 END, count(*), sum(d.xmin::text::int8)
