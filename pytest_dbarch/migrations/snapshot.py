@@ -552,7 +552,8 @@ FROM pg_enum e WHERE e.oid >= 16384
 UNION ALL SELECT 'function', p.oid::text, p.pronamespace::text || '.' || p.proname, p.xmin::text,
        EXISTS (SELECT 1 FROM pg_proc q WHERE q.proname = p.proname AND q.oid <> p.oid)
 FROM pg_proc p WHERE p.oid >= 16384
-UNION ALL SELECT 'domain constraint', k.oid::text, k.conname, k.xmin::text, false FROM pg_constraint k WHERE k.contypid <> 0
+UNION ALL SELECT 'domain constraint', k.oid::text, k.conname, k.xmin::text, false
+FROM pg_constraint k WHERE k.contypid <> 0
 UNION ALL SELECT 'comment', concat(d.objoid, '/', d.classoid, '/', d.objsubid), '', d.xmin::text, false
 FROM pg_description d WHERE d.objoid >= 16384 AND d.classoid NOT IN ('pg_class'::regclass, 'pg_trigger'::regclass)
 UNION ALL SELECT 'default privileges', d.oid::text, '', d.xmin::text, false FROM pg_default_acl d
