@@ -492,12 +492,13 @@ def build(rows: dict[str, list[tuple[Any, ...]]], exclude: set[str]) -> Snapshot
 # links) have the same count and xmin sum as at the last read (a new version always has
 # a larger xmin than the one it replaces) renders exactly as it did then, as long as no
 # object it names was renamed, moved or shadowed. RELATION_MARKS reads those marks for
-# every relation (one scan per catalog, RELATIONS their names); OTHER_MARKS lists the objects outside relations (types,
-# enum labels, functions, schemas, extensions, roles, ...) with their names. Only
-# relations whose marks changed are read again; any rename, any change to schemas,
+# every relation (one scan per catalog; RELATIONS reads their names); OTHER_MARKS lists
+# the objects outside relations (types, enum labels, functions, schemas, extensions,
+# roles, ...) with their names. Only the kinds of rows whose catalogs changed are read
+# again, for the changed relations only; any rename or move, any change to schemas,
 # extensions, roles, operators, collations, languages or casts, and any new or dropped
-# type or function whose name exists elsewhere (it can change how PostgreSQL qualifies
-# other objects' names) makes a full read.
+# relation, type or function whose name exists elsewhere (it can change how PostgreSQL
+# qualifies other objects' names) makes a full read.
 
 RELATIONS = f"""
 SELECT c.oid, n.nspname, c.relname, c.xmin::text
