@@ -10,7 +10,8 @@ mirrors, skipped when a mirror is missing) this runs, on one server, in one go:
   database of the same server;
 - the floor (``history_floor.py``): the checker's own walk with every check taken out
   (upgrade, downgrade, upgrade again per revision, env.py once), the same walk with only
-  the schema round trip (catalog snapshots and comparisons), and pytest-alembic's
+  the schema round trip (catalog snapshots and comparisons), the same walk with the lint
+  and the lock report but no snapshots (the check's cost with free snapshots), and pytest-alembic's
   two-step walk without its env.py per step: what no check can go below.
 
 and prints wall times and their ratio, with the machine's load average next to them.
@@ -187,13 +188,16 @@ def main() -> None:
                     print(f"  walk + schema snapshots and comparisons only (no lint, locks, data): "
                           f"{floor['schema_only']:.1f} s ({floor['schema_steps']:.0f} steps, "
                           f"{floor['schema_rebuilds']:.0f} rebuilds)")
+                    print(f"  walk + lint and lock report only (no snapshots, no data): "
+                          f"{floor['observers_only']:.1f} s ({floor['observers_steps']:.0f} steps)")
             rows.append((history.name, count, ours, theirs, tally(findings), floor))
     finally:
         if databases is not None:
             databases.close()
     print("\n| history | revisions | dbarch | pytest-alembic | ratio | floor: our walk, no checks (ratio) "
-          "| walk + schema snapshots only (ratio) | floor: two steps, env.py once | problems |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| walk + schema snapshots only (ratio) | walk + lint and locks, free snapshots (ratio) "
+          "| floor: two steps, env.py once | problems |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, count, ours, theirs, problems, floor in rows:
         ratio = f"{ours / theirs:.2f}x" if theirs else "-"
         walk = floor.get("round_trip")
@@ -201,8 +205,12 @@ def main() -> None:
         two = f"{floor['two_steps']:.1f} s" if floor else "-"
         schema = floor.get("schema_only")
         schema_text = f"{schema:.1f} s ({schema / theirs:.2f}x)" if schema and theirs else (f"{schema:.1f} s" if schema else "-")
-        print(f"| {name} | {count} | {ours:.1f} s | {theirs:.1f} s | {ratio} | {walk_text} | {schema_text} | {two} "
-              f"| {problems} |")
+        observed = floor.get("observers_only")
+        observed_text = f"{observed:.1f} s" if observed else "-"
+        if observed and theirs:
+            observed_text += f" ({observed / theirs:.2f}x)"
+        print(f"| {name} | {count} | {ours:.1f} s | {theirs:.1f} s | {ratio} | {walk_text} | {schema_text} "
+              f"| {observed_text} | {two} | {problems} |")
     print(f"load average after the run: {load()}")
 
 

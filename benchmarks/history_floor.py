@@ -11,6 +11,9 @@ lint and no lock report:
 - ``schema only``: the same walk with its catalog snapshots and schema comparisons (the
   round-trip check itself), still without lint, lock report or data round trip: what
   the one check pytest-alembic's up/down test compares with costs on its own.
+- ``observers only``: the first walk with the lock-safety lint and the lock report on (as
+  in the real check), still without snapshots or seeded rows: the check's cost were its
+  snapshots free.
 - ``two steps``: pytest-alembic's shape (upgrade revision by revision to head, then
   downgrade revision by revision until the first downgrade fails), without its cost of
   running env.py again for every step.
@@ -43,6 +46,28 @@ def round_trip_floor(ini: Path, databases: object) -> tuple[float, int, int]:
 
     started = time.perf_counter()
     outcome = Blind(AlembicRunner(ini), Scratch(databases), rootdir=ini.parent, data=False).run()  # type: ignore[arg-type]
+    return time.perf_counter() - started, outcome.steps, outcome.rebuilds
+
+
+def observers_floor(ini: Path, databases: object) -> tuple[float, int, int]:
+    """The walk with no catalog snapshot and no data round trip, but with the lock-safety
+    lint and the lock report watching every first upgrade as in the real check: what the
+    check costs if its snapshots cost nothing."""
+    from pytest_dbarch.migrations import snapshot, suite
+    from pytest_dbarch.migrations.alembic_runner import AlembicRunner
+    from pytest_dbarch.migrations.roundtrip import RoundTrip
+    from pytest_dbarch.migrations.scratch import Scratch
+
+    class Blind(RoundTrip):
+        def _snap(self) -> snapshot.Snapshot:
+            return snapshot.Snapshot()
+
+    factories = suite.default_observers(suite.Options())
+    started = time.perf_counter()
+    outcome = Blind(
+        AlembicRunner(ini), Scratch(databases), rootdir=ini.parent, data=False,  # type: ignore[arg-type]
+        observers=lambda: [make() for make in factories],
+    ).run()
     return time.perf_counter() - started, outcome.steps, outcome.rebuilds
 
 
@@ -100,12 +125,14 @@ def main() -> None:
     try:
         round_trip, steps, rebuilds = round_trip_floor(ini, databases)
         schema, schema_steps, schema_rebuilds = schema_floor(ini, databases)
+        observed, observed_steps, _ = observers_floor(ini, databases)
         two_steps, two_step_count = two_step_floor(ini, databases)
     finally:
         databases.close()
     print(json.dumps({
         "round_trip": round_trip, "round_trip_steps": steps, "round_trip_rebuilds": rebuilds,
         "schema_only": schema, "schema_steps": schema_steps, "schema_rebuilds": schema_rebuilds,
+        "observers_only": observed, "observers_steps": observed_steps,
         "two_steps": two_steps, "two_step_count": two_step_count,
     }))
 

@@ -86,6 +86,9 @@ def _leftover_table(line: str) -> str:
     return line.split(":", 1)[0].removeprefix("public.")
 
 
+_WRITES = {"INSERT", "UPDATE", "DELETE", "WITH", "MERGE"}
+
+
 class DataWrites:
     """StatementObserver: the tables a step wrote rows to (INSERT / UPDATE / DELETE), so
     a data migration's own changes are told apart from data a round trip lost."""
@@ -97,8 +100,13 @@ class DataWrites:
         pass
 
     def before_statement(self, statement: RanStatement, connection: Any) -> None:
-        from pytest_dbarch.migrations.statements import describe
+        from pytest_dbarch.migrations.statements import describe, lex
 
+        # Only these statements write rows: the others (a downgrade's DDL, mostly) are not
+        # described at all, which would parse each one (milliseconds apiece).
+        tokens = lex(statement.sql).tokens
+        if not tokens or tokens[0].upper not in _WRITES:
+            return
         d = describe(statement.sql)
         if d.kind in ("insert", "update", "delete"):
             self.tables.update(t.strip('"').removeprefix("public.") for t in d.tables)
@@ -108,6 +116,27 @@ class DataWrites:
 
     def end_revision(self, revision: str, connection: Any) -> list[Finding]:
         return []
+
+
+# Every DDL statement leaves dead catalog rows behind, and every catalog read of the walk
+# scans them (on a 288-revision history a snapshot's catalog marks cost three times as much
+# near the end as at the start); autovacuum visits a new database too late to help.
+_VACUUM_EVERY = 40  # snapshots
+_CATALOGS = (
+    "pg_class", "pg_attribute", "pg_attrdef", "pg_constraint", "pg_index", "pg_depend", "pg_type",
+    "pg_trigger", "pg_rewrite", "pg_description", "pg_sequence", "pg_proc", "pg_policy",
+)
+
+
+def _vacuum_catalogs(conn: Any) -> None:
+    """VACUUM the catalogs a snapshot reads (between steps, on the autocommit reader); a
+    server that does not allow it (not a superuser) is simply not helped."""
+    import psycopg
+
+    try:
+        conn.execute("VACUUM " + ", ".join(f"pg_catalog.{name}" for name in _CATALOGS))
+    except psycopg.Error:
+        pass
 
 
 @dataclass
@@ -148,6 +177,8 @@ class RoundTrip:
         self._checkpoint: _Checkpoint | None = None
         self._s1 = snapshot.Snapshot()
         self._reader: Any = None  # the catalog-reading connection (see _snap), also counts rows
+        self._tracker: snapshot.Tracker | None = None  # snapshots on it, each reading what changed
+        self._snaps = 0
 
     # --- the walk ---
 
@@ -605,15 +636,22 @@ class RoundTrip:
         committed by then). On the migrations' connection every ROLLBACK, DROP or ALTER
         makes psycopg forget its prepared statements, so the catalog queries were planned
         again for every snapshot (about half of a snapshot's cost); this connection runs
-        nothing else, so they are planned once per database."""
+        nothing else, so they are planned once per database. The tracker reads again only
+        the relations a step changed (see snapshot.Tracker)."""
         import psycopg
 
         assert self._db is not None
         if self._reader is None:
             self._reader = psycopg.connect(self._db.dsn, autocommit=True)
-        return snapshot.take(self._reader, [self.runner.version_table])
+            self._tracker = snapshot.Tracker(self._reader)
+        assert self._tracker is not None
+        self._snaps += 1
+        if self._snaps % _VACUUM_EVERY == 0:
+            _vacuum_catalogs(self._reader)
+        return self._tracker.take([self.runner.version_table])
 
     def _close_reader(self) -> None:
+        self._tracker = None
         if self._reader is not None:
             try:
                 self._reader.close()
