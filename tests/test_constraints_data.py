@@ -771,6 +771,30 @@ def test_referential_actions_try_another_row_when_a_trigger_refuses_one(
     assert dbarch_psycopg.execute("SELECT last_value FROM gate").fetchone()[0] >= 4  # type: ignore[index]
 
 
+def test_a_check_between_two_foreign_keys_holds(dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
+    """Met on MusicBrainz: ``l_area_area`` links two areas, ``CHECK (entity0 <> entity1)``.
+    Both columns take a parent's key as it is, so the CHECK was trusted as enforced by the
+    plan while nothing bounded one column by the other: rows linking an area to itself were
+    drawn as valid and refused."""
+    dbarch_psycopg.execute("""
+        CREATE TABLE areas (id serial PRIMARY KEY);
+        INSERT INTO areas SELECT FROM generate_series(1, 3);
+        CREATE TABLE area_links (id serial PRIMARY KEY, entity0 int NOT NULL REFERENCES areas,
+            entity1 int NOT NULL REFERENCES areas, CONSTRAINT non_loop_relationship CHECK (entity0 <> entity1));""")
+    spec = dbarch_constraints.spec("area_links")
+    seen = []
+
+    @QUICK
+    @given(dbarch_constraints.rows("area_links"))
+    def insert(row: dict[str, Any]) -> None:
+        outcome = dbarch_constraints._probe.insert(spec, row)
+        assert outcome.ok, (outcome.describe(), row)
+        seen.append(row)
+
+    insert()
+    assert len(seen) >= 30 and len({(r["entity0"], r["entity1"]) for r in seen}) > 1
+
+
 def test_a_cycle_of_not_null_foreign_keys_is_a_clear_error(
         dbarch_psycopg: psycopg.Connection, dbarch_constraints: Any) -> None:
     dbarch_psycopg.execute("""

@@ -217,6 +217,7 @@ class RowDrawer:
         self._memo: dict[tuple[Any, ...], tuple[dict[str, Space], list[Relation]] | None] = {}
         self._default_ways = self._ways(Aim())
         self._exact: dict[tuple[int, int], bool] = {}
+        self._key_columns = {c for fk in spec.foreign_keys for c in fk.columns}
         self._leaves: dict[tuple[Any, ...], Plan] = {}
         self._leaf_lists: dict[tuple[Any, ...], list[Plan] | None] = {}
         self._layout: Layout | None = None
@@ -375,6 +376,10 @@ class RowDrawer:
         if isinstance(atom, Other):
             return False
         if isinstance(atom, Relation):
+            # a foreign key's columns take a parent's key as it is, never bounded by the
+            # other column (MusicBrainz's ``entity0 <> entity1`` on two references to area)
+            if {atom.left, atom.right} & self._key_columns:
+                return False
             left, right = self._base.get(atom.left), self._base.get(atom.right)
             return bool(left and right and left.kind == right.kind and left.kind.ordered)
         space = self._base.get(atom.column)
