@@ -458,7 +458,9 @@ class RowDrawer:
         salt = source.salt() if self.uniques is not None and self.uniques.keys else 0
         hit: list[str] = []
         for attempt in range(REPAIRS + 1):
-            verdict = self._judge(row, aim, rules)
+            # a repaired row is judged by every rule: its new key values were not drawn
+            # under the plan (a shift moves two columns together, past a CHECK's bounds)
+            verdict = self._judge(row, aim, rules if not attempt else self.rules_to_evaluate(aim, frozenset()))
             if verdict is not None:
                 self.stats.reject(verdict)
                 return None
@@ -557,7 +559,7 @@ class RowDrawer:
                 shifted[name] = from_units(to_units(row[name], False) + distance)
         except (OverflowError, ValueError):
             return None
-        if any(self._base[c].admits(shifted[c]) is False for c in movable):
+        if any(used[c].admits(shifted[c]) is False for c in movable):
             return None
         return shifted
 
