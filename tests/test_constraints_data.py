@@ -23,6 +23,22 @@ from pytest_dbarch.errors import DbarchError
 
 QUICK = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 
+
+def accepted_rows(constraints: Any, table: str, keep: bool = False) -> list[dict[str, Any]]:
+    """Rows of ``.rows(table)`` hypothesis draws under QUICK, each inserted (kept or rolled
+    back); fails on the first one PostgreSQL refuses."""
+    spec, seen = constraints.spec(table), []
+
+    @QUICK
+    @given(constraints.rows(table))
+    def insert(row: dict[str, Any]) -> None:
+        outcome = constraints._probe.insert(spec, row, keep=keep)
+        assert outcome.ok, (outcome.describe(), row)
+        seen.append(row)
+
+    insert()
+    return seen
+
 EVERY_TYPE = """
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
 CREATE DOMAIN percent AS integer NOT NULL CHECK (VALUE BETWEEN 0 AND 100);
@@ -521,17 +537,7 @@ def test_a_regex_on_char_n_sees_the_padding(dbarch_psycopg: psycopg.Connection, 
             iswc char(15) NOT NULL CONSTRAINT iswc_format CHECK (iswc ~ E'^T-?\\d{3}.?\\d{3}.?\\d{3}[-.]?\\d$'),
             code char(6) CONSTRAINT code_prefix CHECK (code LIKE 'AB%9'),
             loose char(8) CONSTRAINT loose_format CHECK (loose::text ~ '^[a-z]{2,4}$'))""")
-    spec = dbarch_constraints.spec("iswc")
-    seen: list[dict[str, Any]] = []
-
-    @QUICK
-    @given(dbarch_constraints.rows("iswc"))
-    def insert(row: dict[str, Any]) -> None:
-        outcome = dbarch_constraints._probe.insert(spec, row, keep=True)
-        assert outcome.ok, (outcome.describe(), row)
-        seen.append(row)
-
-    insert()
+    seen = accepted_rows(dbarch_constraints, "iswc", keep=True)
     assert {len(row["iswc"]) for row in seen} == {15}
     assert all(row["code"] is None or len(row["code"]) == 6 for row in seen)
     assert any(row["loose"] is not None and len(row["loose"]) < 8 for row in seen)
@@ -730,14 +736,7 @@ def test_unique_indexes_of_partitions_only_are_kept(dbarch_psycopg: psycopg.Conn
         CREATE UNIQUE INDEX credits_track_uniq ON credits_track (release, artist);""")
     spec = dbarch_constraints.spec("credits")
     assert {k.name for k in spec.uniques} == {"credits_release_uniq", "credits_track_uniq"}
-
-    @QUICK
-    @given(dbarch_constraints.rows("credits"))  # 400 keys a partition: 60 rows collide now and then
-    def insert(row: dict[str, Any]) -> None:
-        outcome = dbarch_constraints._probe.insert(spec, row, keep=True)
-        assert outcome.ok, (outcome.describe(), row)
-
-    insert()
+    accepted_rows(dbarch_constraints, "credits", keep=True)  # 400 keys a partition: 60 rows collide now and then
     findings = dbarch_constraints.check("credits")
     assert [(f.rule, f.title) for f in findings if f.is_problem] == []
     [held] = [f for f in findings if f.rule == "constraints.rejects-violator"]
@@ -781,17 +780,7 @@ def test_a_check_between_two_foreign_keys_holds(dbarch_psycopg: psycopg.Connecti
         INSERT INTO areas SELECT FROM generate_series(1, 3);
         CREATE TABLE area_links (id serial PRIMARY KEY, entity0 int NOT NULL REFERENCES areas,
             entity1 int NOT NULL REFERENCES areas, CONSTRAINT non_loop_relationship CHECK (entity0 <> entity1));""")
-    spec = dbarch_constraints.spec("area_links")
-    seen = []
-
-    @QUICK
-    @given(dbarch_constraints.rows("area_links"))
-    def insert(row: dict[str, Any]) -> None:
-        outcome = dbarch_constraints._probe.insert(spec, row)
-        assert outcome.ok, (outcome.describe(), row)
-        seen.append(row)
-
-    insert()
+    seen = accepted_rows(dbarch_constraints, "area_links")
     assert len(seen) >= 30 and len({(r["entity0"], r["entity1"]) for r in seen}) > 1
 
 
@@ -804,15 +793,7 @@ def test_a_repaired_unique_key_stays_inside_the_checks(
         CREATE TABLE credits (artist int NOT NULL CHECK (artist BETWEEN 1 AND 20),
             release int NOT NULL CHECK (release BETWEEN 1 AND 20), UNIQUE (release, artist))""")
     assert dbarch_constraints.fill("credits", 300) == 300  # of 400 keys: most draws collide
-    spec = dbarch_constraints.spec("credits")
-
-    @QUICK
-    @given(dbarch_constraints.rows("credits"))
-    def insert(row: dict[str, Any]) -> None:
-        outcome = dbarch_constraints._probe.insert(spec, row)
-        assert outcome.ok, (outcome.describe(), row)
-
-    insert()
+    accepted_rows(dbarch_constraints, "credits")
     assert dbarch_constraints.stats("credits").repairs > 0
 
 
