@@ -24,12 +24,12 @@ from pytest_dbarch.errors import DbarchError
 QUICK = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 
 
-def accepted_rows(constraints: Any, table: str, keep: bool = False) -> list[dict[str, Any]]:
+def accepted_rows(constraints: Any, table: str, keep: bool = False, examples: int = 60) -> list[dict[str, Any]]:
     """Rows of ``.rows(table)`` hypothesis draws under QUICK, each inserted (kept or rolled
     back); fails on the first one PostgreSQL refuses."""
     spec, seen = constraints.spec(table), []
 
-    @QUICK
+    @settings(QUICK, max_examples=examples)
     @given(constraints.rows(table))
     def insert(row: dict[str, Any]) -> None:
         outcome = constraints._probe.insert(spec, row, keep=keep)
@@ -169,13 +169,7 @@ def test_unique_keys_a_before_insert_trigger_rewrites_are_judged_as_stored(
     spec = dbarch_constraints.spec("projects")
     assert spec.table.before_insert_triggers == ("projects_normalize",)
 
-    @settings(QUICK, max_examples=40)
-    @given(dbarch_constraints.rows("projects"))
-    def insert(row: dict[str, Any]) -> None:
-        outcome = dbarch_constraints._probe.insert(spec, row, keep=True)
-        assert outcome.ok, (outcome.describe(), row)
-
-    insert()
+    accepted_rows(dbarch_constraints, "projects", keep=True, examples=40)
 
     @settings(QUICK, max_examples=15)
     @given(dbarch_constraints.lists("projects", min_size=2, max_size=4))
@@ -962,13 +956,7 @@ def test_an_exclusion_constraint_on_an_expression(dbarch_psycopg: psycopg.Connec
                                CHECK (ends > starts), EXCLUDE USING gist (tsrange(starts, ends) WITH &&))""")
     spec = dbarch_constraints.spec("meetings")
 
-    @settings(QUICK, max_examples=40)
-    @given(dbarch_constraints.rows("meetings"))
-    def insert(row: dict[str, Any]) -> None:
-        outcome = dbarch_constraints._probe.insert(spec, row, keep=True)  # kept: later rows must avoid it
-        assert outcome.ok, (outcome.describe(), row)
-
-    insert()
+    accepted_rows(dbarch_constraints, "meetings", keep=True, examples=40)  # kept: later rows must avoid it
 
     @settings(QUICK, max_examples=15)
     @given(dbarch_constraints.lists("meetings", min_size=2, max_size=4))
