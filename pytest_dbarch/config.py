@@ -190,6 +190,12 @@ OPTIONS: tuple[Option, ...] = (
         default="warning",
         choices=("warning", "failed", "off"),
     ),
+    Option(
+        "migrations_workers",
+        "processes that share a history's round trips: 'auto' (one per core, at most 4, for "
+        "histories of 24 revisions or more; one under pytest-xdist) or a number",
+        default="auto",
+    ),
     # --- queries (issue 3)
     Option(
         "nplusone",
@@ -516,6 +522,7 @@ class Settings:
     migrations_data: str = "on"
     migrations_drift: str = "on"
     migrations_column_order: str = "warning"
+    migrations_workers: str = "auto"
     # --- queries (issue 3)
     nplusone: str = "warn"
     nplusone_threshold: int = 2

@@ -43,6 +43,11 @@ def register(areas: Any) -> None:
         default="warning",
         help="severity when a downgrade restores every column but not their order (default: warning)",
     )
+    check.add_argument(
+        "--workers",
+        default="auto",
+        help="processes that share the round trips: auto (one per core, at most 4, for 24+ revisions) or a number",
+    )
     check.add_argument("--json", metavar="FILE", help="also write every finding to FILE, one JSON object a line")
     add_output_options(check)
     check.set_defaults(func=check_command)
@@ -85,6 +90,12 @@ def _cli_spelling(text: str) -> str:
     return text.replace("--dbarch-dsn", "--dsn").replace("--dbarch-pg-bin", "--pg-bin")
 
 
+def suite_workers(value: str) -> int | None:
+    from pytest_dbarch.migrations.workers import parse_setting
+
+    return parse_setting(value, "--workers")
+
+
 def check_command(args: argparse.Namespace) -> int:
     from pytest_dbarch.config import Settings
     from pytest_dbarch.migrations import suite, summary
@@ -119,6 +130,7 @@ def check_command(args: argparse.Namespace) -> int:
         extensions=tuple(args.extension),
         only=only,
         column_order=args.column_order,
+        workers=suite_workers(args.workers),
     )
     databases = Databases(settings, "cli")
     _usable_server(databases)
@@ -131,8 +143,12 @@ def check_command(args: argparse.Namespace) -> int:
     revisions = len(the_plan.revisions) if only is None else f"{len(only)} of {len(the_plan.revisions)}"
     print(
         f"dbarch migrations check: {the_plan.source}: {revisions} revisions checked in {results.seconds:.1f} s "
-        f"({results.steps} upgrade/downgrade steps, {results.rebuilds} rebuilds)"
+        f"({results.steps} upgrade/downgrade steps, {results.rebuilds} rebuilds"
+        + (f", {results.processes} processes" if results.processes > 1 else "")
+        + ")"
     )
+    for note in results.notes:
+        print(f"  note: {note}")
     if args.json:
         Path(args.json).write_text("".join(f.to_json() + "\n" for f in results.all()))
     emit(ledger, args, cwd, lines=None if args.verbose else summary.lines(results))

@@ -156,6 +156,13 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     items.extend(history.collect())
 
 
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """What did not go as planned in the run itself (a checking process that failed)."""
+    results = _state(config).get("results")
+    for note in getattr(results, "notes", ()):
+        terminalreporter.write_line(f"pytest-dbarch migrations: {note}")
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """After the fixtures' teardown: close the databases if only migration items used them."""

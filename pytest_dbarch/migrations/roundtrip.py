@@ -16,7 +16,8 @@ last clean state (a checkpoint, made after each rebuild), upgraded through the
 revisions applied since; every rebuild becomes the next checkpoint, so the whole walk
 replays each revision at most once more. Every failing revision is reported, not only
 the first; a revision below one that cannot be upgraded is not checked (and says why).
-Observers hear the first upgrade only.
+Observers hear the first upgrade only. With a ``share`` (see share.py) the walk
+round-trips only the parts of the history its process claims and upgrades the rest.
 
 Rows seeded for the data round trip never outlive their revision: every row written
 (parents of NOT NULL foreign keys too) is deleted again and the row counts of every
@@ -48,6 +49,7 @@ from pytest_dbarch.migrations.runners import (
     Walk,
 )
 from pytest_dbarch.migrations.scratch import Scratch, ScratchDatabase
+from pytest_dbarch.migrations.share import Share
 
 ROUND_TRIP = "migrations.round-trip"
 
@@ -162,6 +164,7 @@ class RoundTrip:
         at_head: Callable[[MigrationRunner, ScratchDatabase], None] | None = None,
         only: frozenset[str] | None = None,
         column_order: str = "warning",
+        share: Share | None = None,
     ) -> None:
         self.runner = runner
         self.scratch = scratch
@@ -172,6 +175,7 @@ class RoundTrip:
         self.at_head = at_head
         self.only = only
         self.column_order = column_order
+        self.share = share  # the parts this process checks when several share the history
         self.outcome = Outcome()
         self._db: ScratchDatabase | None = None
         self._checkpoint: _Checkpoint | None = None
@@ -202,7 +206,12 @@ class RoundTrip:
         applied: list[Revision] = []
         blocked: dict[str, str] = {}
         current: snapshot.Snapshot | None = None
-        for rev in revisions:
+        for position, rev in enumerate(revisions):
+            mine = True if self.share is None else self.share.owns(position)
+            if mine is None:  # every part is taken by now
+                if not self.share.to_head:  # type: ignore[union-attr]
+                    return
+                mine = False
             cause = next((blocked[d] for d in rev.down if d in blocked), None)
             if cause is not None:
                 blocked[rev.id] = cause
@@ -210,8 +219,8 @@ class RoundTrip:
                     f"not checked: revision {cause} (an ancestor) cannot be upgraded"
                 )
                 continue
-            if self.only is not None and rev.id not in self.only:
-                ok = yield from self._upgrade_only(rev)
+            if not mine or (self.only is not None and rev.id not in self.only):
+                ok = yield from self._upgrade_only(rev, report=mine)
                 if ok:
                     applied.append(rev)
                     current = None  # snapshot taken only when a checked revision needs it
@@ -226,6 +235,10 @@ class RoundTrip:
                 continue
             applied.append(rev)
             current = after
+        if self.share is not None:
+            self.share.finished()
+            if not self.share.to_head:
+                return
         self.outcome.head_snapshot = current if current is not None else self._snap()
         self.outcome.metadata = self.runner.target_metadata()
         if self.at_head is not None:
@@ -239,12 +252,14 @@ class RoundTrip:
         self.outcome.steps += 1
         yield Step(rev, upgrade, relay)
 
-    def _upgrade_only(self, rev: Revision) -> Walk:
-        """A revision outside the checked set: applied, not judged (unless it fails)."""
+    def _upgrade_only(self, rev: Revision, report: bool = True) -> Walk:
+        """A revision outside the checked set: applied, not judged (unless it fails, which
+        is reported unless another process checks the revision and reports it)."""
         try:
             yield from self._step(rev, True)
         except MigrationError as exc:
-            self._error(rev, f"revision {rev.id}: upgrade failed", exc)
+            if report:
+                self._error(rev, f"revision {rev.id}: upgrade failed", exc)
             return False
         return True
 

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_dbarch.errors import DbarchError
 from pytest_dbarch.findings import Area, Finding, Status
-from pytest_dbarch.migrations import checks, timeouts
+from pytest_dbarch.migrations import checks, timeouts, workers
 from pytest_dbarch.migrations.observe import StatementObserver
 from pytest_dbarch.migrations.roundtrip import relative
 from pytest_dbarch.migrations.runners import MigrationError, MigrationRunner, Revision
+from pytest_dbarch.migrations.share import Share
 from pytest_dbarch.origin import plugin_statements
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ class Options:
     only: frozenset[str] | None = None  # round-trip only these revisions (e.g. added since a branch)
     lint_ignore: tuple[str, ...] = ()  # lock-safety lint rules switched off
     column_order: str = "warning"  # severity of a column order a downgrade does not restore
+    workers: int | None = None  # processes sharing the round trips (None: one per core for long histories)
 
 
 @dataclass
@@ -80,6 +82,8 @@ class Results:
     skipped: dict[tuple[str, str], str] = field(default_factory=dict)  # (check, revision) -> why no finding
     steps: int = 0  # upgrades and downgrades run
     rebuilds: int = 0
+    processes: int = 1  # processes that shared the round trips
+    notes: list[str] = field(default_factory=list)  # how the run went, when it did not go as planned
 
     def for_item(self, check: str, revision: str = "") -> list[Finding]:
         return list(self.findings.get((check, revision), []))
@@ -142,7 +146,7 @@ def _run(
 ) -> Results:
     import time
 
-    from pytest_dbarch.migrations.roundtrip import RoundTrip
+    from pytest_dbarch.migrations.roundtrip import Outcome, RoundTrip
     from pytest_dbarch.migrations.scratch import Scratch
 
     started = time.perf_counter()
@@ -163,25 +167,38 @@ def _run(
 
             drift_findings.extend(drift.check(runner, options.metadata, the_plan.rootdir))
 
-    round_trip = RoundTrip(
-        runner,
-        Scratch(databases, options.extensions),
-        rootdir=the_plan.rootdir,
-        observers=lambda: [make() for make in factories],
-        floor=options.min_downgrade,
-        data=options.data,
-        at_head=at_head,
-        only=options.only,
-        column_order=options.column_order,
-    )
+    def round_trip(share: Share | None, head: Callable[[MigrationRunner, Any], None] | None) -> RoundTrip:
+        return RoundTrip(
+            runner,
+            Scratch(databases, options.extensions),
+            rootdir=the_plan.rootdir,
+            observers=lambda: [make() for make in factories],
+            floor=options.min_downgrade,
+            data=options.data,
+            at_head=head,
+            only=options.only,
+            column_order=options.column_order,
+            share=share,
+        )
+
+    team: workers.Team | None = None
+    walk: RoundTrip | None = None
     try:
-        outcome = round_trip.run()
+        team = _team(the_plan, databases, options, observers)
+        walk = round_trip(team.share if team is not None else None, at_head)
+        outcome = walk.run()
+        if team is not None:
+            outcome = team.join(outcome, lambda share: round_trip(share, None).run())
     except DbarchError as exc:  # env.py cannot run, the server could not start: once, keep what was found
-        outcome = round_trip.outcome
+        outcome = walk.outcome if walk is not None else Outcome()
         results.findings.update(outcome.findings)
         results.findings[("history", "")] = [_history_error(exc, the_plan)]
     else:
         results.findings.update(outcome.findings)
+    finally:
+        if team is not None:
+            team.close()
+            results.processes, results.notes = team.count, team.notes
     results.not_checked = dict(outcome.not_checked)
     results.skipped = dict(outcome.skipped)
     results.steps, results.rebuilds = outcome.steps, outcome.rebuilds
@@ -204,6 +221,22 @@ def _run(
         results.findings[("drift", "")] = drift_findings
     results.seconds = time.perf_counter() - started
     return results
+
+
+def _team(
+    the_plan: Plan,
+    databases: Databases,
+    options: Options,
+    observers: Iterable[Callable[[], StatementObserver]] | None,
+) -> workers.Team | None:
+    """The other processes sharing the round trips, if more than one is worth it; never
+    with observers of the project's own, which cannot cross a process boundary."""
+    if observers is not None or OBSERVERS:
+        return None
+    checked = len(the_plan.revisions) if options.only is None else len(options.only)
+    count = workers.count_for(options.workers, checked)
+    dsn = str(databases.start().dsn())
+    return workers.start(count, the_plan.source, the_plan.rootdir, dsn, options, the_plan.revisions)
 
 
 def _history_error(exc: DbarchError | None, the_plan: Plan) -> Finding:
@@ -237,6 +270,7 @@ def options_from(settings: Any, overrides: dict[str, Any] | None = None) -> Opti
         "extensions": tuple(getattr(settings, "extensions", ()) or ()),
         "lint_ignore": tuple(getattr(settings, "migration_lint_ignore", ()) or ()),
         "column_order": getattr(settings, "migrations_column_order", "warning"),
+        "workers": workers.parse_setting(getattr(settings, "migrations_workers", "auto"), "dbarch_migrations_workers"),
     }
     values.update(overrides or {})
     return Options(**values)
