@@ -644,6 +644,12 @@ def resolve(config: pytest.Config) -> Settings:
             raw, source = opt.default, "default"
         values[opt.name] = None if raw is None else _convert(opt, raw, source)
         sources[opt.name] = source
+    workers = str(values["migrations_workers"]).strip().lower()
+    if workers != "auto" and not (workers.isdigit() and int(workers) >= 1):
+        raise pytest.UsageError(
+            f"dbarch: dbarch_migrations_workers from {sources['migrations_workers']} is {workers!r}; "
+            "it must be 'auto' or a number of processes (1 for one)"
+        )
     given = [n for n in ("alembic_ini", "metadata", "sql_files") if values[n]]
     if len(given) > 1:
         raise pytest.UsageError(

@@ -262,6 +262,68 @@ def test_one_revision_without_timeouts_is_one_finding_for_it(dbarch_migrations, 
     assert "without a lock_timeout or statement_timeout" in found[0].title
 
 
+TIMEOUTS_ON_GIVEN_CONNECTION = """\
+from alembic import context
+from sqlalchemy import text
+
+connection = context.config.attributes["connection"]
+"""
+TIMEOUTS_ON_OWN_ENGINE = """\
+from alembic import context
+from sqlalchemy import create_engine, pool, text
+
+connection = create_engine(context.config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool).connect()
+"""
+TIMEOUTS_ENV = """\
+connection.execute(text("SET lock_timeout = '4s'"))
+connection.execute(text("SET statement_timeout = '5s'"))
+context.configure(connection=connection, target_metadata=None, transaction_per_migration=True)
+with context.begin_transaction():
+    context.run_migrations()
+"""
+SWITCHES_TIMEOUT_OFF = [
+    NO_TIMEOUTS[0],
+    # warehouse's 9ca7d5668af4: a session SET, so it would stay on the walk's connection
+    Rev("n2", ["SET statement_timeout = 0", "ALTER TABLE t ADD COLUMN a int"], ["ALTER TABLE t DROP COLUMN a"]),
+    Rev("n3", ["ALTER TABLE u ADD COLUMN b int"], ["ALTER TABLE u DROP COLUMN b"]),
+]
+
+
+@pytest.mark.parametrize("opening", [TIMEOUTS_ON_GIVEN_CONNECTION, TIMEOUTS_ON_OWN_ENGINE], ids=["given", "own-engine"])
+def test_a_session_setting_does_not_carry_into_later_revisions(dbarch_migrations, tmp_path: Path, opening: str) -> None:  # type: ignore[no-untyped-def]
+    """Each revision is judged with the timeouts env.py sets up, as a deploy of it alone
+    would run; what an earlier revision SET on the session is not carried over (it
+    would be on one connection and not after a rebuild or on another process's)."""
+    ini = str(write_alembic(tmp_path, SWITCHES_TIMEOUT_OFF, env=opening + TIMEOUTS_ENV))
+    results = dbarch_migrations.run(ini, drift=False, data=False, workers=1)
+
+    def timeout_rules(rev: str) -> list[str]:
+        return [f.rule for f in results.for_item("lock-safety", rev) if f.is_problem and "timeout" in f.rule]
+
+    assert timeout_rules("n2") == ["migrations.lint.require-statement-timeout"]
+    assert timeout_rules("n3") == []
+
+
+def test_a_session_setting_does_not_carry_into_later_sql_revisions(dbarch_migrations, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The same in a directory of SQL files: each starts with the session's own settings."""
+    files = {
+        "0001_tables": ("CREATE TABLE t (id int PRIMARY KEY);\nCREATE TABLE u (id int PRIMARY KEY);",
+                        "DROP TABLE u;\nDROP TABLE t;"),
+        "0002_careful": ("SET lock_timeout = '4s';\nSET statement_timeout = '5s';\nALTER TABLE t ADD COLUMN a int;",
+                         "ALTER TABLE t DROP COLUMN a;"),
+        "0003_careless": ("SET lock_timeout = '4s';\nALTER TABLE u ADD COLUMN b int;", "ALTER TABLE u DROP COLUMN b;"),
+    }
+    for name, (up, down) in files.items():
+        (tmp_path / f"{name}.up.sql").write_text(up + "\n")
+        (tmp_path / f"{name}.down.sql").write_text(down + "\n")
+    results = dbarch_migrations.run(str(tmp_path), drift=False, data=False, workers=1)
+    found = {rev: [f.rule for f in results.for_item("lock-safety", rev) if f.is_problem and "timeout" in f.rule]
+             for rev in ("0002_careful", "0003_careless")}
+    # 0003 sets no statement_timeout: deployed alone it has none, whatever 0002 set
+    # before it on the same connection.
+    assert found == {"0002_careful": [], "0003_careless": ["migrations.lint.require-statement-timeout"]}, found
+
+
 # --- 6. column order ------------------------------------------------------------------------
 
 ORDER_HISTORY = [
@@ -506,6 +568,11 @@ def test_cli_usage_errors(tmp_path: Path, inner_dsn: str) -> None:
         assert "--dsn" in result.stderr and "--dbarch-dsn" not in result.stderr
         assert "revisions checked" not in result.stdout and not (tmp_path / ".temp").exists()
         assert "Traceback" not in result.stderr
+
+    workers = dbarch(tmp_path, "migrations", "check", "--workers", "two", dsn=inner_dsn)
+    assert workers.returncode == 2, (workers.stdout, workers.stderr)
+    assert "--workers = 'two' is not a number of processes" in workers.stderr and "Traceback" not in workers.stderr
+    assert not (tmp_path / ".temp").exists()
 
     help_text = dbarch(tmp_path, "migrations", "check", "--help").stdout
     assert "2 bad usage" in " ".join(help_text.split())

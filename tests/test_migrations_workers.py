@@ -185,3 +185,26 @@ def test_ctrl_c_leaves_no_database_and_no_process(tmp_path: Path, inner_dsn: str
     assert processes and not any(Path(f"/proc/{pid}").exists() for pid in processes)
     with psycopg.connect(inner_dsn, autocommit=True) as conn:  # the drops are not deferred
         assert database_names(conn) == before
+
+
+def test_the_ini_setting_shares_the_items_work(external_pytester: pytest.Pytester) -> None:
+    write_alembic(external_pytester.path, HISTORY)
+    outcomes = []
+    for workers_setting in ("1", "2"):
+        external_pytester.makeini(
+            f"[pytest]\ndbarch_migrations = alembic.ini\ndbarch_migrations_heads = r08 r14\n"
+            f"dbarch_migrations_drift = off\ndbarch_migrations_workers = {workers_setting}\n"
+        )
+        result = external_pytester.runpytest("-rfs", "-p", "no:randomly")
+        outcomes.append(result.parseoutcomes())
+        assert "checking process" not in result.stdout.str()  # nothing went wrong to say
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0]["failed"] >= 3 and outcomes[0]["passed"] > 20
+
+
+def test_a_bad_setting_is_one_usage_error(external_pytester: pytest.Pytester) -> None:
+    write_alembic(external_pytester.path, HISTORY[:2])
+    external_pytester.makeini("[pytest]\ndbarch_migrations = alembic.ini\ndbarch_migrations_workers = many\n")
+    result = external_pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*dbarch_migrations_workers from ini dbarch_migrations_workers is 'many'*auto*"])

@@ -34,6 +34,8 @@ from pytest_dbarch.migrations.runners import (
     Step,
     Walk,
     read_waivers,
+    restore_session_timeouts,
+    session_timeouts,
 )
 from pytest_dbarch.postgres.alembic_guard import guarded_env
 from pytest_dbarch.postgres.template import working_directory
@@ -299,6 +301,10 @@ class AlembicRunner:
                 nonlocal called
                 called = True
                 self._read_options(context)
+                # The connection the migrations run on (env.py may have made its own), and
+                # its timeouts as env.py set them up.
+                migrating = context.connection.connection.dbapi_connection
+                baseline = session_timeouts(migrating)
                 step: Step | None = current[0]
                 direction: bool | None = None
                 while isinstance(step, Step):
@@ -312,6 +318,7 @@ class AlembicRunner:
                     make = MigrationStep.upgrade_from_script if step.upgrade else MigrationStep.downgrade_from_script
                     self._relay, self._revision_path = step.relay, step.revision.path
                     if step.relay is not None:
+                        restore_session_timeouts(migrating, baseline)
                         step.relay.begin(self.connection())
                     yield make(self.script.revision_map, script)
                     # The step ran: commit it wherever env.py keeps its transaction.

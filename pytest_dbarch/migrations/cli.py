@@ -109,6 +109,7 @@ def check_command(args: argparse.Namespace) -> int:
             where,
             "run in the project directory, or give the path of alembic.ini or of a directory of .sql migrations",
         )
+    workers = suite_workers(args.workers)
     dsn = args.dsn or os.environ.get("DBARCH_DSN") or None
     settings = Settings(
         dsn=dsn,
@@ -130,7 +131,7 @@ def check_command(args: argparse.Namespace) -> int:
         extensions=tuple(args.extension),
         only=only,
         column_order=args.column_order,
-        workers=suite_workers(args.workers),
+        workers=workers,
     )
     databases = Databases(settings, "cli")
     _usable_server(databases)

@@ -83,6 +83,29 @@ def drive_stepwise(runner: MigrationRunner, walk: Walk) -> None:
             error = exc
 
 
+def session_timeouts(connection: psycopg.Connection[Any]) -> tuple[str, str]:
+    """The session's lock_timeout and statement_timeout, as a new session of the
+    project's migrations starts with them (read once the runner has set up, env.py run)."""
+    row = connection.execute("SELECT current_setting('lock_timeout'), current_setting('statement_timeout')").fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+def restore_session_timeouts(connection: psycopg.Connection[Any], baseline: tuple[str, str]) -> None:
+    """Start a revision with the timeouts a deploy of it alone would have. A session SET
+    in one revision (warehouse's 9ca7d5668af4 turns statement_timeout off) otherwise stays
+    on the walk's connection for every later revision, and what the lint says of a
+    revision would depend on which revisions ran before it on that connection."""
+    from psycopg import pq
+
+    idle = connection.info.transaction_status == pq.TransactionStatus.IDLE
+    connection.execute(
+        "SELECT set_config('lock_timeout', %s, false), set_config('statement_timeout', %s, false)", baseline
+    )
+    if idle and not connection.autocommit:
+        connection.commit()
+
+
 # Waivers are written where reviewers see them: in the revision file itself, e.g.
 #   dbarch_one_way = "drops the legacy audit table; restore from backup instead"
 #   -- dbarch: one-way: data is split irreversibly

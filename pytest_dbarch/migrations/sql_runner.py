@@ -19,7 +19,16 @@ from typing import Any
 import psycopg
 
 from pytest_dbarch.migrations.observe import RanStatement
-from pytest_dbarch.migrations.runners import MigrationError, Revision, StatementRelay, Walk, drive_stepwise, read_waivers
+from pytest_dbarch.migrations.runners import (
+    MigrationError,
+    Revision,
+    StatementRelay,
+    Walk,
+    drive_stepwise,
+    read_waivers,
+    restore_session_timeouts,
+    session_timeouts,
+)
 
 _NUMBERED = re.compile(r"^(\d+)[_-]?(.*)$")
 _SECTION = re.compile(r"^--\s*migrate:(up|down)\b(.*)$", re.MULTILINE | re.IGNORECASE)
@@ -175,6 +184,7 @@ class SqlDirectoryRunner:
 
     def open(self, url: str, dsn: str) -> None:
         self._conn = psycopg.connect(dsn, autocommit=True)
+        self._timeouts = session_timeouts(self._conn)
 
     def connection(self) -> psycopg.Connection[Any]:
         assert self._conn is not None, "open() first"
@@ -204,6 +214,7 @@ class SqlDirectoryRunner:
     def _run(self, revision: Revision, script: Script, action: str, relay: StatementRelay | None) -> None:
         conn = self.connection()
         if relay is not None:
+            restore_session_timeouts(conn, self._timeouts)
             relay.begin(conn)
         line = script.first_line
         try:
