@@ -142,10 +142,19 @@ def _columns(conn: psycopg.Connection[Any], table: str, reader: psycopg.Connecti
 
 
 def _value(
-    column: Column, n: int, conn: psycopg.Connection[Any], depth: int = 0, written: list[Written] | None = None
+    column: Column,
+    n: int,
+    conn: psycopg.Connection[Any],
+    depth: int = 0,
+    written: list[Written] | None = None,
+    parents: dict[str, Any] | None = None,
 ) -> tuple[bool, Any]:
-    """(True, value) for a value of the column's type, (False, reason) when there is none."""
+    """(True, value) for a value of the column's type, (False, reason) when there is none.
+    ``parents``: the parent keys already looked up for this table's rows (one query per
+    foreign key, not per row)."""
     if column.references:
+        if parents is not None and column.references in parents:
+            return True, parents[column.references]
         target, _, col = column.references.rpartition(":")
         row = conn.execute(
             sql.SQL("SELECT {}::text FROM {} LIMIT 1").format(sql.Identifier(col), sql.SQL(target))
@@ -159,6 +168,8 @@ def _value(
             ).fetchone()
         if row is None:
             return (True, None) if not column.not_null else (False, f"no row in {target} to reference")
+        if parents is not None:
+            parents[column.references] = row[0]
         return True, row[0]
     if column.enum_label is not None:
         return True, column.enum_label
@@ -192,11 +203,14 @@ def _insert(
     skip_defaulted: set[str] | None,
     depth: int = 0,
     written: list[Written] | None = None,
+    parents: dict[str, Any] | None = None,
+    savepoint: bool = True,
 ) -> tuple[str, ...] | str:
     """INSERT one row keyed by ``n``; the returned text of every column, or why it failed.
 
     ``skip_defaulted``: columns left to their defaults (the probe); otherwise keys are
-    given explicitly and other defaulted columns use their defaults.
+    given explicitly and other defaulted columns use their defaults. ``savepoint``: off
+    when the caller's own savepoint is rolled back on any failure.
     """
     names, values = [], []
     for column in columns:
@@ -209,7 +223,7 @@ def _insert(
             continue
         if not column.not_null and not column.is_key and not column.references:
             continue
-        ok, value = _value(column, n, conn, depth, written)
+        ok, value = _value(column, n, conn, depth, written, parents)
         if not ok:
             return str(value)
         names.append(sql.Identifier(column.name))
@@ -225,7 +239,10 @@ def _insert(
             _ident(table), sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c.name)) for c in columns)
         )
     try:
-        with conn.transaction():
+        if savepoint:
+            with conn.transaction():
+                row = conn.execute(query, prepare=False).fetchone()
+        else:
             row = conn.execute(query, prepare=False).fetchone()
     except psycopg.Error as exc:
         return str(exc).strip().splitlines()[0]
@@ -235,6 +252,12 @@ def _insert(
         by_name = dict(zip([c.name for c in columns], row))
         written.append(Written(table, tuple(keys), tuple(by_name[k] for k in keys)))
     return tuple(row)
+
+
+def _refers_to(reference: str, table: str) -> bool:
+    """Whether a Column.references value (``target:column``) names ``table``."""
+    target = reference.rpartition(":")[0].replace('"', "")
+    return target in (table, f"public.{table}") or target.removeprefix("public.") == table
 
 
 def _advance_sequences(conn: psycopg.Connection[Any], table: str, columns: list[Column]) -> None:
@@ -274,9 +297,13 @@ def seed(
         rows: dict[tuple[str, ...], tuple[str, ...]] = {}
         written: list[Written] = []
         try:
-            with conn.transaction():  # a savepoint: a table that cannot be seeded keeps no rows
+            # A savepoint: a table that cannot be seeded keeps no rows (so no row needs its
+            # own); a self-reference is looked up again for every row.
+            parents: dict[str, Any] = {}
+            with conn.transaction():
                 for n in KEYS:
-                    result = _insert(conn, table, columns, n, None, 0, written)
+                    result = _insert(conn, table, columns, n, None, 0, written, parents, savepoint=False)
+                    parents = {k: v for k, v in parents.items() if not _refers_to(k, table)}
                     if isinstance(result, str):
                         seeded.skipped.append(f"{table}: {result}")
                         raise _NotSeeded
