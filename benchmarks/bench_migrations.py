@@ -6,7 +6,8 @@ on one disposable server, in the same run:
 
 - pytest-dbarch: every revision upgraded, snapshotted, downgraded, compared, upgraded
   again and compared (catalog snapshots of the whole schema), with and without the data
-  round trip;
+  round trip, in one process and with ``dbarch_migrations_workers = auto`` (one process
+  per core);
 - a classic stairway test on one database (``alembic upgrade rev``, ``downgrade -1``,
   ``upgrade rev`` for every revision through Alembic's commands, no comparison at all).
 
@@ -151,14 +152,21 @@ def main() -> None:
             server = databases.start()
             print(f"server: {server.source}; cores: {os.cpu_count()}; revisions: {args.revisions}")
             figures = {}
-            for label, data in (("round trips + catalog diffs", False), ("... + data round trips", True)):
+            runs = (
+                ("round trips + catalog diffs", False, 1),
+                ("... + data round trips", True, 1),
+                ("round trips + catalog diffs, workers auto", False, None),
+                ("... + data round trips, workers auto", True, None),
+            )
+            for label, data, workers in runs:
                 the_plan = suite.plan(str(ini))
                 started = time.perf_counter()
-                results = suite.run(the_plan, databases, suite.Options(data=data, drift=False))
+                results = suite.run(the_plan, databases, suite.Options(data=data, drift=False, workers=workers))
                 figures[label] = time.perf_counter() - started
                 checked = len(results.by_rule("migrations.round-trip"))
                 problems = len(results.problems())
-                print(f"pytest-dbarch {label}: {figures[label]:.1f} s ({checked} revisions, {problems} problems)")
+                print(f"pytest-dbarch {label}: {figures[label]:.1f} s ({checked} revisions, {problems} problems, "
+                      f"{results.processes} process{'es' if results.processes > 1 else ''})")
             scratch = Scratch(databases)
             db = scratch.create()
             try:

@@ -57,6 +57,10 @@ def auto_count() -> int:
 def count_for(setting: int | None, checked: int) -> int:
     """How many processes check a history of ``checked`` revisions: the setting, or
     (None: auto) one per core when the history is long enough to gain from it."""
+    try:
+        import fcntl  # noqa: F401  (the shared counter's lock)
+    except ImportError:  # not a POSIX system
+        return 1
     if setting is not None:
         return max(1, min(setting, checked))
     if checked < MIN_REVISIONS:
@@ -158,12 +162,15 @@ def start(
         "parts": parts,
         "counter": str(counter),
     }
+    # This interpreter's path, so that the other processes import what this one does
+    # (pytest_dbarch itself and the project's modules, wherever they come from).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(entry for entry in sys.path if entry)}
     try:
         for index in range(count - 1):
             output = open(Path(work.name) / f"output{index}.txt", "wb")  # noqa: SIM115 (the child writes it)
             with output:
                 process = subprocess.Popen(
-                    COMMAND, stdin=subprocess.PIPE, stdout=output, stderr=subprocess.STDOUT, cwd=os.getcwd()
+                    COMMAND, stdin=subprocess.PIPE, stdout=output, stderr=subprocess.STDOUT, cwd=os.getcwd(), env=env
                 )
             team.processes.append(process)
             assert process.stdin is not None
