@@ -83,7 +83,7 @@ import json, sys
 from pathlib import Path
 from pytest_dbarch.migrations.share import claim
 spec = json.loads(sys.stdin.read())
-while claim(Path(spec["counter"])) < spec["parts"]:  # takes every part left, checks none
+while claim(Path(spec["counter"])) < len(spec["starts"]):  # takes every part left, checks none
     pass
 print("simulated crash", flush=True)
 sys.exit(3)
@@ -107,7 +107,8 @@ def test_parts_of_a_failed_process_are_checked_here(dbarch_migrations, tmp_path:
 def test_shares_claim_parts_in_order_without_overlap(tmp_path: Path) -> None:
     counter = tmp_path / "counter"
     counter.write_text("2")  # parts 0 and 1 are the two processes' first
-    first, second = (Share(3, 5, counter=counter, to_head=True), Share(3, 5, counter=counter, first=1))
+    starts = [0, 3, 6, 9, 12]  # five parts of three revisions
+    first, second = (Share(starts, counter=counter, to_head=True), Share(starts, counter=counter, first=1))
     assert [first.owns(p) for p in range(3)] == [True] * 3
     # first is done with part 0 before second starts: it takes part 2, skipping 1
     assert [first.owns(p) for p in range(3, 9)] == [False] * 3 + [True] * 3
@@ -124,9 +125,17 @@ def test_shares_claim_parts_in_order_without_overlap(tmp_path: Path) -> None:
 
 
 def test_a_fixed_share_checks_only_its_parts() -> None:
-    share = Share(2, 5, fixed=[1, 3])
+    share = Share([0, 2, 4, 6, 8], fixed=[1, 3])
     assert [share.owns(p) for p in range(8)] == [False, False, True, True, False, False, True, True]
     assert share.owns(8) is None
+
+
+def test_parts_get_shorter_towards_the_head() -> None:
+    starts = Share.cut(109, 2)
+    sizes = [b - a for a, b in zip(starts, [*starts[1:], 109])]
+    assert starts[0] == 0 and sum(sizes) == 109
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] > 10 and sizes[-1] == 2
+    assert Share.cut(5, 2) == [0, 2, 4]
 
 
 def test_the_setting_says_what_it_wants(dbarch_migrations, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

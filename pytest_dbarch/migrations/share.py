@@ -12,28 +12,29 @@ because the next free part is always further up than the one it just finished.
 
 from __future__ import annotations
 
+import bisect
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 
 class Share:
     """The parts one process round-trips: claimed from ``counter`` as its walk reaches
-    them, or a ``fixed`` set given in advance (parts a failed process left unchecked)."""
+    them, or a ``fixed`` set given in advance (parts a failed process left unchecked).
+    ``starts``: the position where each part begins (see ``cut``)."""
 
     def __init__(
         self,
-        size: int,
-        parts: int,
+        starts: Sequence[int],
         *,
         counter: Path | None = None,
         first: int = 0,
         fixed: Iterable[int] = (),
         to_head: bool = False,
     ) -> None:
-        self.size = size
+        self.starts = list(starts)
+        self.parts = len(self.starts)
         self.first = first  # the part this process starts with (the counter starts past every first part)
-        self.parts = parts
         self.counter = counter
         self.fixed = sorted(set(fixed))
         self.to_head = to_head  # this process also walks on to the head (the one that checks drift)
@@ -41,16 +42,21 @@ class Share:
         self.done: list[int] = []  # the parts it walked to their end
         self._part = -1
 
-    @classmethod
-    def parts_of(cls, revisions: int, processes: int) -> tuple[int, int]:
-        """(part size, number of parts): about six parts per process, at least 3 revisions each."""
-        size = max(3, revisions // (processes * 6))
-        return size, -(-revisions // size)
+    @staticmethod
+    def cut(revisions: int, processes: int) -> list[int]:
+        """Where the parts start: large first, smaller towards the head (a quarter of what
+        is left per process, at least 2 revisions), so that the processes end close
+        together: the last part anyone takes is short."""
+        starts, position = [], 0
+        while position < revisions:
+            starts.append(position)
+            position += max(2, -(-(revisions - position) // (4 * processes)))
+        return starts
 
     def owns(self, position: int) -> bool | None:
         """Whether this process round-trips the revision at ``position`` (base first);
         None once every part up to the end is taken: this process has nothing left to check."""
-        part = position // self.size
+        part = bisect.bisect_right(self.starts, position) - 1
         if part > self._part and self._part >= 0 and self._part < self.parts:
             self.done.append(self._part)
         while part > self._part and self._part < self.parts:

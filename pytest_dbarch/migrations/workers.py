@@ -113,7 +113,7 @@ class Team:
         if missing:
             if self.notes:
                 self.notes[-1] += f"; its revisions were checked in the main process ({len(missing)} parts)"
-            outcomes.append(check_here(Share(self.share.size, self.share.parts, fixed=missing)))
+            outcomes.append(check_here(Share(self.share.starts, fixed=missing)))
         return merge(outcomes, self.revisions)
 
     def _failure(self, index: int, process: subprocess.Popen[bytes]) -> str:
@@ -143,14 +143,14 @@ def start(
     count: int, source: str, rootdir: str, dsn: str, options: Options, revisions: list[Revision]
 ) -> Team | None:
     """Start ``count - 1`` more processes on the history; None for one process."""
-    size, parts = Share.parts_of(len(revisions), count)
-    count = min(count, parts)
+    starts = Share.cut(len(revisions), count)
+    count = min(count, len(starts))
     if count <= 1:
         return None
     work = tempfile.TemporaryDirectory(prefix="dbarch-workers-")  # 0700: the spec holds the DSN
     counter = Path(work.name) / "counter"
     counter.write_text(str(count))  # parts 0 .. count - 1 are every process's first
-    team = Team(Share(size, parts, counter=counter, to_head=True), revisions, work)
+    team = Team(Share(starts, counter=counter, to_head=True), revisions, work)
     spec = {
         "source": source,
         "rootdir": str(rootdir),
@@ -158,8 +158,7 @@ def start(
         "sys_path": sys.path,
         "dsn": dsn,
         "options": options_to_json(options),
-        "size": size,
-        "parts": parts,
+        "starts": starts,
         "counter": str(counter),
     }
     # This interpreter's path, so that the other processes import what this one does
@@ -264,7 +263,7 @@ def main() -> int:
     from pytest_dbarch.postgres.databases import Databases
 
     options = options_from_json(spec["options"])
-    share = Share(spec["size"], spec["parts"], counter=Path(spec["counter"]), first=spec["first"])
+    share = Share(spec["starts"], counter=Path(spec["counter"]), first=spec["first"])
     databases = Databases(
         Settings(dsn=spec["dsn"], sources={"dsn": "the checking process's DSN"}, rootdir=spec["rootdir"]), "mw"
     )
