@@ -235,6 +235,8 @@ def _team(
         return None
     checked = len(the_plan.revisions) if options.only is None else len(options.only)
     count = workers.count_for(options.workers, checked)
+    if count <= 1:
+        return None
     dsn = str(databases.start().dsn())
     return workers.start(count, the_plan.source, the_plan.rootdir, dsn, options, the_plan.revisions)
 

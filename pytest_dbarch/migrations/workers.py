@@ -112,7 +112,7 @@ class Team:
         missing = [part for part in range(self.share.parts) if part not in done]
         if missing:
             if self.notes:
-                self.notes[-1] += f"; its revisions were checked in the main process ({len(missing)} parts)"
+                self.notes[-1] += f"; the {len(missing)} parts of the history left unchecked were checked in the main process"
             outcomes.append(check_here(Share(self.share.starts, fixed=missing)))
         return merge(outcomes, self.revisions)
 
