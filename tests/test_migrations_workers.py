@@ -217,3 +217,21 @@ def test_a_bad_setting_is_one_usage_error(external_pytester: pytest.Pytester) ->
     result = external_pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*dbarch_migrations_workers from ini dbarch_migrations_workers is 'many'*auto*"])
+
+
+def test_a_sql_directory_is_shared_too(dbarch_migrations, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    files = [("CREATE TABLE t (id int PRIMARY KEY, name text NOT NULL);", "DROP TABLE t;")]
+    for n in range(1, 9):
+        up = f"ALTER TABLE t ADD COLUMN c{n} int;"
+        if n == 4:  # the downgrade forgets the index: a failed round trip and a rebuild
+            up += f"\nCREATE INDEX ix_c{n} ON t (c{n});"
+        files.append((up, f"ALTER TABLE t DROP COLUMN c{n};" if n != 4 else "DROP INDEX IF EXISTS nothing;"))
+    for n, (up, down) in enumerate(files):
+        (tmp_path / f"{n:04d}_step.up.sql").write_text(up + "\n")
+        (tmp_path / f"{n:04d}_step.down.sql").write_text(down + "\n")
+    alone = dbarch_migrations.run(str(tmp_path), drift=False, workers=1)
+    shared = dbarch_migrations.run(str(tmp_path), drift=False, workers=2)
+    assert (shared.processes, shared.notes) == (2, [])
+    assert _seen(shared) == _seen(alone)
+    assert any(f.rule == "migrations.round-trip" and f.status.value == "failed" for f in alone.all())
+    assert shared.steps > alone.steps
