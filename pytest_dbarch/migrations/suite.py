@@ -50,6 +50,20 @@ class Options:
     column_order: str = "warning"  # severity of a column order a downgrade does not restore
     workers: int | None = None  # processes sharing the round trips (None: one per core for long histories)
 
+    def to_json(self) -> dict[str, Any]:
+        """What another checking process needs (see workers.py)."""
+        from dataclasses import asdict
+
+        data = asdict(self)
+        data["only"] = sorted(self.only) if self.only is not None else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Options:
+        values = {key: tuple(value) if isinstance(value, list) else value for key, value in data.items()}
+        values["only"] = frozenset(data["only"]) if data["only"] is not None else None
+        return cls(**values)
+
 
 @dataclass
 class Plan:
@@ -238,7 +252,7 @@ def _team(
     if count <= 1:
         return None
     dsn = str(databases.start().dsn())
-    return workers.start(count, the_plan.source, the_plan.rootdir, dsn, options, the_plan.revisions)
+    return workers.start(count, the_plan.source, the_plan.rootdir, dsn, options.to_json(), the_plan.revisions)
 
 
 def _history_error(exc: DbarchError | None, the_plan: Plan) -> Finding:

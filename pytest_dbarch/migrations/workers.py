@@ -7,10 +7,10 @@ the same server; they share the history part by part (see ``share.py``). This pr
 goes on to the head (drift and the head snapshot stay here) and merges what the others
 found into its own outcome: the same findings as one process, in the same order.
 
-The other processes get everything they need on standard input (the DSN included, so
-it never shows in a process list), write their outcome to a file in a private
-temporary directory, and drop their own databases on every exit path (a SIGTERM from
-here included). A process that fails leaves its parts unchecked: they are then checked
+The other processes (``checking_process.py``) get everything they need on standard
+input (the DSN included, so it never shows in a process list), write their outcome to a
+file in a private temporary directory, and drop their own databases on every exit path
+(a SIGTERM from here included). A process that fails leaves its parts unchecked: they are then checked
 here, after the walk, and the run says so. Projects that register observers of their
 own (``suite.OBSERVERS``) run in one process: those cannot cross a process boundary.
 """
@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pytest_dbarch.errors import DbarchError
 from pytest_dbarch.findings import Finding
@@ -34,12 +34,9 @@ from pytest_dbarch.migrations.roundtrip import Outcome
 from pytest_dbarch.migrations.runners import Revision
 from pytest_dbarch.migrations.share import Share
 
-if TYPE_CHECKING:
-    from pytest_dbarch.migrations.suite import Options
-
 MIN_REVISIONS = 24  # below this, a second process costs more than it saves (its start-up is ~1 s)
 MAX_PROCESSES = 4
-COMMAND = [sys.executable, "-m", "pytest_dbarch.migrations.workers"]
+COMMAND = [sys.executable, "-m", "pytest_dbarch.migrations.checking_process"]
 
 
 def auto_count() -> int:
@@ -140,9 +137,10 @@ class Team:
 
 
 def start(
-    count: int, source: str, rootdir: str, dsn: str, options: Options, revisions: list[Revision]
+    count: int, source: str, rootdir: str, dsn: str, options: dict[str, Any], revisions: list[Revision]
 ) -> Team | None:
-    """Start ``count - 1`` more processes on the history; None for one process."""
+    """Start ``count - 1`` more processes on the history (``options``: suite.Options as
+    JSON); None for one process."""
     starts = Share.cut(len(revisions), count)
     count = min(count, len(starts))
     if count <= 1:
@@ -157,7 +155,7 @@ def start(
         "cwd": os.getcwd(),
         "sys_path": sys.path,
         "dsn": dsn,
-        "options": options_to_json(options),
+        "options": options,
         "starts": starts,
         "counter": str(counter),
     }
@@ -183,22 +181,6 @@ def start(
 
 
 # --- what crosses the process boundary ---
-
-
-def options_to_json(options: Options) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    data = asdict(options)
-    data["only"] = sorted(options.only) if options.only is not None else None
-    return data
-
-
-def options_from_json(data: dict[str, Any]) -> Options:
-    from pytest_dbarch.migrations.suite import Options
-
-    values = {key: tuple(value) if isinstance(value, list) else value for key, value in data.items()}
-    values["only"] = frozenset(data["only"]) if data["only"] is not None else None
-    return Options(**values)
 
 
 def outcome_to_json(outcome: Outcome, share: Share) -> dict[str, Any]:
@@ -245,51 +227,3 @@ def merge(outcomes: list[Outcome], revisions: list[Revision]) -> Outcome:
         merged.findings.setdefault(key, []).extend(found)
     merged.not_checked = {rev.id: merged.not_checked[rev.id] for rev in revisions if rev.id in merged.not_checked}
     return merged
-
-
-# --- a checking process ---
-
-
-def main() -> int:
-    """Check the parts of a history this process claims; see the module docstring."""
-    spec = json.loads(sys.stdin.read())
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds: the databases are dropped
-    sys.path[:] = spec["sys_path"]
-    from pytest_dbarch.config import Settings
-    from pytest_dbarch.migrations import suite
-    from pytest_dbarch.migrations.roundtrip import RoundTrip
-    from pytest_dbarch.migrations.scratch import Scratch
-    from pytest_dbarch.origin import plugin_statements
-    from pytest_dbarch.postgres.databases import Databases
-
-    options = options_from_json(spec["options"])
-    share = Share(spec["starts"], counter=Path(spec["counter"]), first=spec["first"])
-    databases = Databases(
-        Settings(dsn=spec["dsn"], sources={"dsn": "the checking process's DSN"}, rootdir=spec["rootdir"]), "mw"
-    )
-    try:
-        runner = suite.open_runner(spec["source"], spec["rootdir"])
-        factories = suite.default_observers(options)
-        round_trip = RoundTrip(
-            runner,
-            Scratch(databases, options.extensions),
-            rootdir=spec["rootdir"],
-            observers=lambda: [make() for make in factories],
-            floor=options.min_downgrade,
-            data=options.data,
-            only=options.only,
-            column_order=options.column_order,
-            share=share,
-        )
-        with plugin_statements():
-            outcome = round_trip.run()
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, signal.SIG_IGN)  # a second signal must not cut the drops short
-        databases.close()
-    Path(spec["outcome"]).write_text(json.dumps(outcome_to_json(outcome, share)))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
