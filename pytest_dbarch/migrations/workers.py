@@ -152,7 +152,6 @@ def start(
     spec = {
         "source": source,
         "rootdir": str(rootdir),
-        "cwd": os.getcwd(),
         "sys_path": sys.path,
         "dsn": dsn,
         "options": options,
@@ -164,8 +163,7 @@ def start(
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(entry for entry in sys.path if entry)}
     try:
         for index in range(count - 1):
-            output = open(Path(work.name) / f"output{index}.txt", "wb")  # noqa: SIM115 (the child writes it)
-            with output:
+            with open(Path(work.name) / f"output{index}.txt", "wb") as output:  # the child keeps its own handle
                 process = subprocess.Popen(
                     COMMAND, stdin=subprocess.PIPE, stdout=output, stderr=subprocess.STDOUT, cwd=os.getcwd(), env=env
                 )
